@@ -1,0 +1,102 @@
+"""genkeep serve | worker | db upgrade | sweep."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from genkeep.config import Settings, SettingsError
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from genkeep.web.app import create_app
+
+    app = create_app(settings)
+    print(f"genkeep is serving http://{host}:{port} (engine: {settings.engine}, workers: {settings.workers})",
+          flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+def _worker(settings: Settings, burst: bool) -> None:
+    from genkeep.studio import Studio
+
+    studio = Studio.open(settings)
+    concurrency = settings.workers or 1
+    if burst:
+        from genkeep.engines import load_engine
+        from genkeep.worker import WorkerPool
+
+        pool = WorkerPool(studio.store, studio.storage, load_engine(settings), settings, 1)
+        count = pool.run_burst()
+        print(f"ran {count} tasks", flush=True)
+        return
+    done = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    studio.start_workers(concurrency)
+    studio.start_sweeper()
+    print(f"genkeep worker {studio.pool.worker_id if studio.pool else ''} running {concurrency} at a time",
+          flush=True)
+    done.wait()
+    studio.close()
+
+
+def _db_upgrade(settings: Settings) -> None:
+    from genkeep.tasks import database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database.upgrade(settings.resolved_database_url, settings.data_dir)
+    print("database is up to date", flush=True)
+
+
+def _sweep(settings: Settings) -> None:
+    from genkeep.studio import Studio
+
+    studio = Studio.open(settings)
+    # Studio.open already swept once; say what is left.
+    swept = studio.service.sweep()
+    print(f"swept {len(swept)} tasks", flush=True)
+    studio.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="genkeep", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve pages, API and images, and run workers")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    worker = commands.add_parser("worker", help="run workers alone")
+    worker.add_argument("--burst", action="store_true", help="run every waiting task, then exit")
+    db = commands.add_parser("db", help="database commands")
+    db.add_argument("action", choices=["upgrade"])
+    commands.add_parser("sweep", help="fail tasks past the timeout, once")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"genkeep: {error}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        _serve(settings, args.host, args.port)
+    elif args.command == "worker":
+        _worker(settings, args.burst)
+    elif args.command == "db":
+        _db_upgrade(settings)
+    elif args.command == "sweep":
+        _sweep(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Reference images in: recognised by decoding, bounded before the full decode, stored clean.
+
+Only PNG, JPEG and WebP are accepted, whatever the file is called or claims to be. The pixel count is checked
+from the header before the pixels are decoded (decompression bombs); orientation is applied and every piece of
+metadata (EXIF, GPS, ICC, text chunks) is dropped by re-encoding.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from genkeep.tasks.errors import InvalidInput, TooLarge, UnsupportedImage
+
+ACCEPTED_FORMATS = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg"), "WEBP": ("image/webp", ".webp")}
+READ_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    """A validated reference image, re-encoded and ready to store."""
+
+    data: bytes
+    width: int
+    height: int
+    content_type: str
+    extension: str
+
+
+def read_capped(stream: BinaryIO, max_bytes: int, label: str) -> bytes:
+    """Read a whole upload, refusing it as soon as it passes the byte cap."""
+    buffer = bytearray()
+    while chunk := stream.read(READ_CHUNK):
+        buffer += chunk
+        if len(buffer) > max_bytes:
+            megabytes = max_bytes / (1024 * 1024)
+            raise TooLarge(f"{label} is larger than {megabytes:g} MB; upload a smaller file.",
+                           field="reference_images")
+    return bytes(buffer)
+
+
+def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanImage:
+    """Decode, check and re-encode one uploaded image."""
+    if not data:
+        raise InvalidInput(f"{label} is empty (0 bytes); choose the image file again.", field="reference_images")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image: Image.Image = Image.open(io.BytesIO(data))
+            image_format = image.format or ""
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+            OSError, ValueError, SyntaxError):
+        raise UnsupportedImage(
+            f"{label} is not a PNG, JPEG or WebP image; export it in one of those formats.",
+            field="reference_images",
+        ) from None
+    if image_format not in ACCEPTED_FORMATS:
+        raise UnsupportedImage(
+            f"{label} is a {image_format or 'unknown'} file; only PNG, JPEG and WebP images are accepted.",
+            field="reference_images",
+        )
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InvalidInput(
+            f"{label} is {width}x{height} pixels, more than the {max_pixels / 1e6:g} megapixels allowed; "
+            "resize it and upload it again.",
+            field="reference_images",
+        )
+    if min(width, height) < min_side:
+        raise InvalidInput(
+            f"{label} is only {width}x{height} pixels; use an image at least {min_side} pixels on each side.",
+            field="reference_images",
+        )
+    try:
+        # The pixel count is bounded above, so a full decode is safe from here on.
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise InvalidInput(
+            f"{label} could not be decoded (the file is damaged or incomplete); export it again.",
+            field="reference_images",
+        ) from None
+    content_type, extension = ACCEPTED_FORMATS[image_format]
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    image = image.convert("RGBA" if has_alpha and image_format != "JPEG" else "RGB")
+    out = io.BytesIO()
+    if image_format == "JPEG":
+        image.save(out, "JPEG", quality=95, subsampling=0)
+    elif image_format == "WEBP":
+        image.save(out, "WEBP", lossless=True, method=1)
+    else:
+        image.save(out, "PNG", compress_level=3)
+    return CleanImage(out.getvalue(), image.width, image.height, content_type, extension)

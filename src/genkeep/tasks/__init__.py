@@ -1,0 +1,1 @@
+"""The generation task: its model, its store, its lifecycle and the sweeper."""

@@ -1,0 +1,58 @@
+"""The tasks table. Times are integer milliseconds since the epoch (UTC): portable, compact and cheap to index."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+UNFINISHED_SQL = "status IN ('pending', 'processing')"
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", String(128), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("prompt", Text, nullable=True),
+    # JSON list of {"name", "width", "height", "content_type"}, in upload order.
+    Column("reference_images", Text, nullable=False, server_default="[]"),
+    Column("result_name", String(64), nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("progress", Float, nullable=True),
+    Column("engine", String(64), nullable=True),
+    Column("provider_job_id", String(256), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("worker_id", String(64), nullable=True),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    UniqueConstraint("owner_id", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
+)
+
+# Recovery (owner's unfinished tasks of a type) and history by status, newest first.
+Index("ix_tasks_owner_type_status_created", tasks.c.owner_id, tasks.c.type, tasks.c.status,
+      tasks.c.created_at, tasks.c.id)
+# History of a type, newest first, whatever the status.
+Index("ix_tasks_owner_type_created", tasks.c.owner_id, tasks.c.type, tasks.c.created_at, tasks.c.id)
+# The owner's tasks across types (home page), newest first; also the unfinished-task cap.
+Index("ix_tasks_owner_status_created", tasks.c.owner_id, tasks.c.status, tasks.c.created_at)
+# The sweeper and claiming only ever look at unfinished tasks: a partial index stays small at any history size.
+Index("ix_tasks_unfinished_created", tasks.c.created_at,
+      sqlite_where=text(UNFINISHED_SQL), postgresql_where=text(UNFINISHED_SQL))

@@ -1,0 +1,332 @@
+"""The task store: every SQL statement genkeep runs lives here.
+
+The tasks table is both the truth and the work queue. Claiming writes a worker id and a lease expiry in one
+statement; finishing is compare-and-set on status = 'processing', so a late result after a timeout or a cancel
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from genkeep.tasks.database import is_sqlite
+from genkeep.tasks.model import (
+    UNFINISHED,
+    ReferenceImage,
+    Task,
+    TaskError,
+    TaskStatus,
+    TaskType,
+    from_millis,
+    now,
+    to_millis,
+)
+from genkeep.tasks.schema import tasks
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "genkeep_tasks"
+
+
+class DuplicateIdempotencyKey(Exception):
+    """The owner already has a task with this Idempotency-Key."""
+
+
+class InvalidCursor(ValueError):
+    """A list cursor that genkeep did not make."""
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Task]
+    next_cursor: str | None
+
+
+def encode_cursor(task: Task) -> str:
+    raw = f"{to_millis(task.created_at)}:{task.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        millis, task_id = raw.split(":", 1)
+        if not task_id or len(task_id) > 32:
+            raise ValueError(task_id)
+        return int(millis), task_id
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidCursor(cursor) from None
+
+
+def _row_to_task(row: Any) -> Task:
+    error = TaskError(row.error_code, row.error_message or "") if row.error_code else None
+    return Task(
+        id=row.id,
+        owner_id=row.owner_id,
+        type=TaskType(row.type),
+        status=TaskStatus(row.status),
+        prompt=row.prompt,
+        reference_images=tuple(ReferenceImage(**image) for image in json.loads(row.reference_images)),
+        created_at=from_millis(row.created_at),
+        updated_at=from_millis(row.updated_at),
+        finished_at=from_millis(row.finished_at) if row.finished_at is not None else None,
+        result_name=row.result_name,
+        error=error,
+        progress=row.progress,
+        engine=row.engine,
+        provider_job_id=row.provider_job_id,
+        attempts=row.attempts,
+        worker_id=row.worker_id,
+        lease_expires_at=from_millis(row.lease_expires_at) if row.lease_expires_at is not None else None,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+def _unfinished() -> Any:
+    return tasks.c.status.in_([status.value for status in UNFINISHED])
+
+
+class TaskStore:
+    """All reads and writes of generation tasks."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = is_sqlite(str(engine.url))
+
+    # ---- accepting and reading -------------------------------------------------------------------------------
+
+    def create(self, task: Task) -> None:
+        """Insert a new task; raises DuplicateIdempotencyKey if the owner already used its key."""
+        values = {
+            "id": task.id,
+            "owner_id": task.owner_id,
+            "type": task.type.value,
+            "status": task.status.value,
+            "prompt": task.prompt,
+            "reference_images": json.dumps([image.__dict__ for image in task.reference_images]),
+            "attempts": 0,
+            "idempotency_key": task.idempotency_key,
+            "created_at": to_millis(task.created_at),
+            "updated_at": to_millis(task.updated_at),
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(tasks).values(**values))
+                if not self.sqlite:
+                    # Delivered on commit: idle workers on every machine wake at once.
+                    conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        except IntegrityError:
+            if task.idempotency_key is not None and self.get_by_idempotency_key(
+                task.owner_id, task.idempotency_key
+            ):
+                raise DuplicateIdempotencyKey(task.idempotency_key) from None
+            raise
+
+    def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
+        """One task; with owner_id, only if that owner's."""
+        query = select(tasks).where(tasks.c.id == task_id)
+        if owner_id is not None:
+            query = query.where(tasks.c.owner_id == owner_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _row_to_task(row) if row is not None else None
+
+    def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None:
+        query = select(tasks).where(tasks.c.owner_id == owner_id, tasks.c.idempotency_key == key)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _row_to_task(row) if row is not None else None
+
+    def list_tasks(
+        self,
+        owner_id: str,
+        *,
+        task_type: TaskType | None = None,
+        statuses: Sequence[TaskStatus] = (),
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """The owner's tasks, newest first, keyset-paged."""
+        query = select(tasks).where(tasks.c.owner_id == owner_id)
+        if task_type is not None:
+            query = query.where(tasks.c.type == task_type.value)
+        if statuses:
+            query = query.where(tasks.c.status.in_([status.value for status in statuses]))
+        if cursor:
+            millis, task_id = decode_cursor(cursor)
+            query = query.where(
+                or_(tasks.c.created_at < millis, and_(tasks.c.created_at == millis, tasks.c.id < task_id))
+            )
+        query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        items = [_row_to_task(row) for row in rows[:limit]]
+        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+        return Page(items, next_cursor)
+
+    def count_unfinished(self, owner_id: str) -> int:
+        query = select(func.count()).select_from(tasks).where(tasks.c.owner_id == owner_id, _unfinished())
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def delete_finished(self, task_id: str, owner_id: str) -> bool:
+        """Remove a finished task's row; False if it is not finished (or not there)."""
+        statement = delete(tasks).where(
+            tasks.c.id == task_id,
+            tasks.c.owner_id == owner_id,
+            tasks.c.status.in_([TaskStatus.COMPLETED.value, TaskStatus.FAILED.value]),
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def existing_ids(self, task_ids: Iterable[str]) -> set[str]:
+        ids = list(task_ids)
+        if not ids:
+            return set()
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(tasks.c.id).where(tasks.c.id.in_(ids))).scalars())
+
+    # ---- the work queue ------------------------------------------------------------------------------------------
+
+    def claim(self, worker_id: str, engine_name: str, *, limit: int, lease_seconds: float,
+              max_attempts: int) -> list[Task]:
+        """Take up to `limit` processing tasks nobody holds (or whose holder's lease ran out)."""
+        moment = to_millis(now())
+        candidates = (
+            select(tasks.c.id)
+            .where(
+                tasks.c.status == TaskStatus.PROCESSING.value,
+                or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < moment),
+                tasks.c.attempts < max_attempts,
+            )
+            .order_by(tasks.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(tasks)
+            .where(tasks.c.id.in_(candidates.scalar_subquery()))
+            .values(
+                worker_id=worker_id,
+                lease_expires_at=moment + int(lease_seconds * 1000),
+                attempts=tasks.c.attempts + 1,
+                engine=engine_name,
+                updated_at=moment,
+            )
+            .returning(*tasks.c)
+        )
+        with self.engine.begin() as conn:
+            rows = conn.execute(statement).all()
+        return sorted((_row_to_task(row) for row in rows), key=lambda task: task.created_at)
+
+    def renew(self, worker_id: str, task_ids: Sequence[str], lease_seconds: float) -> set[str]:
+        """Extend this worker's leases; returns the ids it still holds (the rest finished or were taken)."""
+        if not task_ids:
+            return set()
+        moment = to_millis(now())
+        statement = (
+            update(tasks)
+            .where(
+                tasks.c.id.in_(list(task_ids)),
+                tasks.c.worker_id == worker_id,
+                tasks.c.status == TaskStatus.PROCESSING.value,
+            )
+            .values(lease_expires_at=moment + int(lease_seconds * 1000))
+            .returning(tasks.c.id)
+        )
+        with self.engine.begin() as conn:
+            return set(conn.execute(statement).scalars())
+
+    def release(self, task_id: str, worker_id: str) -> bool:
+        """Hand a task back unfinished (worker shutting down): another worker takes it at once."""
+        statement = (
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.worker_id == worker_id,
+                   tasks.c.status == TaskStatus.PROCESSING.value)
+            .values(worker_id=None, lease_expires_at=None, attempts=tasks.c.attempts - 1,
+                    updated_at=to_millis(now()))
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def save_provider_job(self, task_id: str, provider_job_id: str) -> bool:
+        statement = (
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.PROCESSING.value)
+            .values(provider_job_id=provider_job_id, updated_at=to_millis(now()))
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def set_progress(self, task_id: str, progress: float) -> None:
+        statement = (
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.PROCESSING.value)
+            .values(progress=progress, updated_at=to_millis(now()))
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement)
+
+    # ---- finishing: compare-and-set on processing ----------------------------------------------------------------
+
+    def complete(self, task_id: str, result_name: str) -> bool:
+        """Mark completed with its image; False (and nothing changed) if the task had already finished."""
+        moment = to_millis(now())
+        return self._finish(task_id, status=TaskStatus.COMPLETED.value, result_name=result_name, progress=1.0,
+                            finished_at=moment, updated_at=moment, worker_id=None, lease_expires_at=None)
+
+    def fail(self, task_id: str, code: str, message: str, *, owner_id: str | None = None) -> bool:
+        """Mark failed with a reason; False (and nothing changed) if the task had already finished."""
+        moment = to_millis(now())
+        return self._finish(task_id, owner_id=owner_id, status=TaskStatus.FAILED.value, error_code=code,
+                            error_message=message, finished_at=moment, updated_at=moment, worker_id=None,
+                            lease_expires_at=None)
+
+    def _finish(self, task_id: str, owner_id: str | None = None, **values: Any) -> bool:
+        statement = update(tasks).where(tasks.c.id == task_id, _unfinished())
+        if owner_id is not None:
+            statement = statement.where(tasks.c.owner_id == owner_id)
+        with self.engine.begin() as conn:
+            changed = conn.execute(statement.values(**values)).rowcount == 1
+        if not changed:
+            log.warning("task %s had already finished; %s ignored", task_id, values["status"])
+        return changed
+
+    # ---- the sweeper ---------------------------------------------------------------------------------------------
+
+    def sweep_timed_out(self, timeout_seconds: float, message: str, task_id: str | None = None) -> list[str]:
+        """Fail every unfinished task older than the timeout (one indexed UPDATE); returns their ids."""
+        moment = to_millis(now())
+        statement = (
+            update(tasks)
+            .where(_unfinished(), tasks.c.created_at < moment - int(timeout_seconds * 1000))
+            .values(status=TaskStatus.FAILED.value, error_code="timeout", error_message=message,
+                    finished_at=moment, updated_at=moment, worker_id=None, lease_expires_at=None)
+            .returning(tasks.c.id)
+        )
+        if task_id is not None:
+            statement = statement.where(tasks.c.id == task_id)
+        with self.engine.begin() as conn:
+            return list(conn.execute(statement).scalars())
+
+    def sweep_exhausted(self, max_attempts: int, message: str) -> list[str]:
+        """Fail tasks whose workers died `max_attempts` times: nobody may claim them again."""
+        moment = to_millis(now())
+        statement = (
+            update(tasks)
+            .where(_unfinished(), tasks.c.attempts >= max_attempts, tasks.c.lease_expires_at < moment)
+            .values(status=TaskStatus.FAILED.value, error_code="interrupted", error_message=message,
+                    finished_at=moment, updated_at=moment, worker_id=None, lease_expires_at=None)
+            .returning(tasks.c.id)
+        )
+        with self.engine.begin() as conn:
+            return list(conn.execute(statement).scalars())

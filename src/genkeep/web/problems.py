@@ -1,0 +1,92 @@
+"""Every 4xx and 5xx answer is application/problem+json with a detail that says what to change."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from genkeep.tasks.errors import (
+    InvalidInput,
+    TaskNotFound,
+    TaskServiceError,
+    TooLarge,
+    TooManyUnfinished,
+    UnsupportedImage,
+    WrongState,
+)
+from genkeep.web.owner import MissingOwnerHeader
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "Bad request",
+    401: "Who are you?",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Wrong state",
+    413: "Too large",
+    415: "Unsupported image",
+    422: "Invalid input",
+    429: "Too many unfinished tasks",
+    500: "Internal error",
+}
+
+
+def problem(status: int, code: str, detail: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"about:blank#{code}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "field": field,
+    }
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def status_for(error: TaskServiceError) -> int:
+    # Most specific first: TooLarge and UnsupportedImage are kinds of InvalidInput.
+    for kind, status in ((TooLarge, 413), (UnsupportedImage, 415), (InvalidInput, 422), (TaskNotFound, 404),
+                         (WrongState, 409), (TooManyUnfinished, 429)):
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into a problem."""
+
+    @app.exception_handler(TaskServiceError)
+    async def service_error(_request: Request, error: TaskServiceError) -> JSONResponse:
+        return problem(status_for(error), error.code, error.detail, error.field)
+
+    @app.exception_handler(MissingOwnerHeader)
+    async def missing_owner(_request: Request, _error: MissingOwnerHeader) -> JSONResponse:
+        return problem(401, "unauthenticated", "Sign in first: this studio needs your login to know your tasks.")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+        field = location[0] if location else None
+        message = first.get("msg", "invalid value")
+        detail = f"{field}: {message}; correct it and send again." if field else f"{message}."
+        return problem(422, "invalid_input", detail, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 404:
+            return problem(404, "not_found", "Nothing is here; check the address.")
+        if error.status_code == 405:
+            return problem(405, "method_not_allowed", "This address does not take that method.")
+        return problem(error.status_code, "error", str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=error)
+        return problem(500, "internal", "Something went wrong on the server; try again in a moment.")

@@ -1,0 +1,91 @@
+"""Fixtures: every store test runs on SQLite and on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from genkeep.config import Settings
+from genkeep.studio import Studio
+from genkeep.tasks import database
+from genkeep.web.app import create_app
+
+POSTGRES_ADMIN_URL = os.environ.get("GENKEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_POSTGRES = os.environ.get("GENKEEP_REQUIRE_POSTGRES") == "1"
+TESTS_DIR = Path(__file__).parent
+SCRIPTED_ENGINE = "tests.support.engines:create_engine"
+
+
+def _postgres_reason() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return None
+    except Exception as error:
+        return f"PostgreSQL is not reachable at GENKEEP_TEST_POSTGRES_URL ({type(error).__name__}: {error})"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated, dropped at the end."""
+    reason = _postgres_reason()
+    if reason is not None:
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason + " and GENKEEP_REQUIRE_POSTGRES=1")
+        pytest.skip(reason)
+    name = f"genkeep_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+    url = f"{base}/{name}"
+    try:
+        yield url
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty task database, on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'genkeep.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    database.upgrade(url, tmp_path)
+    engine = database.connect(url)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE tasks"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, engine=SCRIPTED_ENGINE, workers=2,
+                    secret_key="test-secret-key-" + "x" * 16)
+
+
+@pytest.fixture
+def studio(settings: Settings) -> Iterator[Studio]:
+    """The task service with no workers running: tests drive workers themselves."""
+    opened = Studio.open(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The whole app, workers included, as a browser would talk to it."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def new_client(app_client: TestClient) -> TestClient:
+    """Another browser (its own owner cookie) on the same app."""
+    return TestClient(app_client.app)
