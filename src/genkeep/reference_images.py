@@ -52,8 +52,12 @@ def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int) -> C
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image: Image.Image = Image.open(io.BytesIO(data))
             image_format = image.format or ""
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
-            OSError, ValueError, SyntaxError):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidInput(
+            f"{label} has more than the {max_pixels / 1e6:g} megapixels allowed; resize it and upload it again.",
+            field="reference_images",
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise UnsupportedImage(
             f"{label} is not a PNG, JPEG or WebP image; export it in one of those formats.",
             field="reference_images",

@@ -1,0 +1,141 @@
+"""Final states are final; cancel, retry, delete and the Idempotency-Key behave as API.md says."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from genkeep.engines.base import EngineJob, EngineResult, RunToCompletionEngine
+from genkeep.studio import Studio
+from genkeep.tasks.model import TaskType, now, to_millis
+from genkeep.tasks.schema import tasks
+from genkeep.worker import WorkerPool
+from tests.support.api import submit, wait_final
+from tests.support.waiting import wait_for
+
+
+class LateEngine(RunToCompletionEngine):
+    """Runs the task's fate (a cancel, a timeout) in the middle of the generation, then returns an image."""
+
+    name = "late"
+    rerun_safe = True
+
+    def __init__(self, meanwhile: object) -> None:
+        self.meanwhile = meanwhile
+
+    def run(self, job: EngineJob, ctx: object) -> EngineResult:
+        self.meanwhile(job.task_id)  # type: ignore[operator]
+        return EngineResult(b"\x89PNG late result")
+
+
+def test_a_late_result_after_a_cancel_changes_nothing(studio: Studio) -> None:
+    task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
+    engine = LateEngine(lambda task_id: studio.service.cancel("owner-a", task_id))
+    WorkerPool(studio.store, studio.storage, engine, studio.settings, 1).run_burst()
+    final = studio.service.get("owner-a", task.id)
+    assert final.status == "failed" and final.error is not None and final.error.code == "canceled"
+    assert final.result_name is None
+    assert not list(studio.storage.task_dir(task.id).glob("result-*"))
+
+
+def test_a_late_result_after_a_timeout_changes_nothing(studio: Studio) -> None:
+    task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
+
+    def time_out(task_id: str) -> None:
+        with studio.store.engine.begin() as conn:
+            conn.execute(update(tasks).where(tasks.c.id == task_id)
+                         .values(created_at=to_millis(now() - timedelta(minutes=6))))
+        studio.service.sweep()
+
+    WorkerPool(studio.store, studio.storage, LateEngine(time_out), studio.settings, 1).run_burst()
+    final = studio.service.get("owner-a", task.id)
+    assert final.status == "failed" and final.error is not None and final.error.code == "timeout"
+    assert final.result_name is None
+
+
+def test_a_finished_task_cannot_be_finished_again(studio: Studio) -> None:
+    task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
+    assert studio.store.complete(task.id, "result-1.png")
+    assert not studio.store.fail(task.id, "engine_error", "too late")
+    assert not studio.store.complete(task.id, "result-2.png")
+    final = studio.service.get("owner-a", task.id)
+    assert final.status == "completed" and final.result_name == "result-1.png" and final.error is None
+
+
+def test_cancel_stops_the_running_engine(client: TestClient) -> None:
+    task = submit(client, prompt="slow:30 a long one").json()
+    canceled = client.post(f"/api/tasks/{task['id']}/cancel")
+    assert canceled.status_code == 200
+    assert canceled.json()["status"] == "failed" and canceled.json()["error"]["code"] == "canceled"
+    pool = client.app.state.studio.pool  # type: ignore[attr-defined]
+    wait_for(lambda: not pool._running, timeout=10, message="the engine to stop")
+    assert client.post(f"/api/tasks/{task['id']}/cancel").status_code == 409
+
+
+def test_retry_makes_a_new_task_with_the_same_inputs(client: TestClient) -> None:
+    failed = wait_final(client, submit(client, "WHITE_BACKGROUND", prompt="fail once").json()["id"])
+    assert failed["status"] == "failed"
+    retried = client.post(f"/api/tasks/{failed['id']}/retry")
+    assert retried.status_code == 201
+    new = retried.json()
+    assert new["id"] != failed["id"] and new["status"] == "processing"
+    assert new["type"] == "WHITE_BACKGROUND" and new["prompt"] == "fail once"
+    assert len(new["reference_images"]) == 1
+    assert client.get(new["reference_images"][0]["url"]).content == \
+        client.get(failed["reference_images"][0]["url"]).content
+    done = wait_final(client, submit(client, prompt="fine").json()["id"])
+    assert client.post(f"/api/tasks/{done['id']}/retry").status_code == 409
+
+
+def test_delete_removes_a_finished_task_and_its_files(client: TestClient) -> None:
+    task = wait_final(client, submit(client, "WHITE_BACKGROUND", prompt="a mug").json()["id"])
+    running = submit(client, prompt="slow:20").json()
+    assert client.delete(f"/api/tasks/{running['id']}").status_code == 409
+    assert client.delete(f"/api/tasks/{task['id']}").status_code == 204
+    assert client.get(f"/api/tasks/{task['id']}").status_code == 404
+    assert client.get(task["image_url"]).status_code == 404
+    assert client.get(task["reference_images"][0]["url"]).status_code == 404
+    studio: Studio = client.app.state.studio  # type: ignore[attr-defined]
+    assert not studio.storage.task_dir(task["id"]).exists()
+    client.post(f"/api/tasks/{running['id']}/cancel")
+
+
+def test_the_same_idempotency_key_gives_the_same_task(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "click-1"}
+    first = submit(client, prompt="slow:1 a kite", headers=headers)
+    again = submit(client, prompt="slow:1 a kite", headers=headers)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    listed = client.get("/api/tasks").json()["items"]
+    assert [item["id"] for item in listed] == [first.json()["id"]]
+
+
+def test_too_many_unfinished_tasks_answers_429(client: TestClient) -> None:
+    cap = client.app.state.studio.settings.max_unfinished_per_owner  # type: ignore[attr-defined]
+    ids = [submit(client, prompt="slow:30").json()["id"] for _ in range(cap)]
+    refused = submit(client, prompt="slow:30")
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "cancel" in refused.json()["detail"]
+    for task_id in ids:
+        client.post(f"/api/tasks/{task_id}/cancel")
+
+
+def test_history_pages_newest_first_with_the_cursor(client: TestClient) -> None:
+    ids = [submit(client, prompt=f"slow:30 number {n}").json()["id"] for n in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"type": "CREATE", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/api/tasks", params=params).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(ids))
+    for task_id in ids:
+        client.post(f"/api/tasks/{task_id}/cancel")

@@ -1,0 +1,113 @@
+"""Bad input gets the status API.md gives, a sentence saying what to change, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import io
+import zlib
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from genkeep.studio import Studio
+from tests.support.images import png_bytes
+
+
+def _stored_files(studio: Studio) -> list[Path]:
+    return [path for path in studio.storage.root.rglob("*") if path.is_file()]
+
+
+def _bomb_png(side: int = 20000) -> bytes:
+    """A tiny PNG whose header claims side x side pixels (a decompression bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = side.to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    row = b"\x00" * (side // 8 + 1)
+    pixels = zlib.compress(row * 64, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><rect width="100" height="100"/></svg>'
+CASES = {
+    "unknown type": ({"type": "PAINT", "prompt": "x"}, [], 422, "type"),
+    "CREATE without prompt": ({"type": "CREATE"}, [], 422, "prompt"),
+    "wrong image count": ({"type": "CLOTHING_CHANGE"}, [png_bytes()], 422, "reference_images"),
+    "a 0-byte file": ({"type": "WHITE_BACKGROUND"}, [b""], 422, "reference_images"),
+    "a truncated PNG": ({"type": "WHITE_BACKGROUND"}, [png_bytes(300, 300)[:200]], 422, "reference_images"),
+    "a text file named .png": ({"type": "WHITE_BACKGROUND"}, [b"just some words\n" * 10], 415,
+                               "reference_images"),
+    "an SVG": ({"type": "WHITE_BACKGROUND"}, [SVG], 415, "reference_images"),
+    "a decompression bomb": ({"type": "WHITE_BACKGROUND"}, [_bomb_png()], 422, "reference_images"),
+    "a prompt over the cap": ({"type": "CREATE", "prompt": "x" * 2001}, [], 422, "prompt"),
+    "a tiny image": ({"type": "WHITE_BACKGROUND"}, [png_bytes(20, 20)], 422, "reference_images"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_refused_and_leaves_nothing(client: TestClient, case: str) -> None:
+    data, images, status, field = CASES[case]
+    files = [("reference_images", (f"upload{i}.png", body, "image/png")) for i, body in enumerate(images)]
+    answer = client.post("/api/tasks", data=data, files=files or None)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["status"] == status and problem["code"] and problem["field"] == field
+    assert len(problem["detail"]) > 20 and problem["detail"].endswith(".")
+    assert client.get("/api/tasks").json()["items"] == []
+    assert _stored_files(client.app.state.studio) == []  # type: ignore[attr-defined]
+
+
+def test_a_file_over_the_byte_cap_is_413(client: TestClient) -> None:
+    studio: Studio = client.app.state.studio  # type: ignore[attr-defined]
+    big = io.BytesIO()
+    big.write(png_bytes(200, 200))
+    big.write(b"\0" * (studio.settings.max_upload_bytes + 10))
+    files = [("reference_images", ("huge.png", big.getvalue(), "image/png"))]
+    answer = client.post("/api/tasks", data={"type": "WHITE_BACKGROUND"}, files=files)
+    assert answer.status_code == 413
+    assert "MB" in answer.json()["detail"]
+    assert client.get("/api/tasks").json()["items"] == []
+    assert _stored_files(studio) == []
+
+
+def test_an_unknown_task_id_is_404(client: TestClient) -> None:
+    answer = client.get("/api/tasks/0123456789abcdef0123456789abcdef")
+    assert answer.status_code == 404 and answer.headers["content-type"] == "application/problem+json"
+    assert client.get("/files/0123456789abcdef0123456789abcdef/result.png").status_code == 404
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "!!!", "MTIz"])
+def test_a_malformed_cursor_is_422(client: TestClient, cursor: str) -> None:
+    answer = client.get("/api/tasks", params={"cursor": cursor})
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "cursor"
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"status": "done"}, {"type": "PAINT"},
+                                    {"limit": "many"}])
+def test_bad_list_parameters_are_422(client: TestClient, params: dict[str, object]) -> None:
+    answer = client.get("/api/tasks", params=params)
+    assert answer.status_code == 422
+    assert answer.json()["detail"]
+
+
+def test_metadata_is_stripped_and_orientation_applied(client: TestClient) -> None:
+    from PIL import Image
+
+    image = Image.new("RGB", (200, 100), (10, 20, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display
+    exif[0x010F] = "SecretCam"
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif.tobytes())
+    files = [("reference_images", ("../../etc/passwd.jpg", out.getvalue(), "image/jpeg"))]
+    task = client.post("/api/tasks", data={"type": "WHITE_BACKGROUND", "prompt": "slow:30"}, files=files).json()
+    reference = task["reference_images"][0]
+    assert (reference["width"], reference["height"]) == (100, 200)
+    stored = client.get(reference["url"])
+    assert stored.headers["content-type"] == "image/jpeg"
+    assert b"SecretCam" not in stored.content
+    assert "passwd" not in reference["url"]
+    client.post(f"/api/tasks/{task['id']}/cancel")
