@@ -9,7 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.05,
+def wait_for(condition: Callable[[], T | None], *, timeout: float = 15.0, interval: float = 0.05,
              message: str = "condition") -> T:
     """Call `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -87,7 +87,7 @@ def test_a_malformed_cursor_is_422(client: TestClient, cursor: str) -> None:
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"status": "done"}, {"type": "PAINT"},
                                     {"limit": "many"}])
-def test_bad_list_parameters_are_422(client: TestClient, params: dict[str, object]) -> None:
+def test_bad_list_parameters_are_422(client: TestClient, params: dict[str, str | int]) -> None:
     answer = client.get("/api/tasks", params=params)
     assert answer.status_code == 422
     assert answer.json()["detail"]

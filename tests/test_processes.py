@@ -1,0 +1,105 @@
+"""Real processes: many workers, a worker killed mid-task, a server restarted with tasks in flight."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from genkeep.config import Settings
+from genkeep.studio import Studio
+from genkeep.tasks.model import TaskType
+from genkeep.tasks.schema import tasks
+from tests.conftest import SCRIPTED_ENGINE
+from tests.support.processes import genkeep_env, serving, start, stop
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _counts(studio: Studio) -> dict[str, int]:
+    query = select(tasks.c.status, func.count()).group_by(tasks.c.status)
+    with studio.store.engine.connect() as conn:
+        return {status: count for status, count in conn.execute(query).all()}
+
+
+def test_four_worker_processes_complete_200_tasks_exactly_once(settings: Settings, tmp_path: Path) -> None:
+    studio = Studio.open(settings.with_overrides(max_unfinished_per_owner=1000))
+    ids = {studio.service.accept(f"owner-{n % 7}", TaskType.CREATE, f"task {n}", []).task.id for n in range(200)}
+    run_log = tmp_path / "runs.log"
+    env = genkeep_env(settings.data_dir, settings.resolved_database_url, GENKEEP_ENGINE=SCRIPTED_ENGINE,
+                      GENKEEP_WORKERS="2", GENKEEP_TEST_RUN_LOG=str(run_log),
+                      GENKEEP_WORKER_POLL_INTERVAL="0.2")
+    workers = [start(["worker"], env, tmp_path / f"worker-{n}.log") for n in range(4)]
+    try:
+        wait_for(lambda: _counts(studio).get("completed") == 200, timeout=120, interval=0.25,
+                 message="200 tasks to complete")
+    finally:
+        for worker in workers:
+            stop(worker)
+        studio.close()
+    runs = run_log.read_text().split()
+    assert sorted(runs) == sorted(ids), "every task ran exactly once"
+    logs = "".join((tmp_path / f"worker-{n}.log").read_text() for n in range(4))
+    assert "Traceback" not in logs
+
+
+def test_a_worker_killed_mid_task_is_taken_over(settings: Settings, tmp_path: Path) -> None:
+    studio = Studio.open(settings)
+    task = studio.service.accept("owner-a", TaskType.CREATE, "slow:3 a long generation", []).task
+    run_log = tmp_path / "runs.log"
+    env = genkeep_env(settings.data_dir, settings.resolved_database_url, GENKEEP_ENGINE=SCRIPTED_ENGINE,
+                      GENKEEP_WORKERS="1", GENKEEP_LEASE_SECONDS="1.5", GENKEEP_TEST_RUN_LOG=str(run_log),
+                      GENKEEP_WORKER_POLL_INTERVAL="0.2")
+    first = start(["worker"], env, tmp_path / "first.log")
+    second = None
+    try:
+        def mid_generation() -> bool:
+            row = studio.store.get(task.id)
+            return row is not None and (row.progress or 0) > 0.1
+
+        wait_for(mid_generation, timeout=30, message="the first worker to be mid-generation")
+        stop(first, signal.SIGKILL)
+        second = start(["worker"], env, tmp_path / "second.log")
+
+        def finished() -> bool:
+            row = studio.store.get(task.id)
+            return row is not None and row.is_final
+
+        wait_for(finished, timeout=30, message="the task to finish after the takeover")
+        final = studio.store.get(task.id)
+        assert final is not None and final.status == "completed", final
+        assert final.attempts == 2
+        assert run_log.read_text().split() == [task.id, task.id]
+    finally:
+        stop(first, signal.SIGKILL)
+        if second is not None:
+            stop(second)
+        studio.close()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_server_restarted_with_tasks_in_flight_finishes_them(settings: Settings, tmp_path: Path,
+                                                              how: str) -> None:
+    env = genkeep_env(settings.data_dir, settings.resolved_database_url, GENKEEP_ENGINE=SCRIPTED_ENGINE,
+                      GENKEEP_WORKERS="2", GENKEEP_LEASE_SECONDS="1.5", GENKEEP_SHUTDOWN_GRACE="0")
+    cookies: httpx.Cookies = httpx.Cookies()
+    with serving(env, tmp_path / "serve-1.log") as (process, base):
+        with httpx.Client(base_url=base, cookies=cookies) as browser:
+            ids = [browser.post("/api/tasks", data={"type": "CREATE", "prompt": f"slow:4 number {n}"}).json()["id"]
+                   for n in range(3)]
+            cookies = browser.cookies
+            wait_for(lambda: (browser.get(f"/api/tasks/{ids[0]}").json()["progress"] or 0) > 0.05,
+                     message="a task to be mid-generation")
+        stop(process, getattr(signal, how))
+    with serving(env, tmp_path / "serve-2.log") as (_, base), httpx.Client(base_url=base, cookies=cookies) as browser:
+        for task_id in ids:
+            assert browser.get(f"/api/tasks/{task_id}").json()["status"] in ("processing", "completed")
+
+        def all_done() -> bool:
+            return all(browser.get(f"/api/tasks/{task_id}").json()["status"] == "completed" for task_id in ids)
+
+        wait_for(all_done, timeout=40, interval=0.2, message="the tasks to complete after the restart")
