@@ -103,3 +103,27 @@ def test_a_server_restarted_with_tasks_in_flight_finishes_them(settings: Setting
             return all(browser.get(f"/api/tasks/{task_id}").json()["status"] == "completed" for task_id in ids)
 
         wait_for(all_done, timeout=40, interval=0.2, message="the tasks to complete after the restart")
+
+
+def test_a_new_task_wakes_an_idle_worker_process_at_once(postgres_url: str, tmp_path: Path) -> None:
+    """No fixed sleep between acceptance and the start of work: LISTEN/NOTIFY wakes workers on PostgreSQL."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url, engine=SCRIPTED_ENGINE,
+                        secret_key="test-secret-key-" + "x" * 16)
+    studio = Studio.open(settings)
+    env = genkeep_env(settings.data_dir, postgres_url, GENKEEP_ENGINE=SCRIPTED_ENGINE,
+                      GENKEEP_WORKERS="1", GENKEEP_WORKER_POLL_INTERVAL="600")
+    worker = start(["worker"], env, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: "running 1 at a time" in (tmp_path / "worker.log").read_text(), timeout=30,
+                 message="the worker to start")
+        task = studio.service.accept("owner-wake", TaskType.CREATE, "wake up", []).task
+
+        def done() -> bool:
+            row = studio.store.get(task.id)
+            return row is not None and row.status == "completed"
+
+        # Far less than the 600 s poll interval: only the notification can have woken it.
+        wait_for(done, timeout=15, message="the idle worker to pick the task up")
+    finally:
+        stop(worker)
+        studio.close()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from genkeep.config import Settings
 from genkeep.engines.base import EngineJob, EngineResult, RunToCompletionEngine
 from genkeep.studio import Studio
 from genkeep.tasks.model import TaskType, now, to_millis
@@ -139,3 +140,13 @@ def test_history_pages_newest_first_with_the_cursor(client: TestClient) -> None:
     assert seen == list(reversed(ids))
     for task_id in ids:
         client.post(f"/api/tasks/{task_id}/cancel")
+
+
+def test_a_new_task_wakes_the_servers_idle_workers_at_once(settings: Settings) -> None:
+    from genkeep.web.app import create_app
+
+    with TestClient(create_app(settings.with_overrides(worker_poll_interval=600))) as client:
+        # Let the workers go idle first: they are now waiting up to 600 s unless woken.
+        wait_for(lambda: client.get("/healthz").status_code == 200, message="the app")
+        task = wait_final(client, submit(client, prompt="quick").json()["id"], timeout=15)
+        assert task["status"] == "completed"

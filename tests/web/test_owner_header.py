@@ -1,0 +1,53 @@
+"""Behind a deployment's own login, a trusted header names the owner and no cookie is used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from genkeep.config import Settings, SettingsError, load_secret_key
+from genkeep.web.app import create_app
+from tests.support.api import submit
+
+
+@pytest.fixture
+def header_client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings.with_overrides(owner_header="X-Remote-User"))) as test_client:
+        yield test_client
+
+
+def test_the_trusted_header_names_the_owner(header_client: TestClient) -> None:
+    alice = {"X-Remote-User": "alice"}
+    task = submit(header_client, prompt="slow:30", headers=alice)
+    assert task.status_code == 201
+    assert "set-cookie" not in task.headers
+    task_id = task.json()["id"]
+    assert header_client.get(f"/api/tasks/{task_id}", headers=alice).status_code == 200
+    assert header_client.get(f"/api/tasks/{task_id}", headers={"X-Remote-User": "bob"}).status_code == 404
+    missing = header_client.get(f"/api/tasks/{task_id}")
+    assert missing.status_code == 401 and missing.headers["content-type"] == "application/problem+json"
+    header_client.post(f"/api/tasks/{task_id}/cancel", headers=alice)
+
+
+def test_the_secret_key_is_generated_once_and_kept(tmp_path: object) -> None:
+    from pathlib import Path
+
+    settings = Settings(data_dir=Path(str(tmp_path)) / "data")
+    first = load_secret_key(settings)
+    assert len(first) >= 32
+    assert load_secret_key(settings) == first
+    assert (settings.data_dir / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_a_short_secret_key_is_refused() -> None:
+    with pytest.raises(SettingsError, match="at least 16"):
+        load_secret_key(Settings(secret_key="changeme"))
+
+
+def test_settings_name_the_bad_variable() -> None:
+    with pytest.raises(SettingsError, match="GENKEEP_TASK_TIMEOUT"):
+        Settings.from_env({"GENKEEP_TASK_TIMEOUT": "five minutes"})
+    assert Settings.from_env({}).task_timeout == 300
+    assert Settings.from_env({}).engine == "local"
