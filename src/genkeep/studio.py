@@ -71,4 +71,4 @@ class Studio:
         if self.pool is not None:
             self.pool.stop()
             self.service.on_accepted.remove(self.pool.wake)
-        self.store.engine.dispose()
+        self.store.close()

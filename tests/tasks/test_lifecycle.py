@@ -150,3 +150,9 @@ def test_a_new_task_wakes_the_servers_idle_workers_at_once(settings: Settings) -
         wait_for(lambda: client.get("/healthz").status_code == 200, message="the app")
         task = wait_final(client, submit(client, prompt="quick").json()["id"], timeout=15)
         assert task["status"] == "completed"
+
+
+def test_direct_reads_see_the_same_columns_as_the_schema() -> None:
+    from genkeep.tasks.store import COLUMNS, _Row
+
+    assert tuple(COLUMNS) == _Row._fields

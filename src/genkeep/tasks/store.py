@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
+import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Engine, delete, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from genkeep.tasks.database import is_sqlite
@@ -30,7 +33,7 @@ from genkeep.tasks.model import (
     now,
     to_millis,
 )
-from genkeep.tasks.schema import tasks
+from genkeep.tasks.schema import UNFINISHED_SQL, tasks
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,10 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise InvalidCursor(cursor) from None
 
 
+def _tuple_to_task(values: Sequence[Any]) -> Task:
+    return _row_to_task(_Row(*values))
+
+
 def _row_to_task(row: Any) -> Task:
     error = TaskError(row.error_code, row.error_message or "") if row.error_code else None
     return Task(
@@ -91,8 +98,96 @@ def _row_to_task(row: Any) -> Task:
     )
 
 
+class _Row(NamedTuple):
+    id: str
+    owner_id: str
+    type: str
+    status: str
+    prompt: str | None
+    reference_images: str
+    result_name: str | None
+    error_code: str | None
+    error_message: str | None
+    progress: float | None
+    engine: str | None
+    provider_job_id: str | None
+    attempts: int
+    worker_id: str | None
+    lease_expires_at: int | None
+    idempotency_key: str | None
+    created_at: int
+    updated_at: int
+    finished_at: int | None
+
+
 def _unfinished() -> Any:
     return tasks.c.status.in_([status.value for status in UNFINISHED])
+
+
+COLUMNS = [column.name for column in tasks.c]
+SELECT_TASK = f"SELECT {', '.join(COLUMNS)} FROM tasks"
+
+
+class DirectReads:
+    """Hot-path reads straight on the database driver, one connection per thread.
+
+    Status polls, recovery and history are most of the traffic; SQLAlchemy's per-call overhead costs more than
+    the indexed point read itself, so these few statements skip it (writes and migrations keep SQLAlchemy).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.sqlite = is_sqlite(str(engine.url))
+        self.url = engine.url
+        self.placeholder = "?" if self.sqlite else "%s"
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.sqlite:
+                conn = sqlite3.connect(self.url.database or ":memory:", check_same_thread=False,
+                                       isolation_level=None, timeout=10)
+                conn.execute("PRAGMA busy_timeout=10000")
+                conn.execute("PRAGMA query_only=1")
+            else:
+                import psycopg
+
+                dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+                conn = psycopg.connect(dsn, autocommit=True)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def sql(self, statement: str) -> str:
+        return statement if self.sqlite else statement.replace("?", "%s")
+
+    def rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return list(self._connection().execute(statement, params).fetchall())
+        except Exception:
+            # A broken connection (server restart): drop it, the next call opens a fresh one.
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 class TaskStore:
@@ -101,6 +196,17 @@ class TaskStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(str(engine.url))
+        self.reads = DirectReads(engine)
+        reads = self.reads
+        self._get = reads.sql(f"{SELECT_TASK} WHERE id = ?")
+        self._get_owned = reads.sql(f"{SELECT_TASK} WHERE id = ? AND owner_id = ?")
+        self._get_by_key = reads.sql(f"{SELECT_TASK} WHERE owner_id = ? AND idempotency_key = ?")
+        self._count_unfinished = reads.sql(
+            f"SELECT count(*) FROM tasks WHERE owner_id = ? AND {UNFINISHED_SQL}")
+
+    def close(self) -> None:
+        self.reads.close()
+        self.engine.dispose()
 
     # ---- accepting and reading -------------------------------------------------------------------------------
 
@@ -133,18 +239,15 @@ class TaskStore:
 
     def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
         """One task; with owner_id, only if that owner's."""
-        query = select(tasks).where(tasks.c.id == task_id)
-        if owner_id is not None:
-            query = query.where(tasks.c.owner_id == owner_id)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return _row_to_task(row) if row is not None else None
+        if owner_id is None:
+            rows = self.reads.rows(self._get, (task_id,))
+        else:
+            rows = self.reads.rows(self._get_owned, (task_id, owner_id))
+        return _tuple_to_task(rows[0]) if rows else None
 
     def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None:
-        query = select(tasks).where(tasks.c.owner_id == owner_id, tasks.c.idempotency_key == key)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return _row_to_task(row) if row is not None else None
+        rows = self.reads.rows(self._get_by_key, (owner_id, key))
+        return _tuple_to_task(rows[0]) if rows else None
 
     def list_tasks(
         self,
@@ -155,28 +258,28 @@ class TaskStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """The owner's tasks, newest first, keyset-paged."""
-        query = select(tasks).where(tasks.c.owner_id == owner_id)
+        """The owner's tasks, newest first, keyset-paged (on the indexes that start with owner, type, status)."""
+        where = ["owner_id = ?"]
+        params: list[Any] = [owner_id]
         if task_type is not None:
-            query = query.where(tasks.c.type == task_type.value)
+            where.append("type = ?")
+            params.append(task_type.value)
         if statuses:
-            query = query.where(tasks.c.status.in_([status.value for status in statuses]))
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params += [status.value for status in statuses]
         if cursor:
             millis, task_id = decode_cursor(cursor)
-            query = query.where(
-                or_(tasks.c.created_at < millis, and_(tasks.c.created_at == millis, tasks.c.id < task_id))
-            )
-        query = query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit + 1)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        items = [_row_to_task(row) for row in rows[:limit]]
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [millis, millis, task_id]
+        statement = self.reads.sql(
+            f"{SELECT_TASK} WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?")
+        rows = self.reads.rows(statement, [*params, limit + 1])
+        items = [_tuple_to_task(row) for row in rows[:limit]]
         next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
         return Page(items, next_cursor)
 
     def count_unfinished(self, owner_id: str) -> int:
-        query = select(func.count()).select_from(tasks).where(tasks.c.owner_id == owner_id, _unfinished())
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+        return int(self.reads.rows(self._count_unfinished, (owner_id,))[0][0])
 
     def delete_finished(self, task_id: str, owner_id: str) -> bool:
         """Remove a finished task's row; False if it is not finished (or not there)."""

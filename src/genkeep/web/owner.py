@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-from http.cookies import SimpleCookie
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -45,18 +44,14 @@ class OwnerCookies:
 
 
 def _cookie_value(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The owner cookie's value; a plain scan, since this runs on every request."""
+    marker = COOKIE_NAME.encode() + b"="
     for name, value in headers:
         if name == b"cookie":
-            text = value.decode("latin-1")
-            if COOKIE_NAME not in text:
-                continue
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(text)
-            except Exception:
-                continue
-            if COOKIE_NAME in jar:
-                return jar[COOKIE_NAME].value
+            for part in value.split(b";"):
+                part = part.strip()
+                if part.startswith(marker):
+                    return part[len(marker):].decode("latin-1")
     return None
 
 
@@ -102,7 +97,8 @@ class OwnerMiddleware:
         await self.app(scope, receive, send_with_cookie)
 
 
-def current_owner(request: Request) -> str:
+async def current_owner(request: Request) -> str:
+    # async on purpose: FastAPI runs plain-def dependencies in the thread pool, a hop that costs more than a poll.
     owner_id: str | None = request.scope.get("state", {}).get("owner_id")
     if owner_id is None:
         raise MissingOwnerHeader()
