@@ -84,17 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
+        if args.command == "serve":
+            _serve(settings, args.host, args.port)
+        elif args.command == "worker":
+            _worker(settings, args.burst)
+        elif args.command == "db":
+            _db_upgrade(settings)
+        elif args.command == "sweep":
+            _sweep(settings)
     except SettingsError as error:
         print(f"genkeep: {error}", file=sys.stderr)
         return 2
-    if args.command == "serve":
-        _serve(settings, args.host, args.port)
-    elif args.command == "worker":
-        _worker(settings, args.burst)
-    elif args.command == "db":
-        _db_upgrade(settings)
-    elif args.command == "sweep":
-        _sweep(settings)
     return 0
 
 

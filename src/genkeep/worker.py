@@ -241,6 +241,8 @@ class WorkerPool:
             if running.handing_back:
                 self.store.release(task.id, self.worker_id)
                 log.info("task %s handed back on shutdown", task.id)
+            else:
+                self._drop_provider_job(task)
         except EngineError as error:
             self.store.fail(task.id, error.code, error.message)
         except Exception as error:
@@ -271,6 +273,20 @@ class WorkerPool:
                 )
             return engine.run(job, ctx)
         raise TypeError(f"{type(engine).__name__} is neither RunToCompletionEngine nor SubmitPollEngine")
+
+    def _drop_provider_job(self, task: Task) -> None:
+        """A canceled or timed-out task's provider job is no longer wanted: stop paying for it."""
+        if not isinstance(self.engine, SubmitPollEngine):
+            return
+        current = self.store.get(task.id)
+        # Still processing means another worker took it over and resumes the same job: leave it running.
+        if current is None or not current.is_final or current.provider_job_id is None:
+            return
+        try:
+            self.engine.cancel(self._job(current), current.provider_job_id)
+        except Exception:
+            log.warning("could not cancel provider job %s of task %s", current.provider_job_id, task.id,
+                        exc_info=True)
 
     def _complete(self, task: Task, result: EngineResult) -> None:
         extension = EXTENSIONS.get(result.content_type, ".png")

@@ -1,0 +1,1 @@
+"""Provider engines tested against local fake servers that speak each provider's wire format."""

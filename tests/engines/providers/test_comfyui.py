@@ -1,0 +1,245 @@
+"""The ComfyUI engine against a fake ComfyUI server, with the bundled workflows and with custom ones."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from genkeep.config import Settings, SettingsError
+from genkeep.engines import load_engine
+from genkeep.engines.base import EngineError, EngineResult
+from genkeep.engines.comfyui import BUNDLED_WORKFLOWS, ComfyUIEngine, prompt_id_for
+from genkeep.tasks.model import TaskType
+from tests.engines.providers.conftest import PERSON_COLOR
+from tests.engines.providers.fake_comfyui import PROXY_KEY, RESULT_COLOR, FakeComfyUI
+from tests.engines.providers.fakes import FakeContext, image_color, make_job, serving
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeComfyUI]:
+    with serving(FakeComfyUI()) as app:
+        yield app
+
+
+def settings_for(fake: FakeComfyUI, **extra: str) -> Settings:
+    provider = {"GENKEEP_COMFYUI_URL": fake.base_url, "GENKEEP_COMFYUI_TIMEOUT": "5"}
+    return Settings(engine="comfyui", provider={**provider, **extra})
+
+
+@pytest.fixture
+def engine(fake: FakeComfyUI) -> Iterator[ComfyUIEngine]:
+    made = load_engine(settings_for(fake))
+    assert isinstance(made, ComfyUIEngine)
+    yield made
+    made.close()
+
+
+def generate(engine: ComfyUIEngine, task_type: TaskType = TaskType.CREATE, paths: tuple[Path, ...] = (),
+             prompt: str | None = "a red bicycle") -> EngineResult:
+    ctx = FakeContext()
+    job = make_job(task_type, paths, prompt=prompt)
+    return engine.wait(job, engine.submit(job, ctx), ctx)
+
+
+def failure(engine: ComfyUIEngine, task_type: TaskType = TaskType.CREATE, paths: tuple[Path, ...] = ()) -> EngineError:
+    with pytest.raises(EngineError) as caught:
+        generate(engine, task_type, paths)
+    return caught.value
+
+
+def node(workflow: dict, class_type: str, title: str | None = None) -> dict:
+    matches = [n for n in workflow.values()
+               if n["class_type"] == class_type and (title is None or n.get("_meta", {}).get("title") == title)]
+    assert matches, f"no {class_type} node"
+    return matches[0]["inputs"]
+
+
+def test_create_runs_the_bundled_workflow(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    result = generate(engine)
+
+    assert image_color(result.data) == RESULT_COLOR
+    queued, = fake.submitted
+    # genkeep chose the prompt_id, derived from the task.
+    assert queued.prompt_id == prompt_id_for("task-abc123")
+    assert node(queued.workflow, "TextEncodeQwenImageEditPlus", "Positive")["prompt"] == "a red bicycle"
+    seed = node(queued.workflow, "KSampler")["seed"]
+    assert isinstance(seed, int) and 0 <= seed < 2**31
+    assert fake.uploads == {}
+    body = fake.seen("POST", "/prompt")[0].json()
+    assert body["prompt_id"] == queued.prompt_id and body["client_id"] == "genkeep"
+
+
+def test_clothing_change_uploads_person_then_garment_under_task_names(
+        engine: ComfyUIEngine, fake: FakeComfyUI, person_and_garment: tuple[Path, Path]) -> None:
+    generate(engine, TaskType.CLOTHING_CHANGE, person_and_garment, prompt=None)
+
+    assert sorted(fake.uploads) == ["genkeep-task-abc123-1.png", "genkeep-task-abc123-2.jpg"]
+    assert image_color(fake.uploads["genkeep-task-abc123-1.png"]) == PERSON_COLOR
+    queued, = fake.submitted
+    loads = [n["inputs"]["image"] for n in queued.workflow.values() if n["class_type"] == "LoadImage"]
+    assert loads == ["genkeep-task-abc123-1.png", "genkeep-task-abc123-2.jpg"]
+    positive = node(queued.workflow, "TextEncodeQwenImageEditPlus", "Positive")
+    assert positive["prompt"].startswith("Dress the person in the first image")
+
+
+def test_white_background_uploads_its_one_image(
+        engine: ComfyUIEngine, fake: FakeComfyUI, person_and_garment: tuple[Path, Path]) -> None:
+    generate(engine, TaskType.WHITE_BACKGROUND, person_and_garment[:1], prompt="keep the shadow")
+
+    assert list(fake.uploads) == ["genkeep-task-abc123-1.png"]
+    positive = node(fake.submitted[0].workflow, "TextEncodeQwenImageEditPlus", "Positive")
+    assert "pure white (#FFFFFF)" in positive["prompt"] and positive["prompt"].endswith("keep the shadow")
+
+
+def test_custom_workflow_folder_and_placeholders(fake: FakeComfyUI, tmp_path: Path,
+                                                 person_and_garment: tuple[Path, Path]) -> None:
+    for name in ("white_background", "clothing_change"):
+        (tmp_path / f"{name}.json").write_text((BUNDLED_WORKFLOWS / f"{name}.json").read_text())
+    (tmp_path / "create.json").write_text(json.dumps({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "{{image_1}}"}},
+        "2": {"class_type": "KSampler", "inputs": {"seed": "{{seed}}", "note": "seed {{seed}} for {{task_id}}"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "{{user_prompt}}"}},
+    }))
+    engine = ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_WORKFLOWS=str(tmp_path)))
+    generate(engine, TaskType.CREATE, person_and_garment)
+    engine.close()
+
+    workflow = fake.submitted[0].workflow
+    seed = workflow["2"]["inputs"]["seed"]
+    assert workflow["2"]["inputs"]["note"] == f"seed {seed} for task-abc123"
+    assert workflow["3"]["inputs"]["text"] == "a red bicycle"
+    # Only the images the workflow names are uploaded.
+    assert list(fake.uploads) == ["genkeep-task-abc123-1.png"]
+
+
+def test_a_workflow_that_needs_more_images_than_the_task_has(fake: FakeComfyUI, tmp_path: Path) -> None:
+    for name in ("create", "white_background", "clothing_change"):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"1": {"class_type": "LoadImage",
+                                                                 "inputs": {"image": "{{image_1}}"}}}))
+    engine = ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_WORKFLOWS=str(tmp_path)))
+    error = failure(engine, TaskType.CREATE)
+    assert error.code == "invalid_input" and "create.json needs image_1" in error.message
+    assert fake.submitted == []
+
+
+def test_a_missing_workflow_is_a_settings_error(fake: FakeComfyUI, tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"create\.json is missing"):
+        ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_WORKFLOWS=str(tmp_path)))
+
+
+def test_a_workflow_comfyui_rejects(fake: FakeComfyUI, tmp_path: Path) -> None:
+    for name in ("create", "white_background", "clothing_change"):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"1": {"class_type": "KSampler",
+                                                                 "inputs": {"seed": "7"}}}))
+    engine = ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_WORKFLOWS=str(tmp_path)))
+    error = failure(engine)
+    assert error.code == "provider_error"
+    assert error.message.startswith("ComfyUI rejected the request (HTTP 400: Prompt outputs failed validation; "
+                                    "node 1 (KSampler): Failed to convert")
+
+
+def test_bad_key_at_an_authenticating_proxy(fake: FakeComfyUI) -> None:
+    fake.require_key = True
+    error = failure(ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_API_KEY="wrong")))
+    assert error.code == "provider_error" and "GENKEEP_COMFYUI_API_KEY" in error.message
+    assert image_color(generate(ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_API_KEY=PROXY_KEY))).data) \
+        == RESULT_COLOR
+
+
+def test_rate_limited(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    fake.mode = "rate_limited"
+    assert failure(engine).message == "ComfyUI is rate limiting genkeep; try again in a minute."
+
+
+def test_server_error(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    fake.mode = "server_error"
+    error = failure(engine)
+    assert error.code == "provider_unavailable" and "HTTP 502" in error.message
+
+
+def test_a_server_that_never_answers(fake: FakeComfyUI) -> None:
+    fake.mode = "hang"
+    engine = ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_TIMEOUT="1"))
+    started = time.monotonic()
+    error = failure(engine)
+    assert time.monotonic() - started < 4
+    assert error.message.startswith("ComfyUI did not answer within 1 s")
+
+
+def test_a_server_that_is_not_running(fake: FakeComfyUI) -> None:
+    error = failure(ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_URL="http://127.0.0.1:9")))
+    assert error.code == "provider_unavailable"
+    assert error.message.startswith("ComfyUI could not be reached at http://127.0.0.1:9")
+    assert "check GENKEEP_COMFYUI_URL" in error.message
+
+
+def test_a_malformed_history(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    fake.mode = "malformed"
+    error = failure(engine)
+    assert error.code == "engine_error" and "not JSON" in error.message
+
+
+def test_a_failed_execution(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    fake.outcome = "error"
+    error = failure(engine)
+    assert (error.code, error.message) == (
+        "provider_error", "ComfyUI could not make this image: UNETLoader (node 1) failed: CUDA out of memory.")
+
+
+def test_a_workflow_that_saves_no_image(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    fake.outcome = "no_image"
+    assert "needs a SaveImage node" in failure(engine).message
+
+
+def test_a_job_comfyui_lost_in_a_restart(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    job = make_job(TaskType.CREATE)
+    prompt_id = engine.submit(job, FakeContext())
+    fake.restart()
+    with pytest.raises(EngineError) as caught:
+        engine.wait(job, prompt_id, FakeContext())
+    assert (caught.value.code, caught.value.message) == (
+        "provider_error", "ComfyUI no longer knows this job (it was probably restarted); retry the task.")
+
+
+def test_a_new_worker_resumes_the_saved_job_without_queueing_it_again(fake: FakeComfyUI) -> None:
+    first = ComfyUIEngine(settings_for(fake))
+    saved_id = first.submit(make_job(TaskType.CREATE), FakeContext())
+    first.close()
+    second = ComfyUIEngine(settings_for(fake))
+    result = second.wait(make_job(TaskType.CREATE), saved_id, FakeContext())
+    second.close()
+
+    assert image_color(result.data) == RESULT_COLOR
+    assert len(fake.submitted) == 1
+
+
+@pytest.mark.parametrize("finished_first", [False, True])
+def test_a_crash_before_the_id_was_saved_does_not_queue_twice(
+        fake: FakeComfyUI, person_and_garment: tuple[Path, Path], finished_first: bool) -> None:
+    job = make_job(TaskType.CLOTHING_CHANGE, person_and_garment)
+    first = ComfyUIEngine(settings_for(fake))
+    first.submit(job, FakeContext())
+    first.close()
+    if finished_first:
+        fake.finish_all()
+    # The worker died before saving the id: the next worker submits again, and finds the job.
+    second = ComfyUIEngine(settings_for(fake))
+    prompt_id = second.submit(job, FakeContext())
+    result = second.wait(job, prompt_id, FakeContext())
+    second.close()
+
+    assert image_color(result.data) == RESULT_COLOR
+    assert len(fake.submitted) == 1 and len(fake.seen("POST", "/prompt")) == 1
+    assert prompt_id == fake.submitted[0].prompt_id
+
+
+def test_an_old_comfyui_that_picks_its_own_ids(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    fake.honours_prompt_id = False
+    job = make_job(TaskType.CREATE)
+    prompt_id = engine.submit(job, FakeContext())
+    assert prompt_id == fake.submitted[0].prompt_id != prompt_id_for(job.task_id)
+    assert image_color(engine.wait(job, prompt_id, FakeContext()).data) == RESULT_COLOR
