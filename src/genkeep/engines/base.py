@@ -101,5 +101,5 @@ class SubmitPollEngine(Engine):
     def wait(self, job: EngineJob, provider_job_id: str, ctx: EngineContext) -> EngineResult:
         """Poll the provider job until it finishes; download and return the image."""
 
-    def cancel(self, job: EngineJob, provider_job_id: str) -> None:  # noqa: B027 - optional hook
+    def cancel(self, job: EngineJob, provider_job_id: str) -> None:
         """Ask the provider to drop a job whose task was canceled or timed out (best effort)."""

@@ -32,6 +32,7 @@ from genkeep.engines.provider_http import (
     field,
     poll,
     read_reference,
+    send,
     send_json,
 )
 from genkeep.tasks.model import TaskType
@@ -177,6 +178,14 @@ class ComfyUIEngine(SubmitPollEngine):
             raise PROVIDER.malformed("an /upload/image answer without the stored name")
         subfolder = field(answer, "subfolder")
         return f"{subfolder}/{stored}" if isinstance(subfolder, str) and subfolder else stored
+
+    def cancel(self, job: EngineJob, provider_job_id: str) -> None:
+        """Drop the job from ComfyUI's queue, or interrupt it if it is the one running."""
+        send(self._api, PROVIDER, "POST", "queue", json={"delete": [provider_job_id]}, read_error=_read_error)
+        state = self._state(provider_job_id)
+        if state == "running":
+            send(self._api, PROVIDER, "POST", "interrupt", json={"prompt_id": provider_job_id},
+                 read_error=_read_error)
 
     def close(self) -> None:
         """Release the HTTP connections."""

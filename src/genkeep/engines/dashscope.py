@@ -23,6 +23,7 @@ from genkeep.engines.provider_http import (
     download_image,
     field,
     poll,
+    send,
     send_json,
 )
 from genkeep.tasks.model import TaskType
@@ -144,6 +145,10 @@ class DashScopeEngine(SubmitPollEngine):
             "input": {"prompt": prompt},
             "parameters": {"size": self.size, "n": 1},
         }
+
+    def cancel(self, job: EngineJob, provider_job_id: str) -> None:
+        """DashScope cancels jobs still waiting in its queue; a running job finishes and is simply not fetched."""
+        send(self._api, PROVIDER, "POST", f"tasks/{provider_job_id}/cancel", read_error=_read_error)
 
     def close(self) -> None:
         """Release the HTTP connections."""

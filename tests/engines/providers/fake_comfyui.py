@@ -71,6 +71,15 @@ class FakeComfyUI(FakeApp):
                 return self._prompt(request)
             if route == ("GET", "queue"):
                 return self._queue()
+            if route == ("POST", "queue"):
+                # Like ComfyUI, deleting from the queue only drops prompts that have not started.
+                for prompt_id in request.json().get("delete", []):
+                    if prompt_id in self.queue and self.queue[prompt_id].looks == 0:
+                        del self.queue[prompt_id]
+                return Reply(200, b"", "text/plain")
+            if route == ("POST", "interrupt"):
+                self.queue.pop(request.json().get("prompt_id", ""), None)
+                return Reply(200, b"", "text/plain")
             if route == ("GET", "history"):
                 return self._history(request.path.rsplit("/", 1)[-1])
             if route == ("GET", "view"):

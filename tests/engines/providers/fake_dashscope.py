@@ -35,6 +35,7 @@ class FakeTask:
     input: dict[str, Any]
     parameters: dict[str, Any]
     polls: int = 0
+    canceled: bool = False
 
 
 class FakeDashScope(FakeApp):
@@ -60,6 +61,9 @@ class FakeDashScope(FakeApp):
             return _error(401, "InvalidApiKey", "Invalid API-key provided.")
         if request.method == "POST" and request.path.rstrip("/") in SERVICE_PATHS:
             return self._submit(request)
+        if request.method == "POST" and request.path.startswith("/api/v1/tasks/") and \
+                request.path.endswith("/cancel"):
+            return self._cancel(request.path.split("/")[-2])
         if request.method == "GET" and request.path.startswith("/api/v1/tasks/"):
             return self._poll(request.path.rsplit("/", 1)[-1])
         return _error(404, "NotFound", f"{request.method} {request.path} does not exist.")
@@ -86,6 +90,14 @@ class FakeDashScope(FakeApp):
             return Reply.json({"request_id": "req-2", "output": {"task_status": "PENDING"}})
         return Reply.json({"request_id": "req-2", "output": {"task_id": task.id, "task_status": "PENDING"}})
 
+    def _cancel(self, task_id: str) -> Reply:
+        # DashScope cancels only jobs still queued (PENDING).
+        task = self.tasks.get(task_id)
+        if task is None or task.polls > 1:
+            return _error(400, "UnsupportedOperation", "Failed to cancel the task, please confirm the task status.")
+        task.canceled = True
+        return Reply.json({"request_id": "req-5"})
+
     def _poll(self, task_id: str) -> Reply:
         if self.poll_errors > 0:
             self.poll_errors -= 1
@@ -95,7 +107,9 @@ class FakeDashScope(FakeApp):
             return Reply.json({"request_id": "req-3", "output": {"task_id": task_id, "task_status": "UNKNOWN"}})
         task.polls = min(task.polls + 1, self.steps_to_finish - 1) if self.hold else task.polls + 1
         output: dict[str, Any] = {"task_id": task_id, "submit_time": "2025-06-30 14:37:53.838"}
-        if task.polls < self.steps_to_finish:
+        if task.canceled:
+            output["task_status"] = "CANCELED"
+        elif task.polls < self.steps_to_finish:
             output["task_status"] = "PENDING" if task.polls == 1 else "RUNNING"
         elif self.outcome == "FAILED":
             output.update(task_status="FAILED", code="InternalError.Algo", message="Person not detected in image.")

@@ -243,3 +243,16 @@ def test_an_old_comfyui_that_picks_its_own_ids(engine: ComfyUIEngine, fake: Fake
     prompt_id = engine.submit(job, FakeContext())
     assert prompt_id == fake.submitted[0].prompt_id != prompt_id_for(job.task_id)
     assert image_color(engine.wait(job, prompt_id, FakeContext()).data) == RESULT_COLOR
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_a_canceled_task_drops_its_comfyui_job(fake: FakeComfyUI, running: bool) -> None:
+    engine = ComfyUIEngine(settings_for(fake))
+    job = make_job(TaskType.CREATE)
+    prompt_id = engine.submit(job, FakeContext())
+    if running:
+        fake.queue[prompt_id].looks = 1
+    engine.cancel(job, prompt_id)
+    engine.close()
+    assert prompt_id not in fake.queue and prompt_id not in fake.history
+    assert len(fake.seen("POST", "/interrupt")) == (1 if running else 0)

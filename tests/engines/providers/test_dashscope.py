@@ -248,3 +248,11 @@ def test_a_new_worker_resumes_the_saved_job_without_paying_twice(fake: FakeDashS
     assert image_color(result.data) == RESULT_COLOR
     assert len(fake.submissions) == 1
     assert len(fake.seen("POST", "/api/v1/services/")) == 1
+
+
+def test_a_canceled_task_cancels_its_queued_provider_job(engine: DashScopeEngine, fake: FakeDashScope) -> None:
+    job = make_job(TaskType.CLOTHING_CHANGE, urls=URLS[:2])
+    job_id = engine.submit(job, FakeContext())
+    engine.cancel(job, job_id)
+    assert fake.tasks[job_id].canceled
+    assert len(fake.seen("POST", "/api/v1/tasks/")) == 1
