@@ -56,3 +56,6 @@ Index("ix_tasks_owner_status_created", tasks.c.owner_id, tasks.c.status, tasks.c
 # The sweeper and claiming only ever look at unfinished tasks: a partial index stays small at any history size.
 Index("ix_tasks_unfinished_created", tasks.c.created_at,
       sqlite_where=text(UNFINISHED_SQL), postgresql_where=text(UNFINISHED_SQL))
+# Recovery: an owner's unfinished tasks of a type stay a handful of index entries, whatever the history's size.
+Index("ix_tasks_unfinished_owner_type_created", tasks.c.owner_id, tasks.c.type, tasks.c.created_at, tasks.c.id,
+      sqlite_where=text(UNFINISHED_SQL), postgresql_where=text(UNFINISHED_SQL))

@@ -121,7 +121,9 @@ class _Row(NamedTuple):
 
 
 def _unfinished() -> Any:
-    return tasks.c.status.in_([status.value for status in UNFINISHED])
+    # Literal SQL, word for word the partial index's predicate: SQLite only uses a partial index whose WHERE
+    # terms appear in the query itself.
+    return text(UNFINISHED_SQL)
 
 
 COLUMNS = [column.name for column in tasks.c]
@@ -265,6 +267,9 @@ class TaskStore:
             where.append("type = ?")
             params.append(task_type.value)
         if statuses:
+            if set(statuses) <= set(UNFINISHED):
+                # Word for word the partial index's predicate, so the recovery query uses it (SQLite needs that).
+                where.append(UNFINISHED_SQL)
             where.append(f"status IN ({', '.join('?' for _ in statuses)})")
             params += [status.value for status in statuses]
         if cursor:
@@ -307,6 +312,7 @@ class TaskStore:
         candidates = (
             select(tasks.c.id)
             .where(
+                _unfinished(),
                 tasks.c.status == TaskStatus.PROCESSING.value,
                 or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < moment),
                 tasks.c.attempts < max_attempts,
