@@ -1,0 +1,167 @@
+// One card per task, for the studio pages and the home page. A card keeps its element from "in progress" to
+// "history": its media box has a fixed shape, so the spinner turning into the image moves nothing around it.
+import {formatElapsed, formatTime, t, taskErrorText, typeLabel} from "./i18n.js";
+
+const ICONS = "/static/icons/icons.svg";
+
+export function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value == null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  node.append(...children.flat().filter((child) => child != null && child !== false));
+  return node;
+}
+
+export function icon(name, size = 18) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("width", size);
+  svg.setAttribute("height", size);
+  const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
+  use.setAttribute("href", `${ICONS}#${name}`);
+  svg.append(use);
+  return svg;
+}
+
+export const isBusy = (task) => task.status === "pending" || task.status === "processing";
+
+function referenceName(task, index) {
+  if (task.type === "CLOTHING_CHANGE") return index === 0 ? t("form.person") : t("form.garment");
+  if (task.type === "WHITE_BACKGROUND") return t("form.product");
+  return t("card.reference", {n: index + 1});
+}
+
+export function resultAlt(task) {
+  return task.prompt ? t("alt.result", {prompt: task.prompt}) : t("alt.result_untitled", {type: typeLabel(task.type)});
+}
+
+function thumbnails(task) {
+  const images = task.reference_images ?? [];
+  if (!images.length) return null;
+  return h("ul", {class: "thumbs", "aria-label": t("card.references")},
+    images.map((image, index) => {
+      const name = referenceName(task, index);
+      return h("li", {title: name},
+        h("img", {src: image.url, alt: name, width: 40, height: 40, loading: "lazy", decoding: "async"}));
+    }));
+}
+
+function busyMedia(task) {
+  const progress = typeof task.progress === "number" ? Math.round(task.progress * 100) : null;
+  return h("div", {class: "media-busy"},
+    h("span", {class: "spinner", role: "img", "aria-label": t("card.busy")}),
+    h("span", {class: "media-status", "data-status-text": true, text: t(`status.${task.status}`)}),
+    h("div", {
+      class: "progress", role: "progressbar", "aria-label": t(`status.${task.status}`),
+      "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": progress ?? undefined, hidden: progress === null,
+    }, h("span", {class: "progress-fill", style: `width: ${progress ?? 0}%`})));
+}
+
+function resultMedia(task) {
+  const img = h("img", {src: task.image_url, alt: resultAlt(task), decoding: "async"});
+  // Fade in once decoded: the box already has its final size, so only the picture changes.
+  img.addEventListener("load", () => img.classList.add("is-loaded"), {once: true});
+  if (img.complete) img.classList.add("is-loaded");
+  return h("a", {class: "media-result", href: task.image_url, target: "_blank", rel: "noopener",
+    title: t("card.open")}, img);
+}
+
+function errorMedia(task) {
+  return h("div", {class: "media-error"},
+    icon("alert", 28),
+    h("strong", {text: t("card.failed_title")}),
+    h("p", {class: "error-message", text: taskErrorText(task.error)}));
+}
+
+function media(task) {
+  if (isBusy(task)) return busyMedia(task);
+  if (task.status === "completed" && task.image_url) return resultMedia(task);
+  return errorMedia(task);
+}
+
+function meta(task, now) {
+  if (isBusy(task)) {
+    return h("p", {class: "card-meta"}, icon("clock", 14),
+      h("span", {"data-elapsed": task.created_at, text: t("card.elapsed", {time: formatElapsed(now - Date.parse(task.created_at))})}));
+  }
+  const pill = h("span", {class: `pill pill--${task.status}`, text: t(`status.${task.status}`)});
+  return h("p", {class: "card-meta"}, pill,
+    h("time", {datetime: task.finished_at ?? task.updated_at, text: formatTime(task.finished_at ?? task.updated_at)}));
+}
+
+function actions(task) {
+  if (isBusy(task)) {
+    return h("div", {class: "card-actions"},
+      h("button", {type: "button", class: "button button--secondary button--small", dataset: {action: "cancel"}},
+        t("card.cancel")));
+  }
+  if (task.status === "completed" && task.image_url) {
+    return h("div", {class: "card-actions"},
+      h("a", {class: "button button--primary button--small", href: task.image_url, download: ""},
+        icon("download", 16), h("span", {text: t("card.download")})));
+  }
+  return h("div", {class: "card-actions"},
+    h("button", {type: "button", class: "button button--primary button--small", dataset: {action: "retry"}},
+      icon("retry", 16), h("span", {text: t("card.retry")})));
+}
+
+// Delete sits beside the date, away from the main action, so a quick tap on "download" never lands on it.
+function metaRow(task, now, {withType}) {
+  const remove = isBusy(task) || withType ? null
+    : h("button", {type: "button", class: "icon-button icon-button--danger", dataset: {action: "delete"},
+      "aria-label": t("card.delete"), title: t("card.delete")}, icon("trash", 17));
+  return h("div", {class: "card-meta-row"}, meta(task, now), remove);
+}
+
+/** A new card element for a task. `withType` (home page) labels the type and links to its page instead. */
+export function createCard(task, {now = Date.now(), withType = false, typePath = null} = {}) {
+  const titleId = `card-${task.id}-prompt`;
+  const card = h("li", {class: "card", dataset: {id: task.id}, "aria-labelledby": titleId});
+  card.append(
+    h("div", {class: "card-media"}),
+    h("div", {class: "card-body"},
+      withType ? h("a", {class: "card-type", href: typePath, text: typeLabel(task.type)}) : null,
+      h("p", {class: `card-prompt${task.prompt ? "" : " is-empty"}`, id: titleId, title: task.prompt ?? "",
+        text: task.prompt || t("card.no_prompt")}),
+      thumbnails(task),
+      h("div", {class: "card-foot"})),
+  );
+  renderCard(card, task, {now, withType});
+  return card;
+}
+
+/** Brings a card up to date: the media and actions change with the status; progress changes in place. */
+export function renderCard(card, task, {now = Date.now(), withType = false} = {}) {
+  const status = task.status;
+  const busy = isBusy(task);
+  card.setAttribute("aria-busy", busy ? "true" : "false");
+  card.dataset.type = task.type;
+  if (card.dataset.status === status) {
+    const bar = card.querySelector(".progress");
+    if (bar && typeof task.progress === "number") {
+      const percent = Math.round(task.progress * 100);
+      bar.hidden = false;
+      bar.setAttribute("aria-valuenow", percent);
+      bar.querySelector(".progress-fill").style.width = `${percent}%`;
+    }
+    return;
+  }
+  const hadFocus = card.contains(document.activeElement);
+  card.dataset.status = status;
+  card.querySelector(".card-media").replaceChildren(media(task));
+  card.querySelector(".card-foot").replaceChildren(metaRow(task, now, {withType}), actions(task));
+  // The button the user was on may be gone (cancel becomes download); keep them in the card.
+  if (hadFocus) card.querySelector(".card-actions a, .card-actions button, .media-result")?.focus();
+}
+
+/** Refreshes the "running for …" text of every busy card from one clock. */
+export function tickElapsed(root, now) {
+  for (const node of root.querySelectorAll("[data-elapsed]")) {
+    node.textContent = t("card.elapsed", {time: formatElapsed(now - Date.parse(node.dataset.elapsed))});
+  }
+}

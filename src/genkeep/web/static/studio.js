@@ -1,0 +1,502 @@
+// A generation type's page: the form, the tasks in progress (kept by the recovery client) and the history.
+import {ApiError, api, newIdempotencyKey, taskListPath} from "./api.js";
+import {createCard, h, icon, renderCard, tickElapsed} from "./cards.js";
+import {announce, config, t, taskErrorText} from "./i18n.js";
+import {TaskMonitor} from "./recovery.js";
+
+const TYPE = config.type;
+const HISTORY_PAGE = 12;
+const ACCEPTED = ["image/png", "image/jpeg", "image/webp"];
+const [, MAX_IMAGES] = config.imageCounts[TYPE];
+const MAX_PROMPT = config.maxPromptChars;
+// How long a finished card stays in place, showing its image, before it glides to the top of the history.
+const SETTLE_MS = 1200;
+const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const progressList = $("#in-progress");
+const historyList = $("#history");
+
+// One clock for the page: the monitor's polling and the "running for" texts read the same time.
+const clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle),
+};
+
+const findCard = (list, id) => list.querySelector(`[data-id="${CSS.escape(id)}"]`);
+
+// ---------------------------------------------------------------------------------------------------------
+// Moving cards without jumps: measure, change the DOM, then animate each card from where it was (FLIP).
+
+function flip(mutate) {
+  const cards = [...document.querySelectorAll(".card-grid > .card")];
+  const before = new Map(cards.map((card) => [card, card.getBoundingClientRect()]));
+  mutate();
+  if (reducedMotion.matches) return;
+  for (const card of document.querySelectorAll(".card-grid > .card")) {
+    const first = before.get(card);
+    if (!first) {
+      card.animate([{opacity: 0, transform: "scale(.96)"}, {opacity: 1, transform: "none"}],
+        {duration: 260, easing: "ease-out"});
+      continue;
+    }
+    const last = card.getBoundingClientRect();
+    const dx = first.left - last.left;
+    const dy = first.top - last.top;
+    if (dx || dy) {
+      card.animate([{transform: `translate(${dx}px, ${dy}px)`}, {transform: "none"}],
+        {duration: 420, easing: "cubic-bezier(.2, .7, .2, 1)"});
+    }
+  }
+}
+
+function keepFocus(card, move) {
+  const focused = card.contains(document.activeElement) ? document.activeElement : null;
+  move();
+  focused?.focus({preventScroll: true});
+}
+
+function updateSections() {
+  const busy = progressList.children.length;
+  $("#progress-empty").hidden = busy > 0;
+  const badge = $("#progress-count");
+  badge.hidden = busy === 0;
+  badge.textContent = String(busy);
+  $("#history-empty").hidden = historyList.children.length > 0 || historyList.getAttribute("aria-busy") === "true"
+    || !$("#history-error").hidden;
+}
+
+// Newest first, by created_at, wherever a card comes from (the list, this tab, a retry).
+function insertByCreated(list, card, task) {
+  const created = Date.parse(task.created_at);
+  const later = [...list.children].find((other) => Date.parse(other.dataset.created) < created);
+  card.dataset.created = task.created_at;
+  list.insertBefore(card, later ?? null);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The recovery client's callbacks.
+
+function onTask(task) {
+  const card = findCard(progressList, task.id);
+  if (card) {
+    renderCard(card, task, {now: clock.now()});
+    return;
+  }
+  const fresh = createCard(task, {now: clock.now()});
+  flip(() => insertByCreated(progressList, fresh, task));
+  updateSections();
+}
+
+function onFinish(task) {
+  announce(task.status === "completed"
+    ? t("announce.completed", {prompt: task.prompt || t(`type.${task.type}`)})
+    : t("announce.failed", {message: taskErrorText(task.error)}));
+  const card = findCard(progressList, task.id);
+  if (!card) {
+    addToHistory(task, {top: true});
+    return;
+  }
+  renderCard(card, task, {now: clock.now()});
+  card.classList.add("is-finishing");
+  setTimeout(() => moveToHistory(card), reducedMotion.matches ? 0 : SETTLE_MS);
+}
+
+function moveToHistory(card) {
+  if (!card.isConnected || card.parentElement !== progressList) return;
+  card.classList.remove("is-finishing");
+  keepFocus(card, () => flip(() => {
+    findCard(historyList, card.dataset.id)?.remove();
+    historyList.prepend(card);
+    updateSections();
+  }));
+}
+
+function onGone(id) {
+  const card = findCard(progressList, id);
+  if (card) flip(() => card.remove());
+  updateSections();
+}
+
+const banner = $("#connection-banner");
+
+function onConnection(state) {
+  banner.hidden = state !== "reconnecting";
+  announce(t(state === "reconnecting" ? "announce.reconnecting" : "announce.reconnected"));
+}
+
+const monitor = new TaskMonitor({type: TYPE, clock, onTask, onFinish, onGone, onConnection});
+
+// ---------------------------------------------------------------------------------------------------------
+// History: this type's finished tasks, newest first, paged with the cursor.
+
+let historyCursor = null;
+const loadMore = $("#load-more");
+
+function addToHistory(task, {top = false} = {}) {
+  if (findCard(historyList, task.id) || findCard(progressList, task.id)) return;
+  const card = createCard(task, {now: clock.now()});
+  card.dataset.created = task.created_at;
+  if (top) flip(() => historyList.prepend(card));
+  else historyList.append(card);
+}
+
+async function loadHistory({more = false} = {}) {
+  loadMore.disabled = true;
+  loadMore.textContent = t("history.loading");
+  $("#history-error").hidden = true;
+  try {
+    const page = await api(taskListPath({
+      type: TYPE, status: ["completed", "failed"], limit: HISTORY_PAGE, cursor: more ? historyCursor : null,
+    }));
+    for (const task of page.items) addToHistory(task);
+    historyCursor = page.next_cursor;
+  } catch {
+    $("#history-error").hidden = false;
+  } finally {
+    historyList.setAttribute("aria-busy", "false");
+    loadMore.disabled = false;
+    loadMore.textContent = t("history.more");
+    loadMore.hidden = !historyCursor;
+    updateSections();
+  }
+}
+
+loadMore.addEventListener("click", () => loadHistory({more: true}));
+$("#history-retry").addEventListener("click", () => loadHistory({more: historyCursor !== null}));
+
+// ---------------------------------------------------------------------------------------------------------
+// Card actions: cancel, retry, delete.
+
+const confirmDialog = $("#confirm-delete");
+
+function confirmDelete() {
+  return new Promise((resolve) => {
+    confirmDialog.returnValue = "";
+    confirmDialog.addEventListener("close", () => resolve(confirmDialog.returnValue === "delete"), {once: true});
+    confirmDialog.showModal();
+  });
+}
+
+async function cancelTask(card, button) {
+  const id = card.dataset.id;
+  button.disabled = true;
+  try {
+    monitor.watch(await api(`/api/tasks/${encodeURIComponent(id)}/cancel`, {method: "POST"}));
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 409) {
+      // It finished meanwhile: show how it ended.
+      monitor.watch(await api(`/api/tasks/${encodeURIComponent(id)}`).catch(() => null));
+    } else if (error instanceof ApiError && error.status === 404) {
+      monitor.forget(id);
+      onGone(id);
+    } else {
+      announce(error.detail ?? t("form.error.network"));
+      button.disabled = false;
+    }
+  }
+}
+
+async function retryTask(card, button) {
+  button.disabled = true;
+  try {
+    const task = await api(`/api/tasks/${encodeURIComponent(card.dataset.id)}/retry`, {method: "POST"});
+    monitor.watch(task);
+    announce(t("announce.started"));
+  } catch (error) {
+    announce(error.detail ?? t("form.error.network"));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function deleteTask(card, button) {
+  if (!(await confirmDelete())) {
+    button.focus();
+    return;
+  }
+  try {
+    await api(`/api/tasks/${encodeURIComponent(card.dataset.id)}`, {method: "DELETE"});
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404)) {
+      announce(error.detail ?? t("form.error.network"));
+      button.focus();
+      return;
+    }
+  }
+  // Focus goes to the neighbouring card, so a keyboard user keeps their place in the history.
+  const neighbour = card.nextElementSibling ?? card.previousElementSibling;
+  flip(() => card.remove());
+  updateSections();
+  (neighbour?.querySelector("[data-action=delete]") ?? $("#history-title")).focus?.();
+  announce(t("announce.deleted"));
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-action]");
+  const card = button?.closest(".card");
+  if (!card) return;
+  const action = button.dataset.action;
+  if (action === "cancel") cancelTask(card, button);
+  else if (action === "retry") retryTask(card, button);
+  else if (action === "delete") deleteTask(card, button);
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The form.
+
+const form = $("#task-form");
+const promptInput = $("#prompt");
+const submitButton = $("#submit");
+const slots = {}; // slot name -> File | null (WHITE_BACKGROUND: product; CLOTHING_CHANGE: person, garment)
+let references = []; // CREATE: [{file, url}]
+let idempotencyKey = null;
+
+function formChanged() {
+  // A changed form is a new submission; an unchanged one sent twice (double click, a lost answer) is the same.
+  idempotencyKey = null;
+}
+
+function updateCounter() {
+  if (!promptInput) return;
+  const counter = $("#prompt-counter");
+  const length = promptInput.value.length;
+  counter.textContent = t("form.counter", {count: length, max: MAX_PROMPT});
+  counter.classList.toggle("is-near", length > MAX_PROMPT * 0.9);
+}
+
+promptInput?.addEventListener("input", () => {
+  updateCounter();
+  formChanged();
+  showFieldError("prompt", null);
+});
+
+function showFieldError(field, message) {
+  const node = $(`#${field}-error`) ?? $("#form-error");
+  node.textContent = message ?? "";
+  node.hidden = !message;
+  const control = field === "prompt" ? promptInput : form.querySelector(".file-input");
+  if (control && node.id !== "form-error") control.toggleAttribute("aria-invalid", Boolean(message));
+  node.closest(".field")?.classList.toggle("has-error", Boolean(message));
+}
+
+function clearErrors() {
+  for (const field of ["prompt", "reference_images", "form"]) showFieldError(field, null);
+}
+
+function acceptable(files) {
+  const good = [];
+  for (const file of files) {
+    if (ACCEPTED.includes(file.type)) good.push(file);
+    else showFieldError("reference_images", t("form.error.format", {name: file.name}));
+  }
+  return good;
+}
+
+// CREATE: up to four reference images in a row of previews.
+function renderReferences() {
+  const list = $("#multi-previews");
+  if (!list) return;
+  list.replaceChildren(...references.map((ref, index) => {
+    const name = t("card.reference", {n: index + 1});
+    return h("li", {class: "multi-preview"},
+      h("img", {src: ref.url, alt: `${name}: ${ref.file.name}`}),
+      h("button", {type: "button", class: "icon-button remove-image", "aria-label": t("form.remove", {name}),
+        dataset: {removeIndex: index}}, icon("close", 16)));
+  }));
+  const full = references.length >= MAX_IMAGES;
+  $("[data-dropzone=references]").hidden = full;
+  $("#refs-count").textContent = references.length ? `${references.length} / ${MAX_IMAGES}` : "";
+}
+
+function addReferences(files) {
+  showFieldError("reference_images", null);
+  const room = MAX_IMAGES - references.length;
+  const good = acceptable(files);
+  if (good.length > room) showFieldError("reference_images", t("form.error.too_many", {max: MAX_IMAGES}));
+  for (const file of good.slice(0, room)) references.push({file, url: URL.createObjectURL(file)});
+  formChanged();
+  renderReferences();
+}
+
+$("#multi-previews")?.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-remove-index]");
+  if (!button) return;
+  const index = Number(button.dataset.removeIndex);
+  URL.revokeObjectURL(references[index].url);
+  references.splice(index, 1);
+  formChanged();
+  renderReferences();
+  // Keep the keyboard user near where they were.
+  ($("#multi-previews [data-remove-index]") ?? $("#file-references")).focus();
+});
+
+// WHITE_BACKGROUND and CLOTHING_CHANGE: one labelled slot per image.
+function setSlot(name, file) {
+  const slot = $(`[data-slot="${name}"]`);
+  const preview = $(".slot-preview", slot);
+  const img = $("img", preview);
+  if (img.src) URL.revokeObjectURL(img.src);
+  slots[name] = file;
+  if (file) {
+    img.src = URL.createObjectURL(file);
+    img.alt = `${$(".slot-label", slot).textContent}: ${file.name}`;
+  } else {
+    img.removeAttribute("src");
+    img.alt = "";
+  }
+  preview.hidden = !file;
+  $(".dropzone-target", slot).hidden = Boolean(file);
+  // A filled slot is reached through its remove button; its invisible file input leaves the tab order.
+  $(".file-input", slot).tabIndex = file ? -1 : 0;
+  slot.classList.toggle("is-filled", Boolean(file));
+  formChanged();
+}
+
+function fillSlots(startName, files) {
+  showFieldError("reference_images", null);
+  const good = acceptable(files);
+  if (!good.length) return;
+  // Dropping two photos on one slot fills the other empty slot too (person and garment in one go).
+  const order = [startName, ...Object.keys(slots).filter((name) => name !== startName && !slots[name])];
+  order.forEach((name, index) => {
+    if (good[index]) setSlot(name, good[index]);
+  });
+}
+
+for (const slot of document.querySelectorAll("[data-slot]")) slots[slot.dataset.slot] = null;
+
+form.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-remove-slot]");
+  if (!button) return;
+  const name = button.dataset.removeSlot;
+  setSlot(name, null);
+  $(`#file-${name}`).focus();
+});
+
+for (const zone of document.querySelectorAll("[data-dropzone]")) {
+  const name = zone.dataset.dropzone;
+  const input = $(".file-input", zone);
+  const take = (files) => (name === "references" ? addReferences(files) : fillSlots(name, files));
+  input.addEventListener("change", () => {
+    take([...input.files]);
+    input.value = ""; // choosing the same file again after removing it must fire change again
+  });
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("is-dragging");
+  });
+  zone.addEventListener("dragleave", (event) => {
+    if (!zone.contains(event.relatedTarget)) zone.classList.remove("is-dragging");
+  });
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("is-dragging");
+    take([...(event.dataTransfer?.files ?? [])]);
+  });
+}
+
+// A file dropped beside the drop zone must not make the browser leave the page to show it.
+for (const kind of ["dragover", "drop"]) window.addEventListener(kind, (event) => event.preventDefault());
+
+function chosenFiles() {
+  if (TYPE === "CREATE") return references.map((ref) => ref.file);
+  if (TYPE === "WHITE_BACKGROUND") return [slots.product].filter(Boolean);
+  return [slots.person, slots.garment].filter(Boolean); // the person first, then the garment: the API's order
+}
+
+function validate() {
+  const errors = [];
+  const prompt = promptInput.value.trim();
+  if (TYPE === "CREATE" && !prompt) errors.push(["prompt", t("form.error.prompt_required")]);
+  if (prompt.length > MAX_PROMPT) errors.push(["prompt", t("form.error.prompt_too_long", {max: MAX_PROMPT})]);
+  if (TYPE === "WHITE_BACKGROUND" && !slots.product) errors.push(["reference_images", t("form.error.need_product")]);
+  if (TYPE === "CLOTHING_CHANGE" && !slots.person) errors.push(["reference_images", t("form.error.need_person")]);
+  else if (TYPE === "CLOTHING_CHANGE" && !slots.garment) {
+    errors.push(["reference_images", t("form.error.need_garment")]);
+  }
+  return errors;
+}
+
+function focusField(field) {
+  if (field === "prompt") promptInput.focus();
+  else if (field === "reference_images") {
+    const empty = [...form.querySelectorAll(".file-input")].find((input) => input.tabIndex >= 0
+      && !input.closest("[hidden]"));
+    (empty ?? form.querySelector(".remove-image"))?.focus();
+  }
+  else $("#form-error").focus?.();
+}
+
+function resetForm() {
+  promptInput.value = "";
+  updateCounter();
+  for (const ref of references) URL.revokeObjectURL(ref.url);
+  references = [];
+  renderReferences();
+  for (const name of Object.keys(slots)) setSlot(name, null);
+  idempotencyKey = null;
+}
+
+let submitting = false;
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (submitting) return; // the Idempotency-Key covers what slips past this (a resend after a lost answer)
+  clearErrors();
+  const errors = validate();
+  if (errors.length) {
+    for (const [field, message] of errors) showFieldError(field, message);
+    focusField(errors[0][0]);
+    return;
+  }
+  const body = new FormData();
+  body.append("type", TYPE);
+  const prompt = promptInput.value.trim();
+  if (prompt || TYPE === "CREATE") body.append("prompt", prompt);
+  for (const file of chosenFiles()) body.append("reference_images", file, file.name);
+  idempotencyKey ??= newIdempotencyKey();
+
+  submitting = true;
+  submitButton.disabled = true;
+  $(".submit-label", submitButton).textContent = t("form.submitting");
+  try {
+    const task = await api("/api/tasks", {method: "POST", body, headers: {"Idempotency-Key": idempotencyKey}});
+    monitor.watch(task);
+    announce(t("announce.started"));
+    resetForm();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    const field = ["prompt", "reference_images"].includes(error.field) ? error.field : "form";
+    const message = error.status === 0 ? t("form.error.network") : error.detail ?? t("form.error.unknown");
+    showFieldError(field, message);
+    focusField(field);
+  } finally {
+    submitting = false;
+    submitButton.disabled = false;
+    $(".submit-label", submitButton).textContent = t("form.submit");
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Start: the running "elapsed" texts, the history, and the recovery of unfinished tasks.
+
+setInterval(() => tickElapsed(progressList, clock.now()), 1000);
+updateCounter();
+renderReferences();
+updateSections();
+loadHistory();
+monitor.start().then(() => {
+  // Lets tests (and anyone curious) know the unfinished tasks have been looked for at least once.
+  document.documentElement.dataset.recovered = "true";
+  const count = monitor.tasks.length;
+  if (count) announce(t("announce.recovered", {count}));
+});
+
+// Exposed for people debugging in the console and for the browser tests.
+window.genkeep = {monitor};
+addEventListener("pagehide", () => monitor.stop());
+addEventListener("pageshow", (event) => {
+  if (event.persisted) monitor.start(); // back/forward cache: pick up where the page left off
+});

@@ -1,0 +1,302 @@
+"""What a seller sees in the studio, in a real browser against a real server: tasks survive refreshes, page
+changes, other tabs and server restarts, and each one ends as its image or its error."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.browser import DESKTOP, PHONE, SCREENSHOTS, Server, make_server, new_context, picture, upload
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+INTERVAL = 2.0
+DONE_TIMEOUT = 30_000  # ms: a 5 s generation, with room for a slow machine
+
+
+@dataclass(frozen=True)
+class Kind:
+    type: str
+    path: str
+    prompt: str
+    references: int
+    fill: Callable[[Page, str], None]
+
+
+def fill_create(page: Page, prompt: str) -> None:
+    page.fill("#prompt", prompt)
+    page.set_input_files("#file-references", [upload("mug.png", picture((196, 120, 80))),
+                                              upload("table.png", picture((150, 110, 70), size=(600, 400)))])
+
+
+def fill_white_background(page: Page, prompt: str) -> None:
+    page.set_input_files("#file-product", upload("bag.png", picture((176, 58, 58))))
+    page.fill("#prompt", prompt)
+
+
+def fill_clothing_change(page: Page, prompt: str) -> None:
+    page.set_input_files("#file-person", upload("model.png", picture((186, 150, 130), "person")))
+    page.set_input_files("#file-garment", upload("shirt.png", picture((58, 92, 160), "shirt")))
+    page.fill("#prompt", prompt)
+
+
+KINDS = [
+    Kind("CREATE", "/create", "A ceramic mug on a sunlit oak table, soft morning light", 2, fill_create),
+    Kind("WHITE_BACKGROUND", "/white-background", "Keep the soft shadow under the bag", 1, fill_white_background),
+    Kind("CLOTHING_CHANGE", "/clothing-change", "Tuck the shirt in, keep the pose", 2, fill_clothing_change),
+]
+CREATE = KINDS[0]
+
+
+def card(page: Page, task_id: str, where: str = "") -> Any:
+    return page.locator(f'{where} .card[data-id="{task_id}"]'.strip())
+
+
+def open_studio(page: Page, kind: Kind) -> None:
+    page.goto(kind.path)
+    # The recovery list has been answered once: whatever is unfinished is on the page now.
+    page.wait_for_selector("html[data-recovered=true]", state="attached")
+
+
+def submit(page: Page, kind: Kind, prompt: str | None = None) -> dict[str, Any]:
+    kind.fill(page, prompt or kind.prompt)
+    with page.expect_response(lambda r: r.url.endswith("/api/tasks") and r.request.method == "POST") as answer:
+        page.click("#submit")
+    assert answer.value.status == 201, answer.value.text()
+    assert answer.value.request.header_value("idempotency-key")
+    task: dict[str, Any] = answer.value.json()
+    expect(card(page, task["id"], "#in-progress")).to_be_visible()
+    return task
+
+
+def images_loaded(page: Page, selector: str) -> None:
+    page.wait_for_function(
+        """selector => {
+            const images = [...document.querySelectorAll(selector)];
+            return images.length > 0 && images.every((img) => img.complete && img.naturalWidth > 0);
+        }""", arg=selector)
+
+
+def is_list_poll(url: str, kind: Kind) -> bool:
+    return "/api/tasks?" in url and f"type={kind.type}" in url and "status=processing" in url
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[k.type for k in KINDS])
+def test_a_task_survives_a_refresh_and_turns_into_its_image(page: Page, kind: Kind) -> None:
+    open_studio(page, kind)
+    task = submit(page, kind)
+    assert task["type"] == kind.type
+    expect(page.locator("#announcer")).to_contain_text("Generation started")
+
+    page.reload()
+    busy = card(page, task["id"], "#in-progress")
+    expect(busy).to_be_visible()
+    expect(busy).to_have_attribute("aria-busy", "true")
+    expect(busy.locator(".spinner")).to_be_visible()
+    expect(busy.locator(".card-prompt")).to_have_text(kind.prompt)
+    expect(busy.locator(".thumbs img")).to_have_count(kind.references)
+    images_loaded(page, f'.card[data-id="{task["id"]}"] .thumbs img')
+    expect(busy.locator("[data-elapsed]")).to_contain_text("Running for")
+
+    page.evaluate("window.sameDocument = true")  # gone if the page reloads
+    done = card(page, task["id"], "#history")
+    expect(done).to_have_attribute("data-status", "completed", timeout=DONE_TIMEOUT)
+    expect(done).to_have_attribute("aria-busy", "false")
+    expect(page.locator("#history .card").first).to_have_attribute("data-id", task["id"])
+    expect(page.locator("#in-progress .card")).to_have_count(0)
+    result = done.locator(".media-result img")
+    expect(result).to_have_attribute("alt", f"Generated image: {kind.prompt}")
+    images_loaded(page, f'#history .card[data-id="{task["id"]}"] .media-result img')
+    expect(done.locator("a[download]")).to_have_attribute("href", result.get_attribute("src") or "")
+    expect(page.locator("#announcer")).to_contain_text("Image ready")
+    assert page.evaluate("window.sameDocument") is True, "the page reloaded"
+
+
+def test_a_task_stays_on_its_own_type_page(page: Page) -> None:
+    open_studio(page, CREATE)
+    task = submit(page, CREATE)
+
+    for other in KINDS[1:]:
+        open_studio(page, other)
+        expect(page.locator(".card")).to_have_count(0)
+
+    open_studio(page, CREATE)
+    expect(card(page, task["id"])).to_be_visible()  # still running, or already in the history
+    expect(card(page, task["id"], "#history")).to_have_attribute("data-status", "completed", timeout=DONE_TIMEOUT)
+
+
+def test_a_failure_shows_its_message_and_polling_for_it_stops(page: Page) -> None:
+    open_studio(page, CREATE)
+    task = submit(page, CREATE)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+
+    # Another client stops the task; this page only learns of it by polling.
+    canceled = page.request.post(f"/api/tasks/{task['id']}/cancel").json()
+    assert canceled["status"] == "failed"
+    failed = card(page, task["id"], "#history")
+    expect(failed).to_have_attribute("data-status", "failed", timeout=10_000)
+    expect(failed.locator(".error-message")).to_have_text(canceled["error"]["message"])
+    expect(page.locator("#announcer")).to_contain_text("Generation failed")
+    seen_when_failed = len(requests)
+
+    # Three more polls of the unfinished list, and not one request about the failed task.
+    for _ in range(3):
+        with page.expect_request(lambda r: is_list_poll(r.url, CREATE), timeout=5_000):
+            pass
+    about_task = [url for url in requests[seen_when_failed:] if f"/api/tasks/{task['id']}" in url]
+    assert about_task == []
+
+    with page.expect_response(lambda r: r.url.endswith(f"/api/tasks/{task['id']}/retry")) as answer:
+        failed.locator("[data-action=retry]").click()
+    again = answer.value.json()
+    assert answer.value.status == 201 and again["id"] != task["id"]
+    expect(card(page, again["id"], "#in-progress")).to_have_attribute("aria-busy", "true")
+    expect(card(page, again["id"], "#in-progress").locator(".card-prompt")).to_have_text(CREATE.prompt)
+
+
+def test_cancel_and_delete_from_the_cards(page: Page) -> None:
+    open_studio(page, CREATE)
+    task = submit(page, CREATE)
+    card(page, task["id"], "#in-progress").locator("[data-action=cancel]").click()
+    stopped = card(page, task["id"], "#history")
+    expect(stopped).to_have_attribute("data-status", "failed")
+
+    stopped.locator("[data-action=delete]").click()
+    dialog = page.locator("#confirm-delete")
+    expect(dialog).to_be_visible()
+    dialog.locator("button[value=delete]").click()
+    expect(card(page, task["id"])).to_have_count(0)
+    assert page.request.get(f"/api/tasks/{task['id']}").status == 404
+    expect(page.locator("#history-empty")).to_be_visible()
+
+
+def test_a_new_task_shows_in_a_second_tab_within_one_interval(context: Any) -> None:
+    first, second = context.new_page(), context.new_page()
+    open_studio(second, CREATE)
+    open_studio(first, CREATE)
+    task = submit(first, CREATE)
+    started = time.monotonic()
+    expect(card(second, task["id"], "#in-progress")).to_be_visible(timeout=int((INTERVAL + 0.6) * 1000))
+    assert time.monotonic() - started <= INTERVAL + 0.6
+    expect(card(second, task["id"], "#in-progress").locator(".card-prompt")).to_have_text(CREATE.prompt)
+    expect(card(second, task["id"], "#history")).to_have_attribute("data-status", "completed",
+                                                                   timeout=DONE_TIMEOUT)
+
+
+def test_the_poll_cadence_is_two_seconds(page: Page) -> None:
+    starts: list[float] = []
+
+    def finished(request: Any) -> None:
+        if is_list_poll(request.url, CREATE):
+            # The browser's own clock for when the request started, in ms since the epoch.
+            starts.append(request.timing["startTime"] / 1000)
+
+    page.on("requestfinished", finished)
+    open_studio(page, CREATE)
+    submit(page, CREATE)
+    for _ in range(7):
+        with page.expect_request_finished(lambda r: is_list_poll(r.url, CREATE), timeout=5_000):
+            pass
+    intervals = [round(b - a, 3) for a, b in itertools.pairwise(sorted(starts))]
+    assert len(intervals) >= 5, starts
+    assert all(abs(gap - INTERVAL) <= 0.25 for gap in intervals), intervals
+
+
+@pytest.fixture
+def own_server(browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A server of the test's own, with the GENKEEP_* settings the test passes as its parameter."""
+    started = make_server(tmp_path, **getattr(request, "param", {}))
+    started.start()
+    yield started
+    started.stop()
+
+
+@pytest.mark.parametrize("own_server", [{"GENKEEP_TASK_TIMEOUT": "5", "GENKEEP_LOCAL_DELAY": "60"}],
+                         indirect=True, ids=["timeout-5s"])
+def test_a_generation_that_runs_too_long_ends_with_the_timeout_error(browser: Any, own_server: Server) -> None:
+    context = new_context(browser, own_server)
+    page = context.new_page()
+    try:
+        open_studio(page, CREATE)
+        task = submit(page, CREATE)
+        failed = card(page, task["id"], "#history")
+        expect(failed).to_have_attribute("data-status", "failed", timeout=20_000)
+        final = page.request.get(f"/api/tasks/{task['id']}").json()
+        assert final["error"]["code"] == "timeout"
+        expect(failed.locator(".error-message")).to_have_text(final["error"]["message"])
+        expect(failed.locator("[data-action=retry]")).to_be_visible()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("own_server", [{"GENKEEP_LOCAL_DELAY": "6"}], indirect=True, ids=["delay-6s"])
+def test_the_page_recovers_a_task_across_a_server_restart(browser: Any, own_server: Server) -> None:
+    context = new_context(browser, own_server)
+    page = context.new_page()
+    try:
+        open_studio(page, CREATE)
+        task = submit(page, CREATE)
+        own_server.stop()
+        expect(page.locator("#connection-banner")).to_be_visible(timeout=6_000)
+        expect(page.locator("#connection-banner")).to_contain_text("Reconnecting")
+        expect(card(page, task["id"], "#in-progress")).to_have_attribute("aria-busy", "true")
+
+        own_server.start()
+        expect(page.locator("#connection-banner")).to_be_hidden(timeout=6_000)
+        done = card(page, task["id"], "#history")
+        expect(done).to_have_attribute("data-status", "completed", timeout=DONE_TIMEOUT)
+        images_loaded(page, f'#history .card[data-id="{task["id"]}"] .media-result img')
+    finally:
+        context.close()
+
+
+def test_screenshots_of_every_page(browser: Any, server: Server) -> None:
+    """Writes what a seller sees, at desktop and phone width, in both languages, to tests/e2e/screenshots/:
+    each type page with a finished image, a failure and a generation in progress; the home page."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    context = new_context(browser, server)
+    try:
+        pages = {kind.type: context.new_page() for kind in KINDS}
+        finished = {}
+        for kind in KINDS:  # one finished image per page, all generating at once
+            open_studio(pages[kind.type], kind)
+            finished[kind.type] = submit(pages[kind.type], kind)
+        for kind in KINDS:
+            page = pages[kind.type]
+            expect(card(page, finished[kind.type]["id"], "#history")).to_have_attribute(
+                "data-status", "completed", timeout=DONE_TIMEOUT)
+            failed = submit(page, kind, prompt=kind.prompt + ", second try")
+            page.request.post(f"/api/tasks/{failed['id']}/cancel")
+            expect(card(page, failed["id"], "#history")).to_have_attribute("data-status", "failed")
+        page = pages["CREATE"]
+
+        def shoot(name: str) -> None:
+            for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
+                page.set_viewport_size(size)
+                page.screenshot(path=str(SCREENSHOTS / f"{name}-{size_name}-{lang}.png"), full_page=True,
+                                animations="disabled")
+
+        for lang in ("en", "zh-CN"):
+            for kind in KINDS:
+                open_studio(page, kind)
+                submit(page, kind, prompt=f"{kind.prompt} ({lang})")  # generating while the pictures are taken
+                images_loaded(page, "#history .media-result img")
+                shoot(kind.path.strip("/"))
+            page.goto("/")
+            expect(page.locator("#recent")).to_have_attribute("aria-busy", "false")
+            images_loaded(page, "#recent .media-result img")
+            shoot("home")
+            page.set_viewport_size(DESKTOP)
+            # The switch is remembered: every later page comes in Chinese.
+            page.locator('[data-set-lang="zh-CN"]').click()
+            expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    finally:
+        context.close()
