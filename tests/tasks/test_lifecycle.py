@@ -156,3 +156,15 @@ def test_direct_reads_see_the_same_columns_as_the_schema() -> None:
     from genkeep.tasks.store import COLUMNS, _Row
 
     assert tuple(COLUMNS) == _Row._fields
+
+
+def test_a_timed_out_task_stops_its_engine(settings: Settings) -> None:
+    from genkeep.web.app import create_app
+
+    quick_timeout = settings.with_overrides(task_timeout=1.0, sweep_interval=0.2)
+    with TestClient(create_app(quick_timeout)) as client:
+        task = wait_final(client, submit(client, prompt="slow:30 longer than the limit").json()["id"])
+        assert task["status"] == "failed" and task["error"]["code"] == "timeout"
+        assert "1 seconds limit" in task["error"]["message"]
+        pool = client.app.state.studio.pool  # type: ignore[attr-defined]
+        wait_for(lambda: not pool._running, timeout=10, message="the engine to stop")

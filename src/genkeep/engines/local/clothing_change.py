@@ -1,0 +1,146 @@
+"""Clothing change as a compositing approximation, not a generative try-on.
+
+The person and the garment are cut out; the person's torso is found from the silhouette's width profile (head,
+narrow neck, wide shoulders); the garment's collar line and hem are warped by a perspective transform onto the
+person's shoulders and hips, clipped to the silhouette, shaded with the photo's own light and blended with feathered
+edges. Poses other than upright and facing the camera give rougher results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from genkeep.engines.base import EngineError
+from genkeep.engines.local.segmentation import Cutout, subject_colors
+
+Float = NDArray[np.float32]
+Mask = NDArray[np.bool_]
+
+# An adult's shoulder-to-hip length is about this many head heights (crown to the neck's narrowest point).
+TORSO_IN_HEADS = 2.2
+
+
+@dataclass(frozen=True)
+class Torso:
+    """Where the garment goes on the person, in pixels: the head's lowest row, the shoulder and hip lines."""
+
+    neck_y: int
+    shoulder_y: int
+    hip_y: int
+    shoulder_left: float
+    shoulder_right: float
+    hip_left: float
+    hip_right: float
+
+
+def _central_run(row: Mask, center: int) -> tuple[int, int] | None:
+    """The run of True around `center` (the torso at that height, without arms hanging apart from it)."""
+    columns = np.flatnonzero(row)
+    if columns.size == 0:
+        return None
+    if not row[center]:
+        center = int(columns[np.argmin(np.abs(columns - center))])
+    left = center
+    while left > 0 and row[left - 1]:
+        left -= 1
+    right = center
+    while right < row.size - 1 and row[right + 1]:
+        right += 1
+    return left, right + 1
+
+
+def find_torso(person: Mask) -> Torso:
+    """The torso of an upright person from the silhouette's width profile."""
+    rows = np.flatnonzero(person.any(axis=1))
+    if rows.size < 20:
+        raise EngineError("invalid_input", "No person stands out in the first photo; upload a photo of one person "
+                                           "facing the camera, head and shoulders visible.")
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    height = bottom - top
+    widths = person.sum(axis=1).astype(np.float32)
+    widths = np.convolve(widths, np.ones(5, np.float32) / 5, mode="same")
+    # The head is widest somewhere in the top of the figure; the neck is the narrowest row below that, before the
+    # shoulders spread out.
+    head_rows = widths[top:top + max(3, height // 6)]
+    head_width = float(head_rows.max())
+    head_peak = top + int(np.argmax(head_rows))
+    below = widths[head_peak:bottom]
+    spread = np.flatnonzero(below > 1.6 * head_width)
+    if spread.size == 0:
+        raise EngineError("invalid_input", "The person's shoulders are not visible; upload a photo showing the "
+                                           "person's head and shoulders, facing the camera.")
+    shoulder_y = head_peak + int(spread[0])
+    neck_y = head_peak + int(np.argmin(below[: max(1, spread[0])]))
+    head_height = max(neck_y - top, 1)
+    hip_y = min(bottom - 1, shoulder_y + round(TORSO_IN_HEADS * head_height))
+
+    center = round(float(np.mean(np.flatnonzero(person[neck_y]))) if person[neck_y].any() else person.shape[1] / 2)
+    # The shoulder line is measured a little lower, where the shoulders are fully formed.
+    line = min(bottom - 1, shoulder_y + head_height // 4)
+    shoulders = _central_run(person[line], center) or (center - head_height, center + head_height)
+    hips = _central_run(person[hip_y], center) or shoulders
+    hip_half = min((hips[1] - hips[0]) / 2, (shoulders[1] - shoulders[0]) / 2)
+    hip_center = (hips[0] + hips[1]) / 2
+    return Torso(neck_y=neck_y, shoulder_y=shoulder_y, hip_y=hip_y,
+                 shoulder_left=float(shoulders[0]), shoulder_right=float(shoulders[1]),
+                 hip_left=hip_center - hip_half, hip_right=hip_center + hip_half)
+
+
+def _garment_outline(mask: Mask) -> NDArray[np.float32]:
+    """The garment's collar-line corners and hem corners, in its own picture, as four points."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size < 10:
+        raise EngineError("invalid_input", "No garment stands out in the second photo; upload the garment laid flat "
+                                           "or on a plain background.")
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    height = bottom - top
+    collar = mask[min(bottom - 1, top + height // 12)]
+    hem = mask[max(top, bottom - 1 - height // 20)]
+    collar_cols, hem_cols = np.flatnonzero(collar), np.flatnonzero(hem)
+    if hem_cols.size == 0:
+        hem_cols = collar_cols
+    return np.array([[collar_cols.min(), top], [collar_cols.max() + 1, top],
+                     [hem_cols.max() + 1, bottom], [hem_cols.min(), bottom]], np.float32)
+
+
+def _shading(person_rgb: NDArray[np.uint8], where: Mask) -> Float:
+    """The photo's light on the torso, 1.0 on average: folds and shadows the garment should keep."""
+    luminance = cv2.cvtColor(person_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    reference = float(np.median(luminance[where])) if where.any() else float(luminance.mean())
+    shading = luminance / max(reference, 1.0)
+    # Softened and bounded: the old garment's own print and colour must not show through the new one.
+    return np.clip(cv2.GaussianBlur(shading, (0, 0), 2.0), 0.55, 1.3).astype(np.float32)
+
+
+def dress(person_rgb: NDArray[np.uint8], person: Cutout, garment_rgb: NDArray[np.uint8], garment: Cutout,
+          ) -> NDArray[np.uint8]:
+    """The person wearing the garment, at the person photo's size."""
+    torso = find_torso(person.mask)
+    source = _garment_outline(garment.mask)
+    # The garment's collar sits a little above the shoulder line, at the base of the neck.
+    collar_y = torso.neck_y + 0.35 * (torso.shoulder_y - torso.neck_y)
+    sleeve_room = 0.06 * (torso.shoulder_right - torso.shoulder_left)
+    target = np.array([[torso.shoulder_left - sleeve_room, collar_y], [torso.shoulder_right + sleeve_room, collar_y],
+                       [torso.hip_right, torso.hip_y], [torso.hip_left, torso.hip_y]], np.float32)
+    transform = cv2.getPerspectiveTransform(source, target)
+    height, width = person.mask.shape
+    def warp(image: Float) -> Float:
+        moved = cv2.warpPerspective(image, transform, (width, height), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT)
+        return np.asarray(moved, np.float32)
+
+    colors = warp(np.asarray(subject_colors(garment_rgb, garment.alpha), np.float32))
+    coverage = warp(garment.alpha)
+
+    # Nothing above the neck: hair and face stay the person's own.
+    coverage[: torso.neck_y] = 0
+    coverage = np.minimum(cv2.GaussianBlur(np.minimum(coverage, person.alpha), (0, 0), 1.2), person.alpha)
+
+    shaded = colors * _shading(person_rgb, coverage > 0.5)[..., None]
+    a = coverage[..., None]
+    out = person_rgb.astype(np.float32) * (1 - a) + shaded * a
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,114 @@
+"""Cut the main subject (a product, a person, a garment) out of a picture.
+
+The u2netp model says where the subject is; the backdrop model adds the parts the network overlooks (a pale sole on a
+pale floor) and serves alone when the model file is absent. A guided filter then snaps the mask's edge to the
+picture's own edges at full resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from genkeep.engines.local.background_model import classical_mask, evidence_regions
+from genkeep.engines.local.model import SaliencyModel
+from genkeep.engines.local.pictures import fit_within
+
+Float = NDArray[np.float32]
+Mask = NDArray[np.bool_]
+
+# The classical backdrop model works at this size: large enough for thin parts, small enough to be quick.
+CLASSICAL_SIDE = 512
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """The subject's alpha (0..1, lightly feathered) and its hard mask (alpha >= 0.5), at the picture's size."""
+
+    alpha: Float
+    mask: Mask
+
+    @property
+    def found(self) -> bool:
+        return bool(self.mask.any())
+
+
+def subject_colors(rgb: NDArray[np.uint8], alpha: Float) -> Float:
+    """The product's own colour at its edge, where the photo mixes it with the backdrop (no grey or coloured fringe)."""
+    solid = (alpha > 0.98).astype(np.float32)
+    solid = np.asarray(cv2.erode(solid, np.ones((3, 3), np.uint8)), np.float32)
+    colors = rgb.astype(np.float32)
+    sigma = max(2.0, max(alpha.shape) / 300)
+    weight = cv2.GaussianBlur(solid, (0, 0), sigma)
+    spread = cv2.GaussianBlur(colors * solid[..., None], (0, 0), sigma)
+    inside = spread / np.maximum(weight, 1e-4)[..., None]
+    # Blend toward the inside colour only where the pixel is partly backdrop and an inside colour is known.
+    use = np.clip((1.0 - alpha) * 4.0, 0, 1) * (weight > 0.02)
+    return colors * (1 - use[..., None]) + inside * use[..., None]
+
+
+def _guided_filter(guide: Float, source: Float, radius: int, eps: float) -> Float:
+    """He et al.'s guided filter: `source` smoothed, but with edges where `guide` has them."""
+    size = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x: Float) -> Float:
+        return np.asarray(cv2.boxFilter(x, cv2.CV_32F, size, borderType=cv2.BORDER_REFLECT), np.float32)
+
+    mean_i, mean_p = box(guide), box(source)
+    var_i = box(np.asarray(guide * guide, np.float32)) - mean_i * mean_i
+    cov_ip = box(np.asarray(guide * source, np.float32)) - mean_i * mean_p
+    a = np.asarray(cov_ip / (var_i + eps), np.float32)
+    b = np.asarray(mean_p - a * mean_i, np.float32)
+    return np.asarray(box(a) * guide + box(b), np.float32)
+
+
+def combine(saliency: Float, regions: Mask) -> Mask:
+    """The network's subject, plus backdrop-model regions that touch it (parts the network overlooked)."""
+    subject = saliency > 0.5
+    if not subject.any():
+        return subject
+    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return subject
+    reach = max(3, round(min(subject.shape) * 0.01))
+    near = cv2.dilate(subject.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
+    touching = np.unique(labels[(near > 0) & (labels > 0)])
+    subject_area = int(subject.sum())
+    extra = np.zeros_like(subject)
+    for label in touching:
+        region = (labels == label) & ~subject
+        # A region mostly outside the subject and as big as it is backdrop texture, not an overlooked part.
+        if int(region.sum()) < 0.5 * subject_area:
+            extra |= region
+    # Thin slivers along the subject's edge are texture next to it, not parts of it: only solid additions count.
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)
+    extra = cv2.morphologyEx(extra.astype(np.uint8), cv2.MORPH_OPEN, kernel) > 0
+    return np.asarray(subject | extra)
+
+
+def refine(rgb: NDArray[np.uint8], rough: Mask) -> Cutout:
+    """Scale a rough mask to the picture's size, snap its edge to the picture's edges, feather it lightly."""
+    height, width = rgb.shape[:2]
+    source = np.asarray(cv2.resize(rough.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR),
+                        np.float32)
+    guide = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    radius = max(2, round(max(height, width) / 256))
+    # eps ~ (0.1)^2: only edges stronger than about 25 grey levels pull the mask; wood grain and noise do not.
+    snapped = _guided_filter(guide, source, radius, 1e-2)
+    alpha = np.clip((snapped - 0.5) * 2.0 + 0.5, 0.0, 1.0).astype(np.float32)
+    return Cutout(alpha=alpha, mask=alpha >= 0.5)
+
+
+def find_subject(rgb: NDArray[np.uint8], model: SaliencyModel | None) -> Cutout:
+    """The main subject of `rgb`; `model=None` uses the backdrop model alone."""
+    small = fit_within(rgb, CLASSICAL_SIDE)
+    if model is None:
+        return refine(rgb, classical_mask(small))
+    saliency = model.saliency(small)
+    rough = combine(saliency, evidence_regions(small))
+    if not rough.any():
+        rough = classical_mask(small)
+    return refine(rgb, rough)
