@@ -1,0 +1,173 @@
+"""The table `make bench` prints and writes to docs/benchmarks.md, with the machine it ran on and how."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import dataset
+import psycopg
+from dispatch import Dispatch
+from routes import RouteRun
+from sweep import Sweep
+
+# Targets from issue 5: (SQLite, PostgreSQL) minimum ratio to the ceiling.
+RATIO_TARGETS = {"poll": (0.7, 0.5), "recovery": (0.6, 0.4)}
+P99_TARGET_MS = 25.0
+DISPATCH_TARGET_MS = 20.0
+SWEEP_TARGET_MS = 100.0
+ACCEPT_TARGET_RPS = 300.0
+LOCAL_TARGET_S = 1.0
+
+
+@dataclass
+class BackendResult:
+    name: str
+    build_seconds: float
+    build_cached: bool
+    routes: RouteRun | None = None
+    dispatch: Dispatch | None = None
+    sweep: Sweep | None = None
+    failures: list[str] = field(default_factory=list)
+
+
+def machine() -> dict[str, str]:
+    """Cores, CPU model, RAM and software versions; no host names, paths or credentials."""
+    model = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as meminfo:
+        total_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
+    with psycopg.connect(dataset.PG_ADMIN_DSN) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+        postgres = str(row[0]) if row else "unknown"
+    wrk_version = subprocess.run(["/usr/bin/wrk", "--version"], capture_output=True, text=True, check=False,
+                                 timeout=10).stdout.split(" [")[0].replace("wrk ", "")
+    return {
+        "CPU": f"{os.cpu_count()} cores, {model}",
+        "RAM": f"{total_kb / 1024 / 1024:.1f} GiB",
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": platform.python_version(),
+        "SQLite": sqlite3.sqlite_version,
+        "PostgreSQL": postgres,
+        "wrk": wrk_version,
+    }
+
+
+def _ok(passed: bool) -> str:
+    return "met" if passed else "MISSED"
+
+
+def route_table(results: list[BackendResult]) -> list[str]:
+    lines = ["| backend | route | requests/s | p50 ms | p99 ms | ratio to ceiling | target | errors |",
+             "|---|---|---:|---:|---:|---:|---|---:|"]
+    for result in results:
+        if result.routes is None:
+            continue
+        measured = result.routes.results
+        ceiling = measured["ceiling"].rps
+        for route, run in measured.items():
+            ratio = "" if route == "ceiling" else f"{run.rps / ceiling:.2f}"
+            targets = []
+            if route in RATIO_TARGETS:
+                wanted = RATIO_TARGETS[route][0 if result.name == "SQLite" else 1]
+                targets.append(f"≥{wanted} {_ok(run.rps / ceiling >= wanted)}")
+            if route == "accept" and result.name == "SQLite":
+                targets.append(f"≥{ACCEPT_TARGET_RPS:.0f}/s {_ok(run.rps >= ACCEPT_TARGET_RPS)}")
+            if route in ("poll", "recovery"):
+                targets.append(f"p99<{P99_TARGET_MS:.0f} {_ok(run.p99_ms < P99_TARGET_MS)}")
+            lines.append(f"| {result.name} | {route} | {run.rps:,.0f} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | "
+                         f"{ratio} | {'; '.join(targets)} | {run.errors + run.non_2xx} |")
+    return lines
+
+
+def other_table(results: list[BackendResult], local: dict[str, object]) -> list[str]:
+    lines = ["| backend | measurement | value | target |", "|---|---|---:|---|"]
+    for result in results:
+        name = result.name
+        if result.dispatch is not None:
+            d = result.dispatch
+            verdict = _ok(d.median_ms < DISPATCH_TARGET_MS)
+            lines.append(f"| {name} | dispatch latency, median ({len(d.samples_ms)} tasks one at a time) | "
+                         f"{d.median_ms:.1f} ms | <{DISPATCH_TARGET_MS:.0f} ms {verdict} |")
+            lines.append(f"| {name} | dispatch latency, p99 | {d.p99_ms:.1f} ms | |")
+        if result.sweep is not None:
+            s = result.sweep
+            lines.append(f"| {name} | one sweep, {s.swept:,} of {s.expired:,} expired tasks failed, 1M rows | "
+                         f"{s.sweep_ms:.0f} ms | <{SWEEP_TARGET_MS:.0f} ms {_ok(s.sweep_ms < SWEEP_TARGET_MS)} |")
+            lines.append(f"| {name} | one sweep with nothing due (TaskService.sweep) | {s.idle_sweep_ms:.1f} ms | |")
+        if result.routes is not None:
+            r = result.routes
+            lines.append(f"| {name} | server RSS at start | {r.rss_start_mb:.0f} MB | |")
+            lines.append(f"| {name} | server RSS after the load, {r.unfinished_at_end:,} unfinished tasks | "
+                         f"{r.rss_end_mb:.0f} MB | |")
+        for failure in result.failures:
+            lines.append(f"| {name} | FAILED | {failure} | |")
+    seconds = local.get("seconds")
+    if local.get("available") and isinstance(seconds, dict):
+        for task_type, value in seconds.items():
+            lines.append(f"| local engine | {task_type} at 1024 px | {value:.2f} s | "
+                         f"<{LOCAL_TARGET_S:.0f} s {_ok(value < LOCAL_TARGET_S)} |")
+    else:
+        lines.append(f"| local engine | time per type | {local.get('note', 'local engine not available')} | |")
+    return lines
+
+
+HOW = """\
+## How it was measured
+- `make bench` (`bench/run.py`). The dataset: 1,000,000 tasks of 1,000 owners (1,000 each, the three types in
+  turn), 70% completed, 28% failed, 2% (20,000) processing; the history spreads over a year, the processing tasks
+  started in the last 10 minutes and are held by a lease of another (absent) worker. Schema and indexes come from
+  the real migrations; rows are bulk-loaded with the raw driver (sqlite3 executemany, psycopg COPY) and cached
+  between runs (a SQLite file, a PostgreSQL template database), then copied fresh for every run.
+- One `genkeep serve` process (uvicorn, one event loop) with GENKEEP_WORKERS=0, no sweeps during the run, and the
+  per-owner cap raised. wrk {threads} threads, {connections} connections, {seconds} s per route, after a 3 s
+  warm-up of each GET route; wrk runs on the same machine, so it takes CPU from the server. Each request carries a
+  signed owner cookie picked at random by a Lua script (bench/lua): the ceiling is GET /api/ping (no database,
+  same middleware); poll is GET /api/tasks/{{id}} over the 20,000 unfinished tasks, each with its owner's cookie;
+  recovery is GET /api/tasks?type=T&status=processing and history GET /api/tasks?type=T (first page, 50 tasks)
+  for random owners and types; accept is POST /api/tasks, WHITE_BACKGROUND with one {image_kb} KB JPEG, spread
+  over the 1,000 owners. p50 and p99 come from wrk's latency histogram (Lua `done`). Ratios divide by the ceiling
+  of the same server in the same run.
+- Dispatch: a second server with GENKEEP_WORKERS=2 and a probe engine (bench/dispatch_engine.py) that logs
+  time.time() when run() starts; 100 tasks submitted one at a time, each after the previous one started;
+  latency = start - created_at (created_at has millisecond resolution).
+- Sweep: the accepted tasks finished, the 20,000 dataset tasks aged past a 1 h timeout, then one
+  TaskStore.sweep_timed_out timed in-process (it fails them all in one UPDATE ... RETURNING).
+- Memory: VmRSS of the serve process from /proc, at start and after all the routes.
+- Local engine: bench/local_timing.py in its own process, drawn inputs, median of 3 warm runs per type.
+"""
+
+
+def markdown(results: list[BackendResult], local: dict[str, object], info: dict[str, str], threads: int,
+             connections: int, seconds: int, image_kb: int, total_seconds: float) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "# Benchmarks",
+        "",
+        f"What durability costs, measured against the server's own ceiling. Written by `make bench` on {when} "
+        f"(the whole run took {total_seconds / 60:.1f} minutes). Targets from issue 5; they guide the design and "
+        "are never test assertions.",
+        "",
+        "## Routes (one server per backend, one run)",
+        *route_table(results),
+        "",
+        "## Dispatch, sweep, memory, local engine",
+        *other_table(results, local),
+        "",
+        "## Machine",
+        *[f"- {key}: {value}" for key, value in info.items()],
+        "",
+        HOW.format(threads=threads, connections=connections, seconds=seconds, image_kb=image_kb),
+    ]
+    for result in results:
+        parts.append(f"Dataset on {result.name}: ready in {result.build_seconds:.0f} s "
+                     f"({'copied from the cache' if result.build_cached else 'built, then cached'}).  ")
+    return "\n".join(parts).rstrip() + "\n"

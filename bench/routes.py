@@ -1,0 +1,121 @@
+"""The HTTP routes under wrk, all against one `genkeep serve` process, so every ratio compares numbers of one run."""
+
+from __future__ import annotations
+
+import io
+import random
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dataset
+import numpy as np
+import psycopg
+import wrk
+from owners import cookies_for
+from PIL import Image
+from server import SECRET_KEY, Server
+
+ROUTES = ("ceiling", "poll", "recovery", "history", "accept")
+BOUNDARY = "genkeepbenchboundary7MA4YWxkTrZu0gW"
+ACCEPT_IMAGE_BYTES = 100 * 1024
+
+
+@dataclass(frozen=True)
+class RouteRun:
+    """Every route's numbers from one server, and what the server looked like around them."""
+
+    results: dict[str, wrk.Measured]
+    rss_start_mb: float
+    rss_end_mb: float
+    unfinished_at_end: int
+
+
+def reference_jpeg(target_bytes: int = ACCEPT_IMAGE_BYTES) -> bytes:
+    """A photo-like JPEG of about target_bytes: smooth gradients plus grain, so it compresses like a photo."""
+    rng = np.random.default_rng(5)
+    side = 768
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+    base = np.stack([200 * x + 30, 160 * y + 50, 120 * (1 - x) + 60], axis=-1)
+    best = b""
+    for grain in (2, 4, 6, 8, 11, 14, 18, 24, 30):
+        noisy = np.clip(base + rng.normal(0, grain, base.shape), 0, 255).astype(np.uint8)
+        out = io.BytesIO()
+        Image.fromarray(noisy).save(out, "JPEG", quality=85)
+        best = out.getvalue()
+        if len(best) >= target_bytes:
+            break
+    return best
+
+
+def multipart_body(image: bytes, task_type: str = "WHITE_BACKGROUND", prompt: str = "bench") -> bytes:
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="type"\r\n\r\n{task_type}\r\n'.encode(),
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n{prompt}\r\n'.encode(),
+        (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="reference_images"; filename="photo.jpg"\r\n'
+         "Content-Type: image/jpeg\r\n\r\n").encode() + image + b"\r\n",
+        f"--{BOUNDARY}--\r\n".encode(),
+    ]
+    return b"".join(parts)
+
+
+def connect_raw(url: str) -> sqlite3.Connection | psycopg.Connection:
+    if url.startswith("sqlite:///"):
+        return sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+    return psycopg.connect(url, autocommit=True)
+
+
+def count_unfinished(url: str) -> int:
+    conn = connect_raw(url)
+    try:
+        row = conn.execute("SELECT count(*) FROM tasks WHERE status IN ('pending', 'processing')").fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
+def write_route_files(url: str, work_dir: Path) -> dict[str, Path]:
+    """The Lua data files: (cookie, path) lines for each route, every path paired with its owner's cookie."""
+    owners = [dataset.owner_id(n) for n in range(dataset.OWNERS)]
+    cookies = cookies_for(SECRET_KEY, owners)
+    conn = connect_raw(url)
+    try:
+        unfinished = dataset.unfinished_tasks(conn)
+    finally:
+        conn.close()
+    rng = random.Random(7)
+    shuffled = owners[:]
+    rng.shuffle(shuffled)
+    per_owner_type = [(owner, task_type) for owner in shuffled for task_type in dataset.TYPES]
+    files = {
+        "ceiling": [(cookies[owner], "/api/ping") for owner in shuffled],
+        "poll": [(cookies[owner], f"/api/tasks/{task_id}") for task_id, owner in unfinished],
+        "recovery": [(cookies[owner], f"/api/tasks?type={task_type}&status=processing")
+                     for owner, task_type in per_owner_type],
+        "history": [(cookies[owner], f"/api/tasks?type={task_type}") for owner, task_type in per_owner_type],
+        "accept": [(cookies[owner], "") for owner in shuffled],
+    }
+    return {route: wrk.write_lines(work_dir / f"{route}.lines", lines) for route, lines in files.items()}
+
+
+def measure(server: Server, url: str, work_dir: Path, load: wrk.Load,
+            progress: Callable[[str], None] = print) -> RouteRun:
+    """Warm up, then every route for load.seconds each, the ceiling first; RSS before and after."""
+    files = write_route_files(url, work_dir)
+    body_path = work_dir / "accept.body"
+    body_path.write_bytes(multipart_body(reference_jpeg()))
+    accept_env = {"BENCH_BODY": str(body_path), "BENCH_BOUNDARY": BOUNDARY}
+    rss_start = server.rss_mb()
+    warm = wrk.Load(load.threads, load.connections, 3)
+    for route in ("ceiling", "poll", "recovery", "history"):
+        wrk.run(route, server.base_url, "get.lua", files[route], warm)
+    results: dict[str, wrk.Measured] = {}
+    for route in ("ceiling", "poll", "recovery", "history", "accept"):
+        progress(f"  wrk {route} ({load.seconds} s, {load.connections} connections)")
+        if route == "accept":
+            results[route] = wrk.run(route, server.base_url, "accept.lua", files[route], load, accept_env)
+        else:
+            results[route] = wrk.run(route, server.base_url, "get.lua", files[route], load)
+    rss_end = server.rss_mb()
+    return RouteRun(results, rss_start, rss_end, count_unfinished(url))

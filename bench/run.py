@@ -1,0 +1,111 @@
+"""`make bench`: what durability costs, measured against the server's own ceiling, on SQLite and PostgreSQL.
+
+Prints one table and writes it to docs/benchmarks.md. Options: --seconds N (per wrk route, default 10),
+--backends sqlite,postgres, --skip-local (no local-engine timing), --no-write (print only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import dataset  # noqa: E402 - bench/ goes on the path first
+import dispatch  # noqa: E402
+import report  # noqa: E402
+import routes  # noqa: E402
+import sweep  # noqa: E402
+import wrk  # noqa: E402
+from server import Server, bench_env  # noqa: E402
+
+ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_backend(name: str, load: wrk.Load) -> report.BackendResult:
+    work_dir = RESULTS / name.lower()
+    say(f"{name}: preparing 1,000,000 tasks")
+    if name == "SQLite":
+        built = dataset.prepare_sqlite(RESULTS / "cache", work_dir)
+    else:
+        built = dataset.prepare_postgres(RESULTS / "cache")
+    say(f"{name}: dataset ready in {built.seconds:.0f} s ({'cached' if built.cached else 'built'})")
+    result = report.BackendResult(name, built.seconds, built.cached)
+    try:
+        with Server(bench_env(built.url, work_dir), work_dir / "serve.log") as server:
+            result.routes = routes.measure(server, built.url, work_dir, load, say)
+    except Exception as error:
+        traceback.print_exc()
+        result.failures.append(f"routes: {error}")
+    say(f"{name}: dispatch latency")
+    try:
+        sweep.settle(built.url)
+        result.dispatch = dispatch.measure(built.url, work_dir)
+    except Exception as error:
+        traceback.print_exc()
+        result.failures.append(f"dispatch: {error}")
+    say(f"{name}: sweep")
+    try:
+        result.sweep = sweep.measure(built.url, work_dir)
+    except Exception as error:
+        traceback.print_exc()
+        result.failures.append(f"sweep: {error}")
+    return result
+
+
+def time_local_engine() -> dict[str, object]:
+    say("local engine: timing each type at 1024 px")
+    try:
+        completed = subprocess.run([sys.executable, str(BENCH_DIR / "local_timing.py"), str(RESULTS / "local")],
+                                   capture_output=True, text=True, timeout=300, check=False)
+    except subprocess.TimeoutExpired:
+        return {"available": False, "note": "local engine timing took over 5 minutes"}
+    for line in completed.stdout.splitlines():
+        if line.startswith("BENCHJSON "):
+            parsed: dict[str, object] = json.loads(line[len("BENCHJSON "):])
+            return parsed
+    tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"available": False, "note": f"local engine failed: {tail}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per route")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--skip-local", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    if not 1 <= args.seconds <= 120:
+        parser.error("--seconds must be between 1 and 120")
+    started = time.perf_counter()
+    load = wrk.Load(threads=2, connections=args.connections, seconds=args.seconds)
+    names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+    results = [run_backend(names[key.strip()], load) for key in args.backends.split(",") if key.strip()]
+    local = {"available": False, "note": "skipped (--skip-local)"} if args.skip_local else time_local_engine()
+    image_kb = round(len(routes.reference_jpeg()) / 1024)
+    text = report.markdown(results, local, report.machine(), load.threads, load.connections, load.seconds,
+                           image_kb, time.perf_counter() - started)
+    say("")
+    say(text)
+    if not args.no_write:
+        DOC.parent.mkdir(parents=True, exist_ok=True)
+        DOC.write_text(text)
+        say(f"written to {DOC.relative_to(ROOT)}")
+    return 1 if any(result.failures for result in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
