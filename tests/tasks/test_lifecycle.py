@@ -152,10 +152,14 @@ def test_a_new_task_wakes_the_servers_idle_workers_at_once(settings: Settings) -
         assert task["status"] == "completed"
 
 
-def test_direct_reads_see_the_same_columns_as_the_schema() -> None:
-    from genkeep.tasks.store import COLUMNS, _Row
+def test_direct_reads_unpack_the_columns_in_schema_order() -> None:
+    from genkeep.tasks.store import COLUMNS
 
-    assert tuple(COLUMNS) == _Row._fields
+    # _row_to_task unpacks rows positionally, in this order.
+    assert COLUMNS == ["id", "owner_id", "type", "status", "prompt", "reference_images", "result_name",
+                       "error_code", "error_message", "progress", "engine", "provider_job_id", "attempts",
+                       "worker_id", "lease_expires_at", "idempotency_key", "created_at", "updated_at",
+                       "finished_at"]
 
 
 def test_a_timed_out_task_stops_its_engine(settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -60,9 +61,10 @@ class Task:
     status: TaskStatus
     prompt: str | None
     reference_images: tuple[ReferenceImage, ...]
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None = None
+    # Times are integer milliseconds since the epoch (UTC), as stored.
+    created_at: int
+    updated_at: int
+    finished_at: int | None = None
     result_name: str | None = None
     error: TaskError | None = None
     progress: float | None = None
@@ -70,7 +72,7 @@ class Task:
     provider_job_id: str | None = None
     attempts: int = 0
     worker_id: str | None = None
-    lease_expires_at: datetime | None = None
+    lease_expires_at: int | None = None
     idempotency_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -83,9 +85,17 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def now_millis() -> int:
+    return time.time_ns() // 1_000_000
+
+
 def to_millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def from_millis(millis: int) -> datetime:
-    return datetime.fromtimestamp(millis / 1000, UTC)
+def rfc3339(millis: int | None) -> str | None:
+    """RFC 3339 in UTC with milliseconds, as the API shows times."""
+    if millis is None:
+        return None
+    seconds, rest = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest:03d}Z"

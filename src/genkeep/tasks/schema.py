@@ -46,16 +46,17 @@ tasks = Table(
     UniqueConstraint("owner_id", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
 )
 
-# Recovery (owner's unfinished tasks of a type) and history by status, newest first.
-Index("ix_tasks_owner_type_status_created", tasks.c.owner_id, tasks.c.type, tasks.c.status,
-      tasks.c.created_at, tasks.c.id)
-# History of a type, newest first, whatever the status.
+# History of a type, newest first, whatever the status (status filters on history are cheap: most tasks are
+# finished). Status is in no full index, so finishing a task rewrites only the small partial indexes below.
 Index("ix_tasks_owner_type_created", tasks.c.owner_id, tasks.c.type, tasks.c.created_at, tasks.c.id)
-# The owner's tasks across types (home page), newest first; also the unfinished-task cap.
-Index("ix_tasks_owner_status_created", tasks.c.owner_id, tasks.c.status, tasks.c.created_at)
-# The sweeper and claiming only ever look at unfinished tasks: a partial index stays small at any history size.
+# The owner's tasks across types (home page), newest first.
+Index("ix_tasks_owner_created", tasks.c.owner_id, tasks.c.created_at, tasks.c.id)
+# The sweeper and claiming only ever look at unfinished tasks: partial indexes stay small at any history size.
 Index("ix_tasks_unfinished_created", tasks.c.created_at,
       sqlite_where=text(UNFINISHED_SQL), postgresql_where=text(UNFINISHED_SQL))
-# Recovery: an owner's unfinished tasks of a type stay a handful of index entries, whatever the history's size.
+# Claiming: unclaimed tasks have lease 0, so "claimable" is one range scan, in claim order.
+Index("ix_tasks_unfinished_lease", tasks.c.lease_expires_at, tasks.c.created_at,
+      sqlite_where=text(UNFINISHED_SQL), postgresql_where=text(UNFINISHED_SQL))
+# Recovery and the per-owner cap: an owner's unfinished tasks stay a handful of entries, whatever the history.
 Index("ix_tasks_unfinished_owner_type_created", tasks.c.owner_id, tasks.c.type, tasks.c.created_at, tasks.c.id,
       sqlite_where=text(UNFINISHED_SQL), postgresql_where=text(UNFINISHED_SQL))

@@ -23,8 +23,7 @@ from genkeep.tasks.model import (
     Task,
     TaskStatus,
     TaskType,
-    now,
-    to_millis,
+    now_millis,
 )
 from genkeep.tasks.store import DuplicateIdempotencyKey, InvalidCursor, Page, TaskStore
 
@@ -129,7 +128,7 @@ class TaskService:
 
     def _commit(self, owner_id: str, task_id: str, task_type: TaskType, prompt: str | None,
                 references: list[ReferenceImage], idempotency_key: str | None) -> Accepted:
-        moment = now()
+        moment = now_millis()
         task = Task(id=task_id, owner_id=owner_id, type=task_type, status=TaskStatus.PROCESSING, prompt=prompt,
                     reference_images=tuple(references), created_at=moment, updated_at=moment,
                     idempotency_key=idempotency_key)
@@ -171,7 +170,7 @@ class TaskService:
                                field="cursor") from None
 
     def _past_deadline(self, task: Task) -> bool:
-        return to_millis(now()) - to_millis(task.created_at) > self.settings.task_timeout * 1000
+        return now_millis() - task.created_at > self.settings.task_timeout * 1000
 
     # ---- changing ------------------------------------------------------------------------------------------------
 

@@ -16,9 +16,9 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Engine, delete, insert, or_, select, text, update
+from sqlalchemy import Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from genkeep.tasks.database import is_sqlite
@@ -29,9 +29,7 @@ from genkeep.tasks.model import (
     TaskError,
     TaskStatus,
     TaskType,
-    from_millis,
-    now,
-    to_millis,
+    now_millis,
 )
 from genkeep.tasks.schema import UNFINISHED_SQL, tasks
 
@@ -55,7 +53,7 @@ class Page:
 
 
 def encode_cursor(task: Task) -> str:
-    raw = f"{to_millis(task.created_at)}:{task.id}".encode()
+    raw = f"{task.created_at}:{task.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -70,54 +68,31 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise InvalidCursor(cursor) from None
 
 
-def _tuple_to_task(values: Sequence[Any]) -> Task:
-    return _row_to_task(_Row(*values))
-
-
-def _row_to_task(row: Any) -> Task:
-    error = TaskError(row.error_code, row.error_message or "") if row.error_code else None
+def _row_to_task(row: Sequence[Any]) -> Task:
+    """A task from a row in COLUMNS order (a driver tuple or a SQLAlchemy row)."""
+    (task_id, owner_id, task_type, status, prompt, reference_images, result_name, error_code, error_message,
+     progress, engine, provider_job_id, attempts, worker_id, lease_expires_at, idempotency_key, created_at,
+     updated_at, finished_at) = row
     return Task(
-        id=row.id,
-        owner_id=row.owner_id,
-        type=TaskType(row.type),
-        status=TaskStatus(row.status),
-        prompt=row.prompt,
-        reference_images=tuple(ReferenceImage(**image) for image in json.loads(row.reference_images)),
-        created_at=from_millis(row.created_at),
-        updated_at=from_millis(row.updated_at),
-        finished_at=from_millis(row.finished_at) if row.finished_at is not None else None,
-        result_name=row.result_name,
-        error=error,
-        progress=row.progress,
-        engine=row.engine,
-        provider_job_id=row.provider_job_id,
-        attempts=row.attempts,
-        worker_id=row.worker_id,
-        lease_expires_at=from_millis(row.lease_expires_at) if row.lease_expires_at is not None else None,
-        idempotency_key=row.idempotency_key,
+        id=task_id,
+        owner_id=owner_id,
+        type=TaskType(task_type),
+        status=TaskStatus(status),
+        prompt=prompt,
+        reference_images=tuple(ReferenceImage(**image) for image in json.loads(reference_images)),
+        created_at=created_at,
+        updated_at=updated_at,
+        finished_at=finished_at,
+        result_name=result_name,
+        error=TaskError(error_code, error_message or "") if error_code else None,
+        progress=progress,
+        engine=engine,
+        provider_job_id=provider_job_id,
+        attempts=attempts,
+        worker_id=worker_id,
+        lease_expires_at=lease_expires_at,
+        idempotency_key=idempotency_key,
     )
-
-
-class _Row(NamedTuple):
-    id: str
-    owner_id: str
-    type: str
-    status: str
-    prompt: str | None
-    reference_images: str
-    result_name: str | None
-    error_code: str | None
-    error_message: str | None
-    progress: float | None
-    engine: str | None
-    provider_job_id: str | None
-    attempts: int
-    worker_id: str | None
-    lease_expires_at: int | None
-    idempotency_key: str | None
-    created_at: int
-    updated_at: int
-    finished_at: int | None
 
 
 def _unfinished() -> Any:
@@ -203,8 +178,10 @@ class TaskStore:
         self._get = reads.sql(f"{SELECT_TASK} WHERE id = ?")
         self._get_owned = reads.sql(f"{SELECT_TASK} WHERE id = ? AND owner_id = ?")
         self._get_by_key = reads.sql(f"{SELECT_TASK} WHERE owner_id = ? AND idempotency_key = ?")
+        # SQLite's planner, without statistics, would walk the owner's whole history instead of the partial index.
+        hint = " INDEXED BY ix_tasks_unfinished_owner_type_created" if self.sqlite else ""
         self._count_unfinished = reads.sql(
-            f"SELECT count(*) FROM tasks WHERE owner_id = ? AND {UNFINISHED_SQL}")
+            f"SELECT count(*) FROM tasks{hint} WHERE owner_id = ? AND {UNFINISHED_SQL}")
 
     def close(self) -> None:
         self.reads.close()
@@ -223,8 +200,10 @@ class TaskStore:
             "reference_images": json.dumps([image.__dict__ for image in task.reference_images]),
             "attempts": 0,
             "idempotency_key": task.idempotency_key,
-            "created_at": to_millis(task.created_at),
-            "updated_at": to_millis(task.updated_at),
+            "created_at": task.created_at,
+            "updated_at": task.updated_at,
+            # 0, not NULL: "claimable since forever", so claiming is one range scan of the lease index.
+            "lease_expires_at": 0,
         }
         try:
             with self.engine.begin() as conn:
@@ -245,11 +224,11 @@ class TaskStore:
             rows = self.reads.rows(self._get, (task_id,))
         else:
             rows = self.reads.rows(self._get_owned, (task_id, owner_id))
-        return _tuple_to_task(rows[0]) if rows else None
+        return _row_to_task(rows[0]) if rows else None
 
     def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None:
         rows = self.reads.rows(self._get_by_key, (owner_id, key))
-        return _tuple_to_task(rows[0]) if rows else None
+        return _row_to_task(rows[0]) if rows else None
 
     def list_tasks(
         self,
@@ -279,7 +258,7 @@ class TaskStore:
         statement = self.reads.sql(
             f"{SELECT_TASK} WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?")
         rows = self.reads.rows(statement, [*params, limit + 1])
-        items = [_tuple_to_task(row) for row in rows[:limit]]
+        items = [_row_to_task(row) for row in rows[:limit]]
         next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
         return Page(items, next_cursor)
 
@@ -308,16 +287,17 @@ class TaskStore:
     def claim(self, worker_id: str, engine_name: str, *, limit: int, lease_seconds: float,
               max_attempts: int) -> list[Task]:
         """Take up to `limit` processing tasks nobody holds (or whose holder's lease ran out)."""
-        moment = to_millis(now())
+        moment = now_millis()
         candidates = (
             select(tasks.c.id)
             .where(
                 _unfinished(),
+                tasks.c.lease_expires_at < moment,
                 tasks.c.status == TaskStatus.PROCESSING.value,
-                or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < moment),
                 tasks.c.attempts < max_attempts,
             )
-            .order_by(tasks.c.created_at)
+            # The lease index's order: never-claimed tasks (lease 0) first, then the longest-abandoned ones.
+            .order_by(tasks.c.lease_expires_at, tasks.c.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -341,7 +321,7 @@ class TaskStore:
         """Extend this worker's leases; returns the ids it still holds (the rest finished or were taken)."""
         if not task_ids:
             return set()
-        moment = to_millis(now())
+        moment = now_millis()
         statement = (
             update(tasks)
             .where(
@@ -361,8 +341,8 @@ class TaskStore:
             update(tasks)
             .where(tasks.c.id == task_id, tasks.c.worker_id == worker_id,
                    tasks.c.status == TaskStatus.PROCESSING.value)
-            .values(worker_id=None, lease_expires_at=None, attempts=tasks.c.attempts - 1,
-                    updated_at=to_millis(now()))
+            .values(worker_id=None, lease_expires_at=0, attempts=tasks.c.attempts - 1,
+                    updated_at=now_millis())
         )
         with self.engine.begin() as conn:
             return conn.execute(statement).rowcount == 1
@@ -371,7 +351,7 @@ class TaskStore:
         statement = (
             update(tasks)
             .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.PROCESSING.value)
-            .values(provider_job_id=provider_job_id, updated_at=to_millis(now()))
+            .values(provider_job_id=provider_job_id, updated_at=now_millis())
         )
         with self.engine.begin() as conn:
             return conn.execute(statement).rowcount == 1
@@ -380,7 +360,7 @@ class TaskStore:
         statement = (
             update(tasks)
             .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.PROCESSING.value)
-            .values(progress=progress, updated_at=to_millis(now()))
+            .values(progress=progress, updated_at=now_millis())
         )
         with self.engine.begin() as conn:
             conn.execute(statement)
@@ -389,13 +369,13 @@ class TaskStore:
 
     def complete(self, task_id: str, result_name: str) -> bool:
         """Mark completed with its image; False (and nothing changed) if the task had already finished."""
-        moment = to_millis(now())
+        moment = now_millis()
         return self._finish(task_id, status=TaskStatus.COMPLETED.value, result_name=result_name, progress=1.0,
                             finished_at=moment, updated_at=moment, worker_id=None, lease_expires_at=None)
 
     def fail(self, task_id: str, code: str, message: str, *, owner_id: str | None = None) -> bool:
         """Mark failed with a reason; False (and nothing changed) if the task had already finished."""
-        moment = to_millis(now())
+        moment = now_millis()
         return self._finish(task_id, owner_id=owner_id, status=TaskStatus.FAILED.value, error_code=code,
                             error_message=message, finished_at=moment, updated_at=moment, worker_id=None,
                             lease_expires_at=None)
@@ -414,7 +394,7 @@ class TaskStore:
 
     def sweep_timed_out(self, timeout_seconds: float, message: str, task_id: str | None = None) -> list[str]:
         """Fail every unfinished task older than the timeout (one indexed UPDATE); returns their ids."""
-        moment = to_millis(now())
+        moment = now_millis()
         statement = (
             update(tasks)
             .where(_unfinished(), tasks.c.created_at < moment - int(timeout_seconds * 1000))
@@ -429,7 +409,7 @@ class TaskStore:
 
     def sweep_exhausted(self, max_attempts: int, message: str) -> list[str]:
         """Fail tasks whose workers died `max_attempts` times: nobody may claim them again."""
-        moment = to_millis(now())
+        moment = now_millis()
         statement = (
             update(tasks)
             .where(_unfinished(), tasks.c.attempts >= max_attempts, tasks.c.lease_expires_at < moment)

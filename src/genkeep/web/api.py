@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -15,7 +14,7 @@ from genkeep.reference_images import CleanImage, clean_image, read_capped
 from genkeep.storage import CONTENT_TYPES
 from genkeep.studio import Studio, file_url
 from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooLarge
-from genkeep.tasks.model import IMAGE_COUNTS, Task, TaskStatus, TaskType
+from genkeep.tasks.model import IMAGE_COUNTS, Task, TaskStatus, TaskType, rfc3339
 from genkeep.tasks.service import Accepted, check_request, image_label, parse_type
 from genkeep.web.owner import CurrentOwner
 
@@ -34,12 +33,6 @@ def get_studio(request: Request) -> Studio:
 
 
 StudioDep = Annotated[Studio, Depends(studio_dependency)]
-
-
-def rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def task_json(task: Task) -> dict[str, Any]:
