@@ -82,7 +82,8 @@ def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int) -> C
     try:
         # The pixel count is bounded above, so a full decode is safe from here on.
         image.load()
-        image = ImageOps.exif_transpose(image)
+        # In place: the default makes a full copy of the pixels even when there is nothing to rotate.
+        ImageOps.exif_transpose(image, in_place=True)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise InvalidInput(
             f"{label} could not be decoded (the file is damaged or incomplete); export it again.",
@@ -90,12 +91,14 @@ def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int) -> C
         ) from None
     content_type, extension = ACCEPTED_FORMATS[image_format]
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    image = image.convert("RGBA" if has_alpha and image_format != "JPEG" else "RGB")
+    mode = "RGBA" if has_alpha and image_format != "JPEG" else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
     out = io.BytesIO()
     if image_format == "JPEG":
         image.save(out, "JPEG", quality=95, subsampling=0)
     elif image_format == "WEBP":
         image.save(out, "WEBP", lossless=True, method=1)
     else:
-        image.save(out, "PNG", compress_level=3)
+        image.save(out, "PNG", compress_level=1)
     return CleanImage(out.getvalue(), image.width, image.height, content_type, extension)

@@ -177,8 +177,8 @@ class WorkerPool:
             if running is None:
                 self.wakeup.wait(self.settings.worker_poll_interval)
                 continue
-            # Another task may be waiting too: let a sibling look at once.
-            self.wakeup.set()
+            # No sibling wake-up here: an accept wakes every idle thread, and a busy thread claims again as soon
+            # as it finishes, so a backlog drains without extra claim statements contending for the write lock.
             self._run(running)
 
     def _heartbeat_loop(self) -> None:

@@ -16,7 +16,7 @@ from genkeep.studio import Studio, file_url
 from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooLarge
 from genkeep.tasks.model import IMAGE_COUNTS, Task, TaskStatus, TaskType, rfc3339
 from genkeep.tasks.service import Accepted, check_request, image_label, parse_type
-from genkeep.web.owner import CurrentOwner
+from genkeep.web.owner import CurrentOwner, owner_of
 
 router = APIRouter()
 # Multipart fields a task request may have; anything far beyond is not a browser form of ours.
@@ -124,7 +124,6 @@ def _statuses(raw: list[str]) -> list[TaskStatus]:
 # single indexed statements on a direct driver connection, cheaper than a hop to the thread pool.
 @router.get("/api/tasks", summary="The owner's tasks, newest first")
 async def list_tasks(
-    owner: CurrentOwner,
     request: Request,
     type: str | None = None,
     status: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
@@ -133,14 +132,14 @@ async def list_tasks(
 ) -> JSONResponse:
     studio = get_studio(request)
     task_type = parse_type(type) if type else None
-    page = studio.service.list_tasks(owner, task_type=task_type, statuses=_statuses(status), limit=limit,
+    page = studio.service.list_tasks(owner_of(request), task_type=task_type, statuses=_statuses(status), limit=limit,
                                      cursor=cursor)
     return JSONResponse({"items": [task_json(task) for task in page.items], "next_cursor": page.next_cursor})
 
 
 @router.get("/api/tasks/{task_id}", summary="One task")
-async def get_task(task_id: str, owner: CurrentOwner, request: Request) -> JSONResponse:
-    return JSONResponse(task_json(get_studio(request).service.get(owner, task_id)))
+async def get_task(task_id: str, request: Request) -> JSONResponse:
+    return JSONResponse(task_json(get_studio(request).service.get(owner_of(request), task_id)))
 
 
 @router.post("/api/tasks/{task_id}/cancel", summary="Stop a task that is not finished")

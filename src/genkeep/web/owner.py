@@ -97,12 +97,17 @@ class OwnerMiddleware:
         await self.app(scope, receive, send_with_cookie)
 
 
-async def current_owner(request: Request) -> str:
-    # async on purpose: FastAPI runs plain-def dependencies in the thread pool, a hop that costs more than a poll.
+def owner_of(request: Request) -> str:
+    """The request's owner; hot routes call this directly (no dependency resolution per request)."""
     owner_id: str | None = request.scope.get("state", {}).get("owner_id")
     if owner_id is None:
         raise MissingOwnerHeader()
     return owner_id
+
+
+async def current_owner(request: Request) -> str:
+    # async on purpose: FastAPI runs plain-def dependencies in the thread pool, a hop that costs more than a poll.
+    return owner_of(request)
 
 
 CurrentOwner = Annotated[str, Depends(current_owner)]

@@ -48,13 +48,14 @@ def fit_backdrop(rgb: NDArray[np.uint8]) -> BackdropFit:
     height, width = rgb.shape[:2]
     # A median keeps sensor noise and fine texture from reading as a hue change without moving the product's edge.
     smooth = cv2.medianBlur(rgb, 5).astype(np.float32)
-    total = smooth.sum(axis=2) + 3.0
+    total = smooth[..., 0] + smooth[..., 1] + smooth[..., 2] + 3.0
     features = np.concatenate([np.log(total)[..., None], smooth / total[..., None]], axis=2)
 
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    design = _design(xs / max(width - 1, 1) * 2 - 1, ys / max(height - 1, 1) * 2 - 1)
+    xs = np.arange(width, dtype=np.float32) / max(width - 1, 1) * 2 - 1
+    ys = np.arange(height, dtype=np.float32) / max(height - 1, 1) * 2 - 1
     border = _border(height, width)
-    a, b = design[border], features[border]
+    rows, cols = np.nonzero(border)
+    a, b = _design(xs[cols], ys[rows]), features[border]
     keep = np.ones(len(a), bool)
     # Refit without the worst-fitting border pixels: a product or shadow touching the frame must not bend the fit.
     for _ in range(2):
@@ -64,10 +65,15 @@ def fit_backdrop(rgb: NDArray[np.uint8]) -> BackdropFit:
         score = brightness_error / (np.median(brightness_error) + 1e-6)
         score += chroma_error / (np.median(chroma_error) + 1e-6)
         keep = score <= np.quantile(score, 0.8)
-    fitted = (design.reshape(-1, 6) @ coef).reshape(height, width, 4).astype(np.float32)
-    residual = features - fitted
+    coef = coef.astype(np.float32)
+    # The fitted quadratic surface, term by term (1, x, y, x^2, xy, y^2), without a full-size design matrix.
+    by_row = coef[0] + ys[:, None] * coef[2] + (ys * ys)[:, None] * coef[5]
+    by_column = xs[:, None] * coef[1] + (xs * xs)[:, None] * coef[3]
+    residual = features - by_row[:, None, :]
+    residual -= by_column[None, :, :]
+    residual -= (ys[:, None, None] * xs[None, :, None]) * coef[4]
     log_brightness = residual[..., 0]
-    chroma = np.sqrt((residual[..., 1:] ** 2).sum(axis=2))
+    chroma = np.sqrt(residual[..., 1] ** 2 + residual[..., 2] ** 2 + residual[..., 3] ** 2)
     return BackdropFit(
         log_brightness=log_brightness.astype(np.float32),
         chroma_distance=chroma.astype(np.float32),

@@ -116,6 +116,20 @@ def _shading(person_rgb: NDArray[np.uint8], where: Mask) -> Float:
     return np.clip(cv2.GaussianBlur(shading, (0, 0), 2.0), 0.55, 1.3).astype(np.float32)
 
 
+def _box(mask: NDArray[np.uint8]) -> tuple[int, int, int, int]:
+    x, y, w, h = cv2.boundingRect(mask)
+    return x, y, x + w, y + h
+
+
+def _grow(box: tuple[int, int, int, int], margin: int, width: int, height: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = box
+    return max(0, x0 - margin), max(0, y0 - margin), min(width, x1 + margin), min(height, y1 + margin)
+
+
+# How far (person pixels) the work reaches past the warped garment: the coverage blur, then the shading blur.
+_REACH = 24
+
+
 def dress(person_rgb: NDArray[np.uint8], person: Cutout, garment_rgb: NDArray[np.uint8], garment: Cutout,
           ) -> NDArray[np.uint8]:
     """The person wearing the garment, at the person photo's size."""
@@ -126,21 +140,45 @@ def dress(person_rgb: NDArray[np.uint8], person: Cutout, garment_rgb: NDArray[np
     sleeve_room = 0.06 * (torso.shoulder_right - torso.shoulder_left)
     target = np.array([[torso.shoulder_left - sleeve_room, collar_y], [torso.shoulder_right + sleeve_room, collar_y],
                        [torso.hip_right, torso.hip_y], [torso.hip_left, torso.hip_y]], np.float32)
-    transform = cv2.getPerspectiveTransform(source, target)
     height, width = person.mask.shape
+    garment_height, garment_width = garment.mask.shape
+    # Only the garment's part of its photo and the person's pixels it lands on are worked on; every other pixel of
+    # the person photo stays exactly as it was. The garment crop keeps enough of the photo around the garment for
+    # the coverage blur to find the same colours it would in the whole photo.
+    src_len = np.linalg.norm(source - np.roll(source, -1, axis=0), axis=1)
+    dst_len = np.linalg.norm(target - np.roll(target, -1, axis=0), axis=1)
+    shrink = float(np.max(src_len / np.maximum(dst_len, 1.0)))
+    gx0, gy0, gx1, gy1 = _grow(_box((garment.alpha > 0).astype(np.uint8)), int(np.ceil(_REACH * max(shrink, 1.0))) + 4,
+                               garment_width, garment_height)
+    shift = np.array([gx0, gy0], np.float32)
+    transform = cv2.getPerspectiveTransform(source - shift, target)
+    corners = np.array([[[0, 0], [gx1 - gx0, 0], [gx1 - gx0, gy1 - gy0], [0, gy1 - gy0]]], np.float32)
+    landed = cv2.perspectiveTransform(corners, transform)[0]
+    x0 = max(0, int(np.floor(landed[:, 0].min())) - _REACH)
+    y0 = max(0, int(np.floor(landed[:, 1].min())) - _REACH)
+    x1 = min(width, int(np.ceil(landed[:, 0].max())) + _REACH + 1)
+    y1 = min(height, int(np.ceil(landed[:, 1].max())) + _REACH + 1)
+    out = person_rgb.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    to_roi = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64) @ transform
+
     def warp(image: Float) -> Float:
-        moved = cv2.warpPerspective(image, transform, (width, height), flags=cv2.INTER_LINEAR,
+        moved = cv2.warpPerspective(image, to_roi, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_CONSTANT)
         return np.asarray(moved, np.float32)
 
-    colors = warp(np.asarray(subject_colors(garment_rgb, garment.alpha), np.float32))
-    coverage = warp(garment.alpha)
+    colors = warp(subject_colors(garment_rgb, garment.alpha, (gx0, gy0, gx1, gy1)))
+    coverage = warp(np.ascontiguousarray(garment.alpha[gy0:gy1, gx0:gx1]))
 
     # Nothing above the neck: hair and face stay the person's own.
-    coverage[: torso.neck_y] = 0
-    coverage = np.minimum(cv2.GaussianBlur(np.minimum(coverage, person.alpha), (0, 0), 1.2), person.alpha)
+    coverage[: max(0, torso.neck_y - y0)] = 0
+    person_alpha = person.alpha[y0:y1, x0:x1]
+    coverage = np.minimum(cv2.GaussianBlur(np.minimum(coverage, person_alpha), (0, 0), 1.2), person_alpha)
 
-    shaded = colors * _shading(person_rgb, coverage > 0.5)[..., None]
+    roi = person_rgb[y0:y1, x0:x1]
+    shaded = colors * _shading(roi, coverage > 0.5)[..., None]
     a = coverage[..., None]
-    out = person_rgb.astype(np.float32) * (1 - a) + shaded * a
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    blended = roi.astype(np.float32) * (1 - a) + shaded * a
+    out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return out

@@ -117,38 +117,63 @@ def _blend(image: Float, color: RGB, alpha: Float) -> None:
     image += np.array(color, np.float32) * a
 
 
+def _disc_box(cx: float, cy: float, radius: float) -> tuple[slice, slice]:
+    """The rows and columns (pixels) that a disc of `radius` around (cx, cy), all fractions of SIZE, can touch."""
+    y0, y1 = max(0, int((cy - radius) * SIZE) - 1), min(SIZE, int((cy + radius) * SIZE) + 2)
+    x0, x1 = max(0, int((cx - radius) * SIZE) - 1), min(SIZE, int((cx + radius) * SIZE) + 2)
+    return slice(y0, max(y0, y1)), slice(x0, max(x0, x1))
+
+
 def _backdrop(p: Palette) -> tuple[Float, int]:
     """Sky, light and hills; returns the picture and the ground line's height."""
-    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE
-    t = np.clip(ys / 0.62, 0, 1)[..., None] ** 1.3
-    image = np.array(p.sky_top, np.float32) * (1 - t) + np.array(p.sky_horizon, np.float32) * t
+    # Every layer is separable or local, so it is drawn from 1-D profiles or only within its own bounds: a full-frame
+    # pass per shape made this the slowest part of CREATE.
+    axis = np.arange(SIZE, dtype=np.float32) / SIZE
+    t = (np.clip(axis / 0.62, 0, 1) ** 1.3)[:, None]
+    sky = (np.array(p.sky_top, np.float32) * (1 - t) + np.array(p.sky_horizon, np.float32) * t)[:, None, :]
     rng = np.random.default_rng(p.seed % 2**32)
 
-    distance = np.sqrt((xs - p.sun_x) ** 2 + (ys - p.sun_y) ** 2)
-    glow = np.exp(-((distance / 0.28) ** 2)) * 0.55
-    _blend(image, p.light, glow.astype(np.float32))
-    _blend(image, p.light, np.clip((0.07 - distance) / 0.006, 0, 1).astype(np.float32) * 0.9)
+    # exp(-(d/0.28)^2) of the distance to the sun is the product of one factor per axis.
+    glow_x = np.exp(-(((axis - p.sun_x) / 0.28) ** 2))
+    glow_y = np.exp(-(((axis - p.sun_y) / 0.28) ** 2))
+    glow = (np.outer(glow_y, glow_x) * 0.55).astype(np.float32)
+    image = np.asarray(sky + (np.array(p.light, np.float32) - sky) * glow[..., None], np.float32)
+
+    def disc(cx: float, cy: float, radius: float, edge: float) -> tuple[tuple[slice, slice], Float]:
+        rows, cols = _disc_box(cx, cy, radius)
+        distance = np.sqrt((axis[cols][None, :] - cx) ** 2 + (axis[rows][:, None] - cy) ** 2)
+        return (rows, cols), np.clip((radius - distance) / edge, 0, 1).astype(np.float32)
+
+    box, sun = disc(p.sun_x, p.sun_y, 0.07, 0.006)
+    _blend(image[box], p.light, sun * 0.9)
 
     for i in range(7):
         # Soft out-of-focus circles, the "bokeh" a photographer's background would have.
         cx, cy = rng.uniform(0.05, 0.95), rng.uniform(0.05, 0.5)
         radius = rng.uniform(0.03, 0.09)
-        disc = np.clip((radius - np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)) / (radius * 0.5), 0, 1)
-        _blend(image, p.accents[i % len(p.accents)], (disc * rng.uniform(0.12, 0.25)).astype(np.float32))
+        box, circle = disc(cx, cy, radius, radius * 0.5)
+        _blend(image[box], p.accents[i % len(p.accents)], (circle * rng.uniform(0.12, 0.25)).astype(np.float32))
 
-    ground = 0.72
-    for depth, color in enumerate(p.hills):
-        base = 0.55 + 0.085 * depth
+    lines = []
+    for depth in range(len(p.hills)):
         phase = rng.uniform(0, 2 * np.pi)
-        wave = (0.035 / (depth + 1)) * np.sin(xs[0] * (3 + 2 * depth) + phase) + 0.02 * np.sin(xs[0] * 11 + phase * 2)
-        line = base + wave
+        wave = (0.035 / (depth + 1)) * np.sin(axis * (3 + 2 * depth) + phase) + 0.02 * np.sin(axis * 11 + phase * 2)
+        lines.append(0.55 + 0.085 * depth + wave)
+    for depth, (color, line) in enumerate(zip(p.hills, lines, strict=True)):
+        # Each hill is drawn from its highest point down to where the next hill covers every column completely.
+        top = max(0, int(float(line.min()) * SIZE) - 1)
+        bottom = SIZE if depth + 1 == len(lines) else min(SIZE, int(float(lines[depth + 1].max()) * SIZE + 1.5) + 2)
+        below = axis[top:bottom, None] - line[None, :]
         # Anti-aliased hill edge, a little haze toward the horizon for depth.
-        hill = np.clip((ys - line[None, :]) * SIZE / 1.5, 0, 1)
-        shade = 1.0 - 0.25 * np.clip((ys - line[None, :]) / 0.3, 0, 1)
+        hill = np.clip(below * SIZE / 1.5, 0, 1)
+        shade = 1.0 - 0.25 * np.clip(below / 0.3, 0, 1)
         colored = np.array(color, np.float32) * shade[..., None]
-        image = image * (1 - hill[..., None]) + colored * hill[..., None]
-        ground = base
-    vignette = 1.0 - 0.35 * (((xs - 0.5) ** 2 + (ys - 0.5) ** 2) / 0.5)
+        band = image[top:bottom]
+        band *= 1 - hill[..., None]
+        band += colored * hill[..., None]
+    ground = 0.55 + 0.085 * (len(p.hills) - 1)
+    off_center = (axis - 0.5) ** 2
+    vignette = 1.0 - 0.35 * ((off_center[None, :] + off_center[:, None]) / 0.5)
     image *= vignette[..., None]
     return image, round((ground + 0.1) * SIZE)
 
@@ -170,19 +195,24 @@ def _place_subject(image: Float, rgb: NDArray[np.uint8], cutout: Cutout, center_
     scale = min(height * SIZE / (y1 - y0), (0.8 * SIZE) / (x1 - x0))
     size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    colors = subject_colors(rgb, cutout.alpha)[y0:y1, x0:x1]
+    colors = subject_colors(rgb, cutout.alpha, (x0, y0, x1, y1))
     alpha = cutout.alpha[y0:y1, x0:x1]
     pre = cv2.resize(colors * alpha[..., None], size, interpolation=interpolation)
     alpha = np.clip(cv2.resize(alpha, size, interpolation=interpolation), 0, 1)
     pre = np.clip(pre, 0, 255 * alpha[..., None])
     left = round(center_x * SIZE - size[0] / 2)
     top = min(SIZE - size[1], ground - size[1])
-    # A soft contact shadow grounds the subject in the scene.
-    shadow = np.zeros((SIZE, SIZE), np.float32)
-    cv2.ellipse(shadow, (left + size[0] // 2, top + size[1]), (max(4, size[0] // 2), max(3, size[0] // 14)), 0, 0,
-                360, 1.0, -1, cv2.LINE_AA)
-    shadow = cv2.GaussianBlur(shadow, (0, 0), max(2.0, size[0] / 30)) * 0.35
-    image *= (1 - shadow)[..., None]
+    # A soft contact shadow grounds the subject in the scene; it is drawn only within its own reach of the frame.
+    center, axes = (left + size[0] // 2, top + size[1]), (max(4, size[0] // 2), max(3, size[0] // 14))
+    sigma = max(2.0, size[0] / 30)
+    reach = int(np.ceil(4 * sigma)) + 3
+    bx0, by0 = max(0, center[0] - axes[0] - 2 * reach), max(0, center[1] - axes[1] - 2 * reach)
+    bx1, by1 = min(SIZE, center[0] + axes[0] + 2 * reach), min(SIZE, center[1] + axes[1] + 2 * reach)
+    if bx1 > bx0 and by1 > by0:
+        shadow = np.zeros((by1 - by0, bx1 - bx0), np.float32)
+        cv2.ellipse(shadow, (center[0] - bx0, center[1] - by0), axes, 0, 0, 360, 1.0, -1, cv2.LINE_AA)
+        shadow = cv2.GaussianBlur(shadow, (0, 0), sigma) * 0.35
+        image[by0:by1, bx0:bx1] *= (1 - shadow)[..., None]
     sx0, sy0, dx0, dy0 = max(0, -left), max(0, -top), max(0, left), max(0, top)
     w, h = min(size[0] - sx0, SIZE - dx0), min(size[1] - sy0, SIZE - dy0)
     a = alpha[sy0:sy0 + h, sx0:sx0 + w, None]

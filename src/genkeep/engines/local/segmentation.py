@@ -36,18 +36,28 @@ class Cutout:
         return bool(self.mask.any())
 
 
-def subject_colors(rgb: NDArray[np.uint8], alpha: Float) -> Float:
-    """The product's own colour at its edge, where the photo mixes it with the backdrop (no grey or coloured fringe)."""
+def subject_colors(rgb: NDArray[np.uint8], alpha: Float, box: tuple[int, int, int, int] | None = None) -> Float:
+    """The product's own colour at its edge, where the photo mixes it with the backdrop (no grey or coloured fringe).
+
+    With `box` (x0, y0, x1, y1) only that part of the picture is worked out and returned, with the same values.
+    """
+    height, width = alpha.shape
+    sigma = max(2.0, max(height, width) / 300)
+    x0, y0, x1, y1 = box or (0, 0, width, height)
+    # The blurs reach about 4 sigma, the erosion one pixel: a margin that wide keeps the box's values exact.
+    margin = int(np.ceil(4 * sigma)) + 3
+    cx0, cy0, cx1, cy1 = max(0, x0 - margin), max(0, y0 - margin), min(width, x1 + margin), min(height, y1 + margin)
+    alpha = alpha[cy0:cy1, cx0:cx1]
     solid = (alpha > 0.98).astype(np.float32)
     solid = np.asarray(cv2.erode(solid, np.ones((3, 3), np.uint8)), np.float32)
-    colors = rgb.astype(np.float32)
-    sigma = max(2.0, max(alpha.shape) / 300)
+    colors = rgb[cy0:cy1, cx0:cx1].astype(np.float32)
     weight = cv2.GaussianBlur(solid, (0, 0), sigma)
     spread = cv2.GaussianBlur(colors * solid[..., None], (0, 0), sigma)
     inside = spread / np.maximum(weight, 1e-4)[..., None]
     # Blend toward the inside colour only where the pixel is partly backdrop and an inside colour is known.
-    use = np.clip((1.0 - alpha) * 4.0, 0, 1) * (weight > 0.02)
-    return colors * (1 - use[..., None]) + inside * use[..., None]
+    use = (np.clip((1.0 - alpha) * 4.0, 0, 1) * (weight > 0.02))[..., None]
+    mixed = colors * (1 - use) + inside * use
+    return np.asarray(mixed[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0], np.float32)
 
 
 def _guided_filter(guide: Float, source: Float, radius: int, eps: float) -> Float:
@@ -92,13 +102,21 @@ def combine(saliency: Float, regions: Mask) -> Mask:
 def refine(rgb: NDArray[np.uint8], rough: Mask) -> Cutout:
     """Scale a rough mask to the picture's size, snap its edge to the picture's edges, feather it lightly."""
     height, width = rgb.shape[:2]
+    alpha = np.zeros((height, width), np.float32)
+    if not rough.any():
+        return Cutout(alpha=alpha, mask=alpha >= 0.5)
     source = np.asarray(cv2.resize(rough.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR),
                         np.float32)
-    guide = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     radius = max(2, round(max(height, width) / 256))
+    # Far from the mask the filter gives exactly 0, so it runs only on the mask's bounds plus its reach (2 radii,
+    # twice over so the crop's own border cannot matter).
+    x, y, w, h = cv2.boundingRect((source > 0).astype(np.uint8))
+    margin = 4 * radius + 4
+    x0, y0, x1, y1 = max(0, x - margin), max(0, y - margin), min(width, x + w + margin), min(height, y + h + margin)
+    guide = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     # eps ~ (0.1)^2: only edges stronger than about 25 grey levels pull the mask; wood grain and noise do not.
-    snapped = _guided_filter(guide, source, radius, 1e-2)
-    alpha = np.clip((snapped - 0.5) * 2.0 + 0.5, 0.0, 1.0).astype(np.float32)
+    snapped = _guided_filter(guide, source[y0:y1, x0:x1], radius, 1e-2)
+    alpha[y0:y1, x0:x1] = np.clip((snapped - 0.5) * 2.0 + 0.5, 0.0, 1.0)
     return Cutout(alpha=alpha, mask=alpha >= 0.5)
 
 

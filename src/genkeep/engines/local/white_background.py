@@ -36,7 +36,7 @@ def _bounds(mask: NDArray[np.bool_]) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def _place(colors: Float, alpha: Float, mask: NDArray[np.bool_]) -> tuple[Float, Float]:
+def _place(rgb: NDArray[np.uint8], alpha: Float, mask: NDArray[np.bool_]) -> tuple[Float, Float]:
     """Premultiplied colour and alpha on the canvas, the product's bounds scaled to FILL and centred."""
     x0, y0, x1, y1 = _bounds(mask)
     scale = FILL * CANVAS / max(x1 - x0, y1 - y0)
@@ -49,7 +49,8 @@ def _place(colors: Float, alpha: Float, mask: NDArray[np.bool_]) -> tuple[Float,
     size = (max(1, round((cx1 - cx0) * scale)), max(1, round((cy1 - cy0) * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     # Colours were extended past the edge (subject_colors), so they resize without dragging the backdrop in.
-    placed_colors = np.clip(cv2.resize(colors[cy0:cy1, cx0:cx1], size, interpolation=interpolation), 0, 255)
+    colors = subject_colors(rgb, alpha, (cx0, cy0, cx1, cy1))
+    placed_colors = np.clip(cv2.resize(colors, size, interpolation=interpolation), 0, 255)
     placed_alpha = cv2.resize(crop_alpha, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     if scale > 1:
         # Enlarging blurs the edge by the scale factor; steepen it back to a light feather of a pixel or two.
@@ -96,8 +97,7 @@ def compose_listing(rgb: NDArray[np.uint8], cutout: Cutout, shadow: bool = True)
     if cutout.mask.sum() < SMALLEST_PRODUCT * height * width:
         raise EngineError("invalid_input", "No product stands out in this photo; upload a photo where the product "
                                            "fills more of the frame and differs from its background.")
-    colors = subject_colors(rgb, cutout.alpha)
-    pre, alpha = _place(colors, cutout.alpha, cutout.mask)
+    pre, alpha = _place(rgb, cutout.alpha, cutout.mask)
     shade = ground_shadow(alpha) if shadow else np.zeros_like(alpha)
     backdrop = 255.0 * (1.0 - shade)
     out = pre + backdrop[..., None] * (1.0 - alpha[..., None])
