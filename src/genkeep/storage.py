@@ -47,8 +47,11 @@ class ImageStorage:
         if not staged.exists():
             return
         target = self.task_dir(task_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, target)
+        # File by file: a worker elsewhere may already have claimed the committed task and written into its folder.
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in os.scandir(staged):
+            os.replace(entry.path, target / entry.name)
+        staged.rmdir()
 
     def discard_staged(self, task_id: str) -> None:
         shutil.rmtree(self.incoming / task_id, ignore_errors=True)

@@ -172,3 +172,14 @@ def test_a_timed_out_task_stops_its_engine(settings: Settings) -> None:
         assert "1 seconds limit" in task["error"]["message"]
         pool = client.app.state.studio.pool  # type: ignore[attr-defined]
         wait_for(lambda: not pool._running, timeout=10, message="the engine to stop")
+
+
+def test_files_are_published_even_if_a_worker_wrote_first(studio: Studio) -> None:
+    """A worker on another machine may claim a task between its commit and the move of its files."""
+    staging = studio.storage.staging_dir("f" * 32)
+    (staging / "reference-1.png").write_bytes(b"reference")
+    studio.storage.write_result("f" * 32, "result-1.png", b"result")
+    studio.storage.publish("f" * 32)
+    folder = studio.storage.task_dir("f" * 32)
+    assert sorted(path.name for path in folder.iterdir()) == ["reference-1.png", "result-1.png"]
+    assert not staging.exists()
