@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 
@@ -51,7 +51,8 @@ class TaskError:
     message: str
 
 
-@dataclass(frozen=True)
+# eq=False: a task is hashed by identity, so caches keyed by the (shared, immutable) Task object stay cheap.
+@dataclass(frozen=True, eq=False)
 class Task:
     """One generation task, as the store holds it."""
 
@@ -74,7 +75,6 @@ class Task:
     worker_id: str | None = None
     lease_expires_at: int | None = None
     idempotency_key: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_final(self) -> bool:

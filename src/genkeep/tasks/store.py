@@ -68,6 +68,21 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise InvalidCursor(cursor) from None
 
 
+# Rows already turned into tasks: polls and lists read the same unchanged rows again and again, and an identical
+# row always gives the same (immutable) Task object. Bounded by clearing: a miss only costs a conversion.
+_TASKS_BY_ROW: dict[tuple[Any, ...], Task] = {}
+TASK_CACHE_SIZE = 50_000
+
+
+def _cached_task(row: tuple[Any, ...]) -> Task:
+    task = _TASKS_BY_ROW.get(row)
+    if task is None:
+        if len(_TASKS_BY_ROW) >= TASK_CACHE_SIZE:
+            _TASKS_BY_ROW.clear()
+        task = _TASKS_BY_ROW[row] = _row_to_task(row)
+    return task
+
+
 def _row_to_task(row: Sequence[Any]) -> Task:
     """A task from a row in COLUMNS order (a driver tuple or a SQLAlchemy row)."""
     (task_id, owner_id, task_type, status, prompt, reference_images, result_name, error_code, error_message,
@@ -141,7 +156,7 @@ class DirectReads:
     def sql(self, statement: str) -> str:
         return statement if self.sqlite else statement.replace("?", "%s")
 
-    def rows(self, statement: str, params: Sequence[Any]) -> list[Any]:
+    def rows(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
             return list(self._connection().execute(statement, params).fetchall())
         except Exception:
@@ -224,11 +239,11 @@ class TaskStore:
             rows = self.reads.rows(self._get, (task_id,))
         else:
             rows = self.reads.rows(self._get_owned, (task_id, owner_id))
-        return _row_to_task(rows[0]) if rows else None
+        return _cached_task(rows[0]) if rows else None
 
     def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None:
         rows = self.reads.rows(self._get_by_key, (owner_id, key))
-        return _row_to_task(rows[0]) if rows else None
+        return _cached_task(rows[0]) if rows else None
 
     def list_tasks(
         self,
@@ -258,7 +273,7 @@ class TaskStore:
         statement = self.reads.sql(
             f"{SELECT_TASK} WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?")
         rows = self.reads.rows(statement, [*params, limit + 1])
-        items = [_row_to_task(row) for row in rows[:limit]]
+        items = [_cached_task(row) for row in rows[:limit]]
         next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
         return Page(items, next_cursor)
 
