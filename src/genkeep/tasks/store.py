@@ -71,7 +71,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 # Rows already turned into tasks: polls and lists read the same unchanged rows again and again, and an identical
 # row always gives the same (immutable) Task object. Bounded by clearing: a miss only costs a conversion.
 _TASKS_BY_ROW: dict[tuple[Any, ...], Task] = {}
-TASK_CACHE_SIZE = 50_000
+TASK_CACHE_SIZE = 20_000
 
 
 def _cached_task(row: tuple[Any, ...]) -> Task:

@@ -59,7 +59,7 @@ def task_json(task: Task) -> dict[str, Any]:
 
 # Each Task object's JSON, encoded once: the store hands out the same object for an unchanged row.
 _ENCODED: dict[Task, bytes] = {}
-ENCODED_CACHE_SIZE = 50_000
+ENCODED_CACHE_SIZE = 20_000
 
 
 def task_bytes(task: Task) -> bytes:
