@@ -18,6 +18,9 @@ from genkeep.tasks.errors import InvalidInput, TooLarge, UnsupportedImage
 
 ACCEPTED_FORMATS = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg"), "WEBP": ("image/webp", ".webp")}
 READ_CHUNK = 256 * 1024
+ORIENTATION = 0x0112
+# JPEG segments kept by the lossless path: JFIF and Adobe (they say how to read the colours) and the ICC profile.
+KEPT_JPEG_APP_SEGMENTS = ((0xE0, b"JFIF\0"), (0xEE, b"Adobe"), (0xE2, b"ICC_PROFILE\0"))
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,13 @@ def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int) -> C
             f"{label} is only {width}x{height} pixels; use an image at least {min_side} pixels on each side.",
             field="reference_images",
         )
+    if image_format == "JPEG" and image.mode == "RGB" and image.getexif().get(ORIENTATION, 1) == 1:
+        stripped = _jpeg_without_metadata(data)
+        if stripped is not None:
+            _check_decodes(image, label, fast=True)
+            return CleanImage(stripped, width, height, "image/jpeg", ".jpg")
+    _check_decodes(image, label, fast=False)
     try:
-        # The pixel count is bounded above, so a full decode is safe from here on.
-        image.load()
         # In place: the default makes a full copy of the pixels even when there is nothing to rotate.
         ImageOps.exif_transpose(image, in_place=True)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
@@ -102,3 +109,49 @@ def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int) -> C
     else:
         image.save(out, "PNG", compress_level=1)
     return CleanImage(out.getvalue(), image.width, image.height, content_type, extension)
+
+
+def _check_decodes(image: Image.Image, label: str, *, fast: bool) -> None:
+    """Decode every pixel (the pixel count is bounded, so this is safe); damaged or cut-off files fail here."""
+    try:
+        if fast:
+            # A JPEG decoded at 1/8 scale still reads every entropy-coded block, so damage shows, at a fraction
+            # of the cost; the file itself is kept as uploaded, minus its metadata.
+            image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise InvalidInput(
+            f"{label} could not be decoded (the file is damaged or incomplete); export it again.",
+            field="reference_images",
+        ) from None
+
+
+def _jpeg_without_metadata(data: bytes) -> bytes | None:
+    """The same JPEG, losslessly, without EXIF, XMP, IPTC, comments or trailing bytes; None if it is unusual."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    out = bytearray(b"\xff\xd8")
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0xDA:  # start of scan: image data up to the last end-of-image marker
+            end = data.rfind(b"\xff\xd9")
+            if end < position:
+                return None
+            out += data[position:end + 2]
+            return bytes(out)
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        segment = data[position:position + 2 + length]
+        if length < 2 or len(segment) < 2 + length:
+            return None
+        is_metadata = 0xE0 <= marker <= 0xEF or marker == 0xFE
+        if not is_metadata or any(marker == kept and segment[4:4 + len(tag)] == tag
+                                  for kept, tag in KEPT_JPEG_APP_SEGMENTS):
+            out += segment
+        position += 2 + length
+    return None

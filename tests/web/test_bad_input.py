@@ -111,3 +111,32 @@ def test_metadata_is_stripped_and_orientation_applied(client: TestClient) -> Non
     assert b"SecretCam" not in stored.content
     assert "passwd" not in reference["url"]
     client.post(f"/api/tasks/{task['id']}/cancel")
+
+
+def test_an_upright_jpeg_keeps_its_pixels_and_loses_its_metadata(client: TestClient) -> None:
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(7).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90, exif=exif.tobytes(), comment=b"secret comment")
+    upload = out.getvalue() + b"trailing bytes after the image"
+    files = [("reference_images", ("photo.jpg", upload, "image/jpeg"))]
+    task = client.post("/api/tasks", data={"type": "WHITE_BACKGROUND", "prompt": "slow:30"}, files=files).json()
+    stored = client.get(task["reference_images"][0]["url"]).content
+    assert b"SecretCam" not in stored and b"secret comment" not in stored and b"trailing" not in stored
+    original = np.asarray(Image.open(io.BytesIO(upload)))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored))), original)  # lossless: not re-encoded
+    client.post(f"/api/tasks/{task['id']}/cancel")
+
+
+def test_a_truncated_jpeg_is_422(client: TestClient) -> None:
+    from tests.support.images import jpeg_bytes
+
+    body = jpeg_bytes(400, 300)
+    files = [("reference_images", ("cut.jpg", body[: len(body) * 2 // 3], "image/jpeg"))]
+    answer = client.post("/api/tasks", data={"type": "WHITE_BACKGROUND"}, files=files)
+    assert answer.status_code == 422 and "damaged or incomplete" in answer.json()["detail"]
+    assert client.get("/api/tasks").json()["items"] == []
