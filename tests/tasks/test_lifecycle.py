@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from genkeep.config import Settings
-from genkeep.engines.base import EngineJob, EngineResult, RunToCompletionEngine
+from genkeep.engines.base import EngineContext, EngineJob, EngineResult, RunToCompletionEngine, SubmitPollEngine
 from genkeep.studio import Studio
 from genkeep.tasks.model import TaskType, now, to_millis
 from genkeep.tasks.schema import tasks
@@ -183,3 +183,47 @@ def test_files_are_published_even_if_a_worker_wrote_first(studio: Studio) -> Non
     folder = studio.storage.task_dir("f" * 32)
     assert sorted(path.name for path in folder.iterdir()) == ["reference-1.png", "result-1.png"]
     assert not staging.exists()
+
+
+class HoldingProviderEngine(SubmitPollEngine):
+    """A provider job that runs until stopped; records submissions and cancellations."""
+
+    name = "holding"
+
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+        self.canceled: list[str] = []
+
+    def submit(self, job: EngineJob, ctx: EngineContext) -> str:
+        self.submitted.append(job.task_id)
+        return f"provider-{job.task_id}"
+
+    def wait(self, job: EngineJob, provider_job_id: str, ctx: EngineContext) -> EngineResult:
+        while True:
+            ctx.sleep(0.05)
+
+    def cancel(self, job: EngineJob, provider_job_id: str) -> None:
+        self.canceled.append(provider_job_id)
+
+
+def test_canceling_a_task_cancels_its_provider_job_but_a_shutdown_does_not(studio: Studio) -> None:
+    settings = studio.settings.with_overrides(lease_seconds=0.6, shutdown_grace=0.0)
+    engine = HoldingProviderEngine()
+    pool = WorkerPool(studio.store, studio.storage, engine, settings, 1)
+    studio.service.on_accepted.append(pool.wake)
+    pool.start()
+    try:
+        task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
+        wait_for(lambda: (studio.store.get(task.id) or task).provider_job_id, message="the provider job id")
+        studio.service.cancel("owner-a", task.id)
+        wait_for(lambda: engine.canceled, message="the provider job to be canceled")
+        assert engine.canceled == [f"provider-{task.id}"]
+        kept = studio.service.accept("owner-a", TaskType.CREATE, "another kite", []).task
+        wait_for(lambda: (studio.store.get(kept.id) or kept).provider_job_id, message="the second job id")
+    finally:
+        pool.stop()
+    # Handed back on shutdown: the job goes on for the next worker to resume, and is not canceled.
+    assert engine.canceled == [f"provider-{task.id}"]
+    handed_back = studio.store.get(kept.id)
+    assert handed_back is not None and handed_back.status == "processing" and handed_back.worker_id is None
+    assert handed_back.provider_job_id == f"provider-{kept.id}"
