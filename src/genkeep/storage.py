@@ -8,6 +8,7 @@ row: `recover_incoming` finishes or discards what a crash interrupted.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -49,9 +50,13 @@ class ImageStorage:
         target = self.task_dir(task_id)
         # File by file: a worker elsewhere may already have claimed the committed task and written into its folder.
         target.mkdir(parents=True, exist_ok=True)
-        for entry in os.scandir(staged):
-            os.replace(entry.path, target / entry.name)
-        staged.rmdir()
+        # Two processes may publish the same task at once (the accepting request and a fast worker).
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(staged):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(entry.path, target / entry.name)
+        with contextlib.suppress(FileNotFoundError, OSError):
+            staged.rmdir()
 
     def discard_staged(self, task_id: str) -> None:
         shutil.rmtree(self.incoming / task_id, ignore_errors=True)

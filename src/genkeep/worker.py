@@ -150,7 +150,7 @@ class WorkerPool:
             claimed = self._claim()
             if not claimed:
                 return count
-            self._run(claimed)
+            self._run_guarded(claimed)
             count += 1
 
     # ---- loops ---------------------------------------------------------------------------------------------------
@@ -179,7 +179,20 @@ class WorkerPool:
                 continue
             # No sibling wake-up here: an accept wakes every idle thread, and a busy thread claims again as soon
             # as it finishes, so a backlog drains without extra claim statements contending for the write lock.
+            self._run_guarded(running)
+
+    def _run_guarded(self, running: RunningTask) -> None:
+        """Run one task; whatever happens (the database down while recording the outcome), the thread goes on.
+
+        A task whose outcome could not be recorded keeps its lease until it runs out, then another worker (or
+        the sweeper) takes it: it is never lost."""
+        try:
             self._run(running)
+        except Exception:
+            log.exception("could not record the outcome of task %s; its lease will run out", running.task.id)
+        finally:
+            with self._lock:
+                self._running.pop(running.task.id, None)
 
     def _heartbeat_loop(self) -> None:
         # Also how soon a canceled or timed-out task's engine learns to stop: keep it short.
@@ -219,6 +232,8 @@ class WorkerPool:
     # ---- running one task ----------------------------------------------------------------------------------------
 
     def _job(self, task: Task) -> EngineJob:
+        # The task may have been claimed in the moment between its row's commit and its files' move.
+        self.storage.publish(task.id)
         paths = []
         for image in task.reference_images:
             path = self.storage.path(task.id, image.name)
@@ -234,24 +249,26 @@ class WorkerPool:
         task = running.task
         ctx = TaskContext(running, self.store)
         try:
-            result = self._generate(task, ctx)
-            ctx.check()
-            self._complete(task, result)
+            # No stop check once the image exists: finishing is compare-and-set (a canceled or timed-out task
+            # ignores it), and a worker shutting down saves a result rather than paying for it twice.
+            self._complete(task, self._generate(task, ctx))
         except EngineStopped:
             if running.handing_back:
-                self.store.release(task.id, self.worker_id)
+                # A run-to-completion engine that is not rerun-safe may already have billed: its attempt counts,
+                # so the next worker fails it "interrupted" instead of paying again.
+                engine = self.engine
+                rerun_free = isinstance(engine, SubmitPollEngine) or getattr(engine, "rerun_safe", False)
+                self.store.release(task.id, self.worker_id, count_attempt=not rerun_free)
                 log.info("task %s handed back on shutdown", task.id)
             else:
                 self._drop_provider_job(task)
         except EngineError as error:
-            self.store.fail(task.id, error.code, error.message)
+            self.store.fail(task.id, error.code, error.message, worker_id=self.worker_id)
         except Exception as error:
             log.exception("engine %s crashed on task %s", self.engine.name, task.id)
             self.store.fail(task.id, "engine_error",
-                            f"The image engine failed unexpectedly ({type(error).__name__}); retry the task.")
-        finally:
-            with self._lock:
-                self._running.pop(task.id, None)
+                            f"The image engine failed unexpectedly ({type(error).__name__}); retry the task.",
+                            worker_id=self.worker_id)
 
     def _generate(self, task: Task, ctx: TaskContext) -> EngineResult:
         job = self._job(task)
@@ -292,6 +309,6 @@ class WorkerPool:
         extension = EXTENSIONS.get(result.content_type, ".png")
         name = f"result-{task.attempts}-{secrets.token_hex(4)}{extension}"
         self.storage.write_result(task.id, name, result.data)
-        if not self.store.complete(task.id, name):
+        if not self.store.complete(task.id, name, worker_id=self.worker_id):
             # The task finished meanwhile (timeout, cancel): its late result changes nothing.
             self.storage.remove_file(task.id, name)

@@ -326,6 +326,23 @@ describe("finishing", () => {
     monitor.stop();
   });
 
+  test("a final status wins even if its updated_at looks older (another machine's clock)", async () => {
+    const {api, clock, seen, make} = setup();
+    const task = api.add(makeTask());
+    const monitor = make();
+    await monitor.start();
+    await clock.advance(INTERVAL);
+    const earlier = new Date(Date.parse(task.updated_at) - 60000).toISOString();
+    api.update(task.id, {status: "completed", image_url: "/images/out.png", progress: 1});
+    api.tasks.set(task.id, {...api.tasks.get(task.id), updated_at: earlier});
+    await clock.advance(INTERVAL);
+    const finishes = seen.events.filter((e) => e.kind === "finish");
+    assert.deepEqual(finishes, [{kind: "finish", id: task.id, status: "completed"}]);
+    await clock.advance(3 * INTERVAL);
+    assert.equal(api.oneRequests(task.id).length, 1, "no request for it once it finished");
+    monitor.stop();
+  });
+
   test("failed: the error reaches the page and polling for it stops", async () => {
     const {api, clock, seen, make} = setup();
     const task = api.add(makeTask());

@@ -227,3 +227,64 @@ def test_canceling_a_task_cancels_its_provider_job_but_a_shutdown_does_not(studi
     handed_back = studio.store.get(kept.id)
     assert handed_back is not None and handed_back.status == "processing" and handed_back.worker_id is None
     assert handed_back.provider_job_id == f"provider-{kept.id}"
+
+
+def test_a_worker_survives_a_database_error_while_recording_an_outcome(studio: Studio,
+                                                                       monkeypatch: object) -> None:
+    from tests.support.engines import ScriptedEngine
+
+    real_fail = studio.store.fail
+    calls: list[str] = []
+
+    def flaky_fail(task_id: str, *args: object, **kwargs: object) -> bool:
+        calls.append(task_id)
+        if len(calls) == 1:
+            raise RuntimeError("database is down")
+        return real_fail(task_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    studio.store.fail = flaky_fail  # type: ignore[method-assign]
+    first = studio.service.accept("owner-a", TaskType.CREATE, "please fail", []).task
+    second = studio.service.accept("owner-a", TaskType.CREATE, "fine", []).task
+    ran = WorkerPool(studio.store, studio.storage, ScriptedEngine(), studio.settings, 1).run_burst()
+    assert ran == 2
+    assert studio.service.get("owner-a", second.id).status == "completed"
+    # The first keeps its lease until it runs out; then it is taken over or swept, never lost.
+    row = studio.store.get(first.id)
+    assert row is not None and row.status == "processing"
+
+
+class BillingEngine(RunToCompletionEngine):
+    """Bills on every run (like a synchronous provider) and runs until stopped."""
+
+    name = "billing"
+    rerun_safe = False
+
+    def run(self, job: EngineJob, ctx: EngineContext) -> EngineResult:
+        while True:
+            ctx.sleep(0.05)
+
+
+def test_a_billing_engine_handed_back_on_shutdown_is_not_run_again(studio: Studio) -> None:
+    task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
+    pool = WorkerPool(studio.store, studio.storage, BillingEngine(), studio.settings.with_overrides(
+        shutdown_grace=0.0), 1)
+    pool.start()
+    wait_for(lambda: (studio.store.get(task.id) or task).worker_id, message="the task to be claimed")
+    pool.stop()
+    handed_back = studio.store.get(task.id)
+    assert handed_back is not None and handed_back.worker_id is None and handed_back.attempts == 1
+    WorkerPool(studio.store, studio.storage, BillingEngine(), studio.settings, 1).run_burst()
+    final = studio.service.get("owner-a", task.id)
+    assert final.status == "failed" and final.error is not None and final.error.code == "interrupted"
+
+
+def test_a_worker_whose_lease_ran_out_cannot_finish_its_successors_run(studio: Studio) -> None:
+    task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
+    assert studio.store.claim("worker-a", "scripted", limit=1, lease_seconds=0.001, max_attempts=3)
+    wait_for(lambda: studio.store.claim("worker-b", "scripted", limit=1, lease_seconds=30, max_attempts=3),
+             message="the lease to run out and worker-b to take over")
+    assert not studio.store.fail(task.id, "engine_error", "too late", worker_id="worker-a")
+    assert not studio.store.complete(task.id, "result-a.png", worker_id="worker-a")
+    assert studio.store.complete(task.id, "result-b.png", worker_id="worker-b")
+    final = studio.store.get(task.id)
+    assert final is not None and final.result_name == "result-b.png"

@@ -140,3 +140,44 @@ def test_a_truncated_jpeg_is_422(client: TestClient) -> None:
     answer = client.post("/api/tasks", data={"type": "WHITE_BACKGROUND"}, files=files)
     assert answer.status_code == 422 and "damaged or incomplete" in answer.json()["detail"]
     assert client.get("/api/tasks").json()["items"] == []
+
+
+@pytest.mark.parametrize("task_id", ["%00", "x" * 5000, "../../etc/passwd", "ABCDEF" * 6])
+def test_odd_task_ids_are_404_not_500(client: TestClient, task_id: str) -> None:
+    answer = client.get(f"/api/tasks/{task_id}")
+    assert answer.status_code == 404 and answer.headers["content-type"] == "application/problem+json"
+
+
+def test_a_cursor_with_a_huge_number_is_422(client: TestClient) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(b"99999999999999999999999:abc").decode().rstrip("=")
+    answer = client.get("/api/tasks", params={"cursor": cursor})
+    assert answer.status_code == 422 and answer.json()["field"] == "cursor"
+
+
+def test_a_chunked_upload_over_the_cap_is_413_and_leaves_nothing(client: TestClient) -> None:
+    studio: Studio = client.app.state.studio  # type: ignore[attr-defined]
+    boundary = "genkeepboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nWHITE_BACKGROUND\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"reference_images\"; filename=\"a.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode()
+
+    def body() -> object:
+        yield head
+        chunk = b"\0" * (1024 * 1024)
+        for _ in range(studio.settings.max_upload_bytes * 4 // len(chunk) + 3):
+            yield chunk
+
+    answer = client.post("/api/tasks", content=body(),  # type: ignore[arg-type]
+                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert answer.status_code == 413
+    assert client.get("/api/tasks").json()["items"] == []
+    assert _stored_files(studio) == []
+
+
+def test_too_many_form_parts_is_422(client: TestClient) -> None:
+    files = [("reference_images", (f"a{i}.png", png_bytes(), "image/png")) for i in range(20)]
+    answer = client.post("/api/tasks", data={"type": "CREATE", "prompt": "x"}, files=files)
+    assert answer.status_code == 422
+    assert "at most 4" in answer.json()["detail"]

@@ -51,3 +51,11 @@ def test_settings_name_the_bad_variable() -> None:
         Settings.from_env({"GENKEEP_TASK_TIMEOUT": "five minutes"})
     assert Settings.from_env({}).task_timeout == 300
     assert Settings.from_env({}).engine == "local"
+
+
+def test_a_very_long_user_id_in_the_header_still_works(header_client: TestClient) -> None:
+    user = {"X-Remote-User": "someone@" + "example." * 60 + "com"}
+    task = submit(header_client, prompt="slow:30", headers=user)
+    assert task.status_code == 201
+    assert header_client.get(f"/api/tasks/{task.json()['id']}", headers=user).status_code == 200
+    header_client.post(f"/api/tasks/{task.json()['id']}/cancel", headers=user)

@@ -93,8 +93,8 @@ class OpenAIImagesEngine(RunToCompletionEngine):
             raise _status_error(exc) from None
         except openai.APIResponseValidationError:
             raise PROVIDER.malformed("an Images response that does not match the API") from None
-        # The answer came after a cancel or timeout: nobody wants it any more.
-        ctx.check()
+        # Paid for: hand it to the worker even if a stop came meanwhile; finishing is compare-and-set, so a
+        # canceled or timed-out task ignores it and a shutting-down worker still saves it.
         ctx.report_progress(0.95)
         return self._result(response)
 

@@ -41,6 +41,10 @@ def new_task_id() -> str:
     return secrets.token_hex(16)
 
 
+def is_task_id(text: str) -> bool:
+    return len(text) == 32 and all(char in "0123456789abcdef" for char in text)
+
+
 def parse_type(raw: str | None) -> TaskType:
     if not raw:
         raise InvalidInput("Choose a type: CREATE, WHITE_BACKGROUND or CLOTHING_CHANGE.", field="type")
@@ -150,7 +154,9 @@ class TaskService:
     # ---- reading -------------------------------------------------------------------------------------------------
 
     def get(self, owner_id: str, task_id: str) -> Task:
-        task = self.store.get(task_id, owner_id)
+        # Ids are 32 hex digits: anything else is unknown without asking the database (and NUL bytes or
+        # megabyte-long ids never reach it).
+        task = self.store.get(task_id, owner_id) if is_task_id(task_id) else None
         if task is None:
             raise TaskNotFound(f"There is no task {task_id!r}; check the id, or it was deleted.")
         if not task.is_final and self._past_deadline(task):

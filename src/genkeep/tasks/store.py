@@ -61,7 +61,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         millis, task_id = raw.split(":", 1)
-        if not task_id or len(task_id) > 32:
+        if not task_id or len(task_id) > 32 or not task_id.isalnum() or not 0 <= int(millis) < 2**62:
             raise ValueError(task_id)
         return int(millis), task_id
     except (ValueError, UnicodeDecodeError, binascii.Error):
@@ -350,13 +350,14 @@ class TaskStore:
         with self.engine.begin() as conn:
             return set(conn.execute(statement).scalars())
 
-    def release(self, task_id: str, worker_id: str) -> bool:
+    def release(self, task_id: str, worker_id: str, *, count_attempt: bool = False) -> bool:
         """Hand a task back unfinished (worker shutting down): another worker takes it at once."""
+        attempts = tasks.c.attempts if count_attempt else tasks.c.attempts - 1
         statement = (
             update(tasks)
             .where(tasks.c.id == task_id, tasks.c.worker_id == worker_id,
                    tasks.c.status == TaskStatus.PROCESSING.value)
-            .values(worker_id=None, lease_expires_at=0, attempts=tasks.c.attempts - 1,
+            .values(worker_id=None, lease_expires_at=0, attempts=attempts,
                     updated_at=now_millis())
         )
         with self.engine.begin() as conn:
@@ -382,23 +383,30 @@ class TaskStore:
 
     # ---- finishing: compare-and-set on processing ----------------------------------------------------------------
 
-    def complete(self, task_id: str, result_name: str) -> bool:
-        """Mark completed with its image; False (and nothing changed) if the task had already finished."""
+    def complete(self, task_id: str, result_name: str, *, worker_id: str | None = None) -> bool:
+        """Mark completed with its image; False (and nothing changed) if the task had already finished, or if
+        `worker_id` no longer holds it."""
         moment = now_millis()
-        return self._finish(task_id, status=TaskStatus.COMPLETED.value, result_name=result_name, progress=1.0,
-                            finished_at=moment, updated_at=moment, worker_id=None, lease_expires_at=None)
-
-    def fail(self, task_id: str, code: str, message: str, *, owner_id: str | None = None) -> bool:
-        """Mark failed with a reason; False (and nothing changed) if the task had already finished."""
-        moment = now_millis()
-        return self._finish(task_id, owner_id=owner_id, status=TaskStatus.FAILED.value, error_code=code,
-                            error_message=message, finished_at=moment, updated_at=moment, worker_id=None,
+        return self._finish(task_id, holder=worker_id, status=TaskStatus.COMPLETED.value, result_name=result_name,
+                            progress=1.0, finished_at=moment, updated_at=moment, worker_id=None,
                             lease_expires_at=None)
 
-    def _finish(self, task_id: str, owner_id: str | None = None, **values: Any) -> bool:
+    def fail(self, task_id: str, code: str, message: str, *, owner_id: str | None = None,
+             worker_id: str | None = None) -> bool:
+        """Mark failed with a reason; False (and nothing changed) if the task had already finished, or if
+        `worker_id` no longer holds it (a worker whose lease ran out must not fail its successor's run)."""
+        moment = now_millis()
+        return self._finish(task_id, owner_id=owner_id, holder=worker_id, status=TaskStatus.FAILED.value,
+                            error_code=code, error_message=message, finished_at=moment, updated_at=moment,
+                            worker_id=None, lease_expires_at=None)
+
+    def _finish(self, task_id: str, owner_id: str | None = None, holder: str | None = None,
+                **values: Any) -> bool:
         statement = update(tasks).where(tasks.c.id == task_id, _unfinished())
         if owner_id is not None:
             statement = statement.where(tasks.c.owner_id == owner_id)
+        if holder is not None:
+            statement = statement.where(tasks.c.worker_id == holder)
         with self.engine.begin() as conn:
             changed = conn.execute(statement.values(**values)).rowcount == 1
         if not changed:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genkeep.reference_images import CleanImage, clean_image, read_capped
 from genkeep.storage import CONTENT_TYPES
@@ -88,7 +89,12 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise InvalidInput("Send the task as multipart/form-data with fields type, prompt and reference_images.")
-    form = await request.form(max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS)
+    try:
+        form = await request.form(max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS)
+    except StarletteHTTPException as error:
+        # Starlette's multipart limits (too many parts, a malformed body) answer 400; the contract says 422.
+        raise InvalidInput(f"The form could not be read ({error.detail}); send type, prompt and at most "
+                           "4 reference_images files.") from None
     try:
         task_type = parse_type(_text(form.get("type")))
         prompt = _text(form.get("prompt"))

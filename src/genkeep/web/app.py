@@ -13,6 +13,7 @@ from genkeep.config import Settings
 from genkeep.studio import Studio
 from genkeep.web import api, problems
 from genkeep.web.owner import OwnerMiddleware
+from genkeep.web.size_cap import RequestSizeCap
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         app.include_router(pages.router)
         pages.mount_static(app)
     secure = settings.public_base_url.startswith("https://")
+    # Also bounds requests without Content-Length (chunked), which would otherwise be spooled whole to disk.
+    app.add_middleware(RequestSizeCap, max_bytes=settings.max_upload_bytes * 4 + 1024 * 1024)
     app.add_middleware(OwnerMiddleware, secret=studio.secret_key, owner_header=settings.owner_header,
                        secure=secure)
     return app

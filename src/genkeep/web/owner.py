@@ -72,7 +72,11 @@ class OwnerMiddleware:
         if self.owner_header:
             for name, value in scope["headers"]:
                 if name == self.owner_header and value.strip():
-                    state["owner_id"] = "h:" + value.decode("utf-8", "replace").strip()
+                    user = value.decode("utf-8", "replace").strip()
+                    # Owner ids are at most 128 characters: a longer user id is kept as its digest.
+                    if len(user) > 100:
+                        user = "sha256:" + hashlib.sha256(user.encode()).hexdigest()
+                    state["owner_id"] = "h:" + user
                     break
             await self.app(scope, receive, send)
             return

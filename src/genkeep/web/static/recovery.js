@@ -171,8 +171,9 @@ export class TaskMonitor {
       return true;
     }
     const previous = entry.task;
-    // Answers can overtake each other; an older view of the task must not undo a newer one.
-    if (moment(task) < moment(previous)) return true;
+    // Answers can overtake each other; an older view of the task must not undo a newer one. A final status
+    // always wins, whatever the clocks of the machines that wrote updated_at say.
+    if (!isFinished(task) && moment(task) < moment(previous)) return true;
     if (isFinished(task)) {
       this.#tasks.delete(task.id);
       this.#done.add(task.id);
