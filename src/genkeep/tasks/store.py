@@ -147,7 +147,7 @@ class DirectReads:
                 import psycopg
 
                 dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-                conn = psycopg.connect(dsn, autocommit=True)
+                conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
