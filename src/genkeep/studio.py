@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from genkeep.config import Settings, load_secret_key
 from genkeep.engines import load_engine
@@ -31,7 +31,6 @@ class Studio:
     service: TaskService
     pool: WorkerPool | None = None
     sweeper: Sweeper | None = None
-    _started: list[str] = field(default_factory=list)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Studio:
