@@ -102,7 +102,7 @@ def other_table(results: list[BackendResult], local: dict[str, object]) -> list[
             s = result.sweep
             lines.append(f"| {name} | one sweep, {s.swept:,} of {s.expired:,} expired tasks failed, 1M rows | "
                          f"{s.sweep_ms:.0f} ms | <{SWEEP_TARGET_MS:.0f} ms {_ok(s.sweep_ms < SWEEP_TARGET_MS)} |")
-            lines.append(f"| {name} | one sweep with nothing due (TaskService.sweep) | {s.idle_sweep_ms:.1f} ms | |")
+            lines.append(f"| {name} | one sweep with nothing due (TaskManager.sweep) | {s.idle_sweep_ms:.1f} ms | |")
         if result.routes is not None:
             r = result.routes
             lines.append(f"| {name} | server RSS at start | {r.rss_start_mb:.0f} MB | |")
@@ -140,7 +140,7 @@ HOW = """\
   time.time() when run() starts; 100 tasks submitted one at a time, each after the previous one started;
   latency = start - created_at (created_at has millisecond resolution).
 - Sweep: the accepted tasks finished, the 20,000 dataset tasks aged past a 1 h timeout, then one
-  TaskStore.sweep_timed_out timed in-process (it fails them all in one UPDATE ... RETURNING).
+  the backend's sweep_timed_out timed in-process (it fails them all in one UPDATE ... RETURNING).
 - Memory: VmRSS of the serve process from /proc, at start and after all the routes.
 - Local engine: bench/local_timing.py in its own process, drawn inputs, median of 3 warm runs per type.
 """

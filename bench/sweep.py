@@ -1,4 +1,4 @@
-"""One sweep over the 1M-row history with 20,000 expired tasks, timed around the real TaskStore/TaskService calls."""
+"""One sweep over the 1M-row history with 20,000 expired tasks, timed around the real backend and TaskManager calls."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import routes
 
 from genkeep.config import Settings
 from genkeep.storage import ImageStorage
-from genkeep.tasks import database
-from genkeep.tasks.service import TaskService
-from genkeep.tasks.store import TaskStore
+from genkeep.tasks.backends import open_backend
+from genkeep.tasks.manager import TaskManager
+from genkeep.tasks.model import now_millis
 
 HOUR_MS = 3600 * 1000
 
@@ -42,7 +42,7 @@ def settle(url: str) -> None:
 
 
 def measure(url: str, data_dir: Path, timeout_seconds: float = 3600) -> Sweep:
-    """Age the dataset's unfinished tasks past the timeout, then time TaskStore.sweep_timed_out once."""
+    """Age the dataset's unfinished tasks past the timeout, then time the backend's sweep_timed_out once."""
     settle(url)
     moment = int(time.time() * 1000)
     conn = routes.connect_raw(url)
@@ -56,17 +56,18 @@ def measure(url: str, data_dir: Path, timeout_seconds: float = 3600) -> Sweep:
         conn.close()
     expired = routes.count_unfinished(url)
     settings = Settings(data_dir=data_dir, database_url=url, task_timeout=timeout_seconds)
-    store = TaskStore(database.connect(url))
+    backend = open_backend(url)
     try:
-        service = TaskService(store, ImageStorage(settings.images_dir, "bench-sweep-secret"), settings)
-        store.count_unfinished("warm-the-connection")
+        manager = TaskManager(backend, ImageStorage(settings.images_dir, "bench-sweep-secret"), settings)
+        backend.get_by_idempotency_key("warm-the-connection", "none")
         started = time.perf_counter()
-        swept = store.sweep_timed_out(timeout_seconds, service.timeout_message())
+        moment = now_millis()
+        swept = backend.sweep_timed_out(moment - int(timeout_seconds * 1000), manager.timeout_message(), moment)
         sweep_ms = (time.perf_counter() - started) * 1000
-        # What every GENKEEP_SWEEP_INTERVAL costs when nothing is due: TaskService.sweep() with both statements.
+        # What every GENKEEP_SWEEP_INTERVAL costs when nothing is due: TaskManager.sweep() with both statements.
         started = time.perf_counter()
-        service.sweep()
+        manager.sweep()
         idle_ms = (time.perf_counter() - started) * 1000
     finally:
-        store.close()
+        backend.close()
     return Sweep(expired, len(swept), sweep_ms, idle_ms)

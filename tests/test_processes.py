@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 
 from genkeep.config import Settings
 from genkeep.studio import Studio
-from genkeep.tasks.model import TaskType
+from genkeep.tasks import database
 from genkeep.tasks.schema import tasks
 from tests.conftest import SCRIPTED_ENGINE
 from tests.support.processes import genkeep_env, serving, start, stop
+from tests.support.tasks import accept, row
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -22,13 +23,17 @@ pytestmark = pytest.mark.slow
 
 def _counts(studio: Studio) -> dict[str, int]:
     query = select(tasks.c.status, func.count()).group_by(tasks.c.status)
-    with studio.store.engine.connect() as conn:
-        return {status: count for status, count in conn.execute(query).all()}
+    engine = database.connect(studio.settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            return {status: count for status, count in conn.execute(query).all()}
+    finally:
+        engine.dispose()
 
 
 def test_four_worker_processes_complete_200_tasks_exactly_once(settings: Settings, tmp_path: Path) -> None:
     studio = Studio.open(settings.with_overrides(max_unfinished_per_owner=1000))
-    ids = {studio.service.accept(f"owner-{n % 7}", TaskType.CREATE, f"task {n}", []).task.id for n in range(200)}
+    ids = {accept(studio, f"task {n}", owner=f"owner-{n % 7}").id for n in range(200)}
     run_log = tmp_path / "runs.log"
     env = genkeep_env(settings.data_dir, settings.resolved_database_url, GENKEEP_ENGINE=SCRIPTED_ENGINE,
                       GENKEEP_WORKERS="2", GENKEEP_TEST_RUN_LOG=str(run_log),
@@ -49,7 +54,7 @@ def test_four_worker_processes_complete_200_tasks_exactly_once(settings: Setting
 
 def test_a_worker_killed_mid_task_is_taken_over(settings: Settings, tmp_path: Path) -> None:
     studio = Studio.open(settings)
-    task = studio.service.accept("owner-a", TaskType.CREATE, "slow:3 a long generation", []).task
+    task = accept(studio, "slow:3 a long generation", owner="owner-a")
     run_log = tmp_path / "runs.log"
     env = genkeep_env(settings.data_dir, settings.resolved_database_url, GENKEEP_ENGINE=SCRIPTED_ENGINE,
                       GENKEEP_WORKERS="1", GENKEEP_LEASE_SECONDS="1.5", GENKEEP_TEST_RUN_LOG=str(run_log),
@@ -58,19 +63,19 @@ def test_a_worker_killed_mid_task_is_taken_over(settings: Settings, tmp_path: Pa
     second = None
     try:
         def mid_generation() -> bool:
-            row = studio.store.get(task.id)
-            return row is not None and (row.progress or 0) > 0.1
+            current = row(studio, task.id)
+            return current is not None and (current.progress or 0) > 0.1
 
         wait_for(mid_generation, timeout=30, message="the first worker to be mid-generation")
         stop(first, signal.SIGKILL)
         second = start(["worker"], env, tmp_path / "second.log")
 
         def finished() -> bool:
-            row = studio.store.get(task.id)
-            return row is not None and row.is_final
+            current = row(studio, task.id)
+            return current is not None and current.is_final
 
         wait_for(finished, timeout=30, message="the task to finish after the takeover")
-        final = studio.store.get(task.id)
+        final = row(studio, task.id)
         assert final is not None and final.status == "completed", final
         assert final.attempts == 2
         assert run_log.read_text().split() == [task.id, task.id]
@@ -116,11 +121,11 @@ def test_a_new_task_wakes_an_idle_worker_process_at_once(postgres_url: str, tmp_
     try:
         wait_for(lambda: "running 1 at a time" in (tmp_path / "worker.log").read_text(), timeout=30,
                  message="the worker to start")
-        task = studio.service.accept("owner-wake", TaskType.CREATE, "wake up", []).task
+        task = accept(studio, "wake up", owner="owner-wake")
 
         def done() -> bool:
-            row = studio.store.get(task.id)
-            return row is not None and row.status == "completed"
+            current = row(studio, task.id)
+            return current is not None and current.status == "completed"
 
         # Far less than the 600 s poll interval: only the notification can have woken it.
         wait_for(done, timeout=15, message="the idle worker to pick the task up")

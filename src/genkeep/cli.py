@@ -29,12 +29,10 @@ def _worker(settings: Settings, burst: bool) -> None:
     studio = Studio.open(settings)
     concurrency = settings.workers or 1
     if burst:
-        from genkeep.engines import load_engine
-        from genkeep.worker import WorkerPool
-
-        pool = WorkerPool(studio.store, studio.storage, load_engine(settings), settings, 1)
-        count = pool.run_burst()
+        # The same pool as the long-running worker (engines per type, signed image URLs), run until idle.
+        count = studio.workers(1).run_burst()
         print(f"ran {count} tasks", flush=True)
+        studio.close()
         return
     done = threading.Event()
 
@@ -64,7 +62,7 @@ def _sweep(settings: Settings) -> None:
 
     studio = Studio.open(settings)
     # Studio.open already swept once; say what is left.
-    swept = studio.service.sweep()
+    swept = studio.manager.sweep()
     print(f"swept {len(swept)} tasks", flush=True)
     studio.close()
 

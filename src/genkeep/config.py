@@ -7,6 +7,9 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+# The generation types' names, as GENKEEP_ENGINE_<TYPE> spells them (the task model owns the types themselves).
+TYPE_NAMES = ("CREATE", "WHITE_BACKGROUND", "CLOTHING_CHANGE")
+
 
 class SettingsError(ValueError):
     """A setting has a value genkeep cannot use."""
@@ -47,12 +50,17 @@ class Settings:
     task_timeout: float = 300.0
     sweep_interval: float = 10.0
     engine: str = "local"
+    # Per type, where GENKEEP_ENGINE_<TYPE> overrides GENKEEP_ENGINE; keyed by the type's name.
+    engine_by_type: dict[str, str] = field(default_factory=dict)
     local_delay: float = 0.0
     workers: int = 2
     lease_seconds: float = 30.0
     max_attempts: int = 3
     worker_poll_interval: float = 1.0
     max_unfinished_per_owner: int = 10
+    max_unfinished: int = 1000
+    # 0 means a tenth of the task timeout: see min_time_left.
+    min_time_left_setting: float = 0.0
     max_upload_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     min_image_side: int = 64
@@ -62,6 +70,14 @@ class Settings:
     public_base_url: str = ""
     shutdown_grace: float = 10.0
     provider: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def min_time_left(self) -> float:
+        """Seconds of a task's time that must be left for a worker to start (or take over) its run."""
+        return self.min_time_left_setting or self.task_timeout / 10
+
+    def engine_for(self, task_type: str) -> str:
+        return self.engine_by_type.get(task_type) or self.engine
 
     @property
     def images_dir(self) -> Path:
@@ -86,12 +102,16 @@ class Settings:
             task_timeout=_float(env, "GENKEEP_TASK_TIMEOUT", 300.0, minimum=1.0),
             sweep_interval=_float(env, "GENKEEP_SWEEP_INTERVAL", 10.0, minimum=0.1),
             engine=env.get("GENKEEP_ENGINE") or "local",
+            engine_by_type={name: env[f"GENKEEP_ENGINE_{name}"] for name in TYPE_NAMES
+                            if env.get(f"GENKEEP_ENGINE_{name}")},
             local_delay=_float(env, "GENKEEP_LOCAL_DELAY", 0.0),
             workers=_int(env, "GENKEEP_WORKERS", 2),
             lease_seconds=_float(env, "GENKEEP_LEASE_SECONDS", 30.0, minimum=0.5),
             max_attempts=_int(env, "GENKEEP_MAX_ATTEMPTS", 3, minimum=1),
             worker_poll_interval=_float(env, "GENKEEP_WORKER_POLL_INTERVAL", 1.0, minimum=0.05),
             max_unfinished_per_owner=_int(env, "GENKEEP_MAX_UNFINISHED_PER_OWNER", 10, minimum=1),
+            max_unfinished=_int(env, "GENKEEP_MAX_UNFINISHED", 1000, minimum=1),
+            min_time_left_setting=_float(env, "GENKEEP_MIN_TIME_LEFT", 0.0),
             max_upload_bytes=_int(env, "GENKEEP_MAX_UPLOAD_BYTES", 15 * 1024 * 1024, minimum=1024),
             max_image_pixels=_int(env, "GENKEEP_MAX_IMAGE_PIXELS", 40_000_000, minimum=10_000),
             max_prompt_chars=_int(env, "GENKEEP_MAX_PROMPT_CHARS", 2000, minimum=1),

@@ -15,7 +15,10 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from genkeep.tasks.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,15 @@ CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp
 EXTENSIONS = {value: key for key, value in CONTENT_TYPES.items()}
 # An incoming folder this old whose row never appeared belongs to a request that died.
 ABANDONED_AFTER_SECONDS = 3600
+
+
+@contextlib.contextmanager
+def _faults(action: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        # A full or read-only disk, a lost mount: the storage's fault, never the generation's.
+        raise StorageUnavailable(f"{action}: {error.strerror or error}") from error
 
 
 class ImageStorage:
@@ -42,6 +54,33 @@ class ImageStorage:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def stage(self, task_id: str, files: Sequence[tuple[str, bytes]]) -> None:
+        """Write a new task's files where a crash cannot expose them; all or nothing."""
+        try:
+            with _faults("staging a new task's images"):
+                staging = self.staging_dir(task_id)
+                for name, data in files:
+                    (staging / name).write_bytes(data)
+        except StorageUnavailable:
+            self.discard_staged(task_id)
+            raise
+
+    def stage_copies(self, task_id: str, source_task_id: str, names: Sequence[str]) -> bool:
+        """Stage copies of another task's files (a retry); False, with nothing left behind, if one is gone."""
+        try:
+            with _faults("copying a task's images"):
+                staging = self.staging_dir(task_id)
+                for name in names:
+                    source = self.path(source_task_id, name)
+                    if source is None:
+                        self.discard_staged(task_id)
+                        return False
+                    shutil.copyfile(source, staging / name)
+        except StorageUnavailable:
+            self.discard_staged(task_id)
+            raise
+        return True
+
     def publish(self, task_id: str) -> None:
         """Move a committed task's staged files into place."""
         staged = self.incoming / task_id
@@ -49,7 +88,8 @@ class ImageStorage:
             return
         target = self.task_dir(task_id)
         # File by file: a worker elsewhere may already have claimed the committed task and written into its folder.
-        target.mkdir(parents=True, exist_ok=True)
+        with _faults("publishing a task's images"):
+            target.mkdir(parents=True, exist_ok=True)
         # Two processes may publish the same task at once (the accepting request and a fast worker).
         with contextlib.suppress(FileNotFoundError):
             for entry in os.scandir(staged):
@@ -70,12 +110,19 @@ class ImageStorage:
         return None
 
     def write_result(self, task_id: str, name: str, data: bytes) -> Path:
+        """Write a file whole or not at all: readers never see half an image, and a failed write leaves nothing."""
         folder = self.task_dir(task_id)
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / name
         partial = folder / f".{name}.partial"
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        try:
+            with _faults("saving a result"):
+                folder.mkdir(parents=True, exist_ok=True)
+                partial.write_bytes(data)
+                os.replace(partial, target)
+        except StorageUnavailable:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise
         return target
 
     def remove_file(self, task_id: str, name: str) -> None:
@@ -87,11 +134,23 @@ class ImageStorage:
         shutil.rmtree(self.task_dir(task_id), ignore_errors=True)
         shutil.rmtree(self.incoming / task_id, ignore_errors=True)
 
+    def ready(self) -> bool:
+        """Whether files can be written and read back right now (readiness)."""
+        probe = self.incoming / f".ready-{os.getpid()}"
+        try:
+            probe.write_bytes(b"ok")
+            ok = probe.read_bytes() == b"ok"
+            probe.unlink()
+            return ok
+        except OSError:
+            return False
+
     def staged_task_ids(self) -> list[tuple[str, float]]:
         """Task ids with staged files, and the age of each in seconds."""
         moment = time.time()
-        return [(entry.name, moment - entry.stat().st_mtime) for entry in os.scandir(self.incoming)
-                if entry.is_dir()]
+        with _faults("listing staged images"):
+            return [(entry.name, moment - entry.stat().st_mtime) for entry in os.scandir(self.incoming)
+                    if entry.is_dir()]
 
     # ---- short-lived signed URLs for providers that fetch reference images themselves -------------------------
 

@@ -1,4 +1,4 @@
-"""The studio: one genkeep process's task service, image storage, engine, workers and sweeper, wired together."""
+"""The studio: one genkeep process's task manager, database backend, image storage, workers and sweeper."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import logging
 from dataclasses import dataclass
 
 from genkeep.config import Settings, load_secret_key
-from genkeep.engines import load_engine
+from genkeep.engines import load_engines
 from genkeep.storage import ImageStorage
 from genkeep.tasks import database
-from genkeep.tasks.service import TaskService
-from genkeep.tasks.store import TaskStore
+from genkeep.tasks.backends import TaskBackend, open_backend
+from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.sweeper import Sweeper
-from genkeep.worker import WorkerPool
+from genkeep.workers.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,9 @@ def file_url(task_id: str, name: str) -> str:
 class Studio:
     settings: Settings
     secret_key: str
-    store: TaskStore
+    backend: TaskBackend
     storage: ImageStorage
-    service: TaskService
+    manager: TaskManager
     pool: WorkerPool | None = None
     sweeper: Sweeper | None = None
 
@@ -37,31 +37,33 @@ class Studio:
         """Connect, migrate, and sweep once before anything is served (R3.2)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.resolved_database_url
-        if migrate:
+        if migrate and not url.startswith("memory:"):
             database.upgrade(url, settings.data_dir)
         secret = load_secret_key(settings)
-        store = TaskStore(database.connect(url, pool_size=max(8, settings.workers + 4)))
+        backend = open_backend(url, pool_size=max(4, settings.workers + 4))
         storage = ImageStorage(settings.images_dir, secret)
-        service = TaskService(store, storage, settings)
-        service.sweep()
-        service.recover_incoming()
-        return cls(settings, secret, store, storage, service)
+        manager = TaskManager(backend, storage, settings)
+        manager.sweep()
+        manager.recover_incoming()
+        return cls(settings, secret, backend, storage, manager)
 
     def signed_url(self, task_id: str, name: str) -> str:
         """A short-lived URL a provider can fetch a reference image from (needs GENKEEP_PUBLIC_BASE_URL)."""
         query = self.storage.signed_query(task_id, name)
         return f"{self.settings.public_base_url}{file_url(task_id, name)}?{query}"
 
-    def start_workers(self, concurrency: int | None = None) -> WorkerPool:
-        engine = load_engine(self.settings)
+    def workers(self, concurrency: int | None = None) -> WorkerPool:
+        """A worker pool with this process's engines, not started (`start()`, or `run_burst()`)."""
         signer = self.signed_url if self.settings.public_base_url else None
-        self.pool = WorkerPool(self.store, self.storage, engine, self.settings, concurrency, signed_url=signer)
-        self.service.on_accepted.append(self.pool.wake)
+        return WorkerPool(self.manager, load_engines(self.settings), self.settings, concurrency, signed_url=signer)
+
+    def start_workers(self, concurrency: int | None = None) -> WorkerPool:
+        self.pool = self.workers(concurrency)
         self.pool.start()
         return self.pool
 
     def start_sweeper(self) -> None:
-        self.sweeper = Sweeper(self.service, self.settings.sweep_interval)
+        self.sweeper = Sweeper(self.manager, self.settings.sweep_interval)
         self.sweeper.start()
 
     def close(self) -> None:
@@ -69,5 +71,4 @@ class Studio:
             self.sweeper.stop()
         if self.pool is not None:
             self.pool.stop()
-            self.service.on_accepted.remove(self.pool.wake)
-        self.store.close()
+        self.backend.close()

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 
 from genkeep.config import Settings
 from genkeep.engines.base import EngineContext, EngineJob, EngineResult, RunToCompletionEngine, SubmitPollEngine
 from genkeep.studio import Studio
-from genkeep.tasks.model import TaskType, now, to_millis
-from genkeep.tasks.schema import tasks
-from genkeep.worker import WorkerPool
+from genkeep.tasks.errors import DatabaseUnavailable
+from genkeep.tasks.manager import TaskManager
+from genkeep.tasks.model import TaskType
 from tests.support.api import submit, wait_final
+from tests.support.tasks import accept, age, pool_of, row
 from tests.support.waiting import wait_for
 
 
@@ -32,37 +30,40 @@ class LateEngine(RunToCompletionEngine):
 
 
 def test_a_late_result_after_a_cancel_changes_nothing(studio: Studio) -> None:
-    task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
-    engine = LateEngine(lambda task_id: studio.service.cancel("owner-a", task_id))
-    WorkerPool(studio.store, studio.storage, engine, studio.settings, 1).run_burst()
-    final = studio.service.get("owner-a", task.id)
+    task = accept(studio)
+    engine = LateEngine(lambda task_id: studio.manager.cancel("owner-a", task_id))
+    pool_of(studio, engine).run_burst()
+    final = row(studio, task.id)
+    assert final is not None
     assert final.status == "failed" and final.error is not None and final.error.code == "canceled"
     assert final.result_name is None
     assert not list(studio.storage.task_dir(task.id).glob("result-*"))
 
 
 def test_a_late_result_after_a_timeout_changes_nothing(studio: Studio) -> None:
-    task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
+    task = accept(studio)
 
     def time_out(task_id: str) -> None:
-        with studio.store.engine.begin() as conn:
-            conn.execute(update(tasks).where(tasks.c.id == task_id)
-                         .values(created_at=to_millis(now() - timedelta(minutes=6))))
-        studio.service.sweep()
+        age(studio.settings, task_id, 6)
+        studio.manager.sweep()
 
-    WorkerPool(studio.store, studio.storage, LateEngine(time_out), studio.settings, 1).run_burst()
-    final = studio.service.get("owner-a", task.id)
+    pool_of(studio, LateEngine(time_out)).run_burst()
+    final = row(studio, task.id)
+    assert final is not None
     assert final.status == "failed" and final.error is not None and final.error.code == "timeout"
     assert final.result_name is None
 
 
 def test_a_finished_task_cannot_be_finished_again(studio: Studio) -> None:
-    task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
-    assert studio.store.complete(task.id, "result-1.png")
-    assert not studio.store.fail(task.id, "engine_error", "too late")
-    assert not studio.store.complete(task.id, "result-2.png")
-    final = studio.service.get("owner-a", task.id)
-    assert final.status == "completed" and final.result_name == "result-1.png" and final.error is None
+    task = accept(studio)
+    [claimed] = studio.manager.claim("worker-a", {TaskType.CREATE: "scripted"})
+    assert studio.manager.complete(claimed, "worker-a", b"\x89PNG first", "image/png")
+    assert not studio.manager.fail(claimed, "worker-a", "engine_error", "too late")
+    assert not studio.manager.complete(claimed, "worker-a", b"\x89PNG second", "image/png")
+    final = row(studio, task.id)
+    assert final is not None and final.status == "completed" and final.error is None
+    # The second result left no file behind.
+    assert [path.name for path in studio.storage.task_dir(task.id).glob("result-*")] == [final.result_name]
 
 
 def test_cancel_stops_the_running_engine(client: TestClient) -> None:
@@ -71,7 +72,7 @@ def test_cancel_stops_the_running_engine(client: TestClient) -> None:
     assert canceled.status_code == 200
     assert canceled.json()["status"] == "failed" and canceled.json()["error"]["code"] == "canceled"
     pool = client.app.state.studio.pool  # type: ignore[attr-defined]
-    wait_for(lambda: not pool._running, timeout=10, message="the engine to stop")
+    wait_for(lambda: not pool._runs, timeout=10, message="the engine to stop")
     assert client.post(f"/api/tasks/{task['id']}/cancel").status_code == 409
 
 
@@ -152,16 +153,6 @@ def test_a_new_task_wakes_the_servers_idle_workers_at_once(settings: Settings) -
         assert task["status"] == "completed"
 
 
-def test_direct_reads_unpack_the_columns_in_schema_order() -> None:
-    from genkeep.tasks.store import COLUMNS
-
-    # _row_to_task unpacks rows positionally, in this order.
-    assert COLUMNS == ["id", "owner_id", "type", "status", "prompt", "reference_images", "result_name",
-                       "error_code", "error_message", "progress", "engine", "provider_job_id", "attempts",
-                       "worker_id", "lease_expires_at", "idempotency_key", "created_at", "updated_at",
-                       "finished_at"]
-
-
 def test_a_timed_out_task_stops_its_engine(settings: Settings) -> None:
     from genkeep.web.app import create_app
 
@@ -171,7 +162,7 @@ def test_a_timed_out_task_stops_its_engine(settings: Settings) -> None:
         assert task["status"] == "failed" and task["error"]["code"] == "timeout"
         assert "1 seconds limit" in task["error"]["message"]
         pool = client.app.state.studio.pool  # type: ignore[attr-defined]
-        wait_for(lambda: not pool._running, timeout=10, message="the engine to stop")
+        wait_for(lambda: not pool._runs, timeout=10, message="the engine to stop")
 
 
 def test_files_are_published_even_if_a_worker_wrote_first(studio: Studio) -> None:
@@ -209,48 +200,48 @@ class HoldingProviderEngine(SubmitPollEngine):
 def test_canceling_a_task_cancels_its_provider_job_but_a_shutdown_does_not(studio: Studio) -> None:
     settings = studio.settings.with_overrides(lease_seconds=0.6, shutdown_grace=0.0)
     engine = HoldingProviderEngine()
-    pool = WorkerPool(studio.store, studio.storage, engine, settings, 1)
-    studio.service.on_accepted.append(pool.wake)
+    pool = pool_of(studio, engine, settings)
     pool.start()
     try:
-        task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
-        wait_for(lambda: (studio.store.get(task.id) or task).provider_job_id, message="the provider job id")
-        studio.service.cancel("owner-a", task.id)
+        task = accept(studio)
+        wait_for(lambda: (row(studio, task.id) or task).provider_job_id, message="the provider job id")
+        studio.manager.cancel("owner-a", task.id)
         wait_for(lambda: engine.canceled, message="the provider job to be canceled")
         assert engine.canceled == [f"provider-{task.id}"]
-        kept = studio.service.accept("owner-a", TaskType.CREATE, "another kite", []).task
-        wait_for(lambda: (studio.store.get(kept.id) or kept).provider_job_id, message="the second job id")
+        kept = accept(studio, "another kite")
+        wait_for(lambda: (row(studio, kept.id) or kept).provider_job_id, message="the second job id")
     finally:
         pool.stop()
     # Handed back on shutdown: the job goes on for the next worker to resume, and is not canceled.
     assert engine.canceled == [f"provider-{task.id}"]
-    handed_back = studio.store.get(kept.id)
+    handed_back = row(studio, kept.id)
     assert handed_back is not None and handed_back.status == "processing" and handed_back.worker_id is None
     assert handed_back.provider_job_id == f"provider-{kept.id}"
 
 
-def test_a_worker_survives_a_database_error_while_recording_an_outcome(studio: Studio,
-                                                                       monkeypatch: object) -> None:
+def test_a_database_error_while_recording_an_outcome_is_retried_not_lost(studio: Studio) -> None:
     from tests.support.engines import ScriptedEngine
 
-    real_fail = studio.store.fail
+    real_fail = studio.backend.fail
     calls: list[str] = []
 
     def flaky_fail(task_id: str, *args: object, **kwargs: object) -> bool:
         calls.append(task_id)
         if len(calls) == 1:
-            raise RuntimeError("database is down")
+            raise DatabaseUnavailable("database is down")
         return real_fail(task_id, *args, **kwargs)  # type: ignore[arg-type]
 
-    studio.store.fail = flaky_fail  # type: ignore[method-assign]
-    first = studio.service.accept("owner-a", TaskType.CREATE, "please fail", []).task
-    second = studio.service.accept("owner-a", TaskType.CREATE, "fine", []).task
-    ran = WorkerPool(studio.store, studio.storage, ScriptedEngine(), studio.settings, 1).run_burst()
+    studio.backend.fail = flaky_fail  # type: ignore[method-assign]
+    first = accept(studio, "please fail")
+    second = accept(studio, "fine")
+    ran = pool_of(studio, ScriptedEngine()).run_burst()
     assert ran == 2
-    assert studio.service.get("owner-a", second.id).status == "completed"
-    # The first keeps its lease until it runs out; then it is taken over or swept, never lost.
-    row = studio.store.get(first.id)
-    assert row is not None and row.status == "processing"
+    assert (row(studio, second.id) or second).status == "completed"
+    # The engine's verdict is recorded once the database answers again: the fault itself fails nothing.
+    failed = row(studio, first.id)
+    assert failed is not None and failed.status == "failed" and failed.error is not None
+    assert failed.error.code == "engine_error" and "remove 'fail'" in failed.error.message
+    assert len(calls) == 2
 
 
 class BillingEngine(RunToCompletionEngine):
@@ -265,26 +256,28 @@ class BillingEngine(RunToCompletionEngine):
 
 
 def test_a_billing_engine_handed_back_on_shutdown_is_not_run_again(studio: Studio) -> None:
-    task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
-    pool = WorkerPool(studio.store, studio.storage, BillingEngine(), studio.settings.with_overrides(
-        shutdown_grace=0.0), 1)
+    task = accept(studio)
+    pool = pool_of(studio, BillingEngine(), studio.settings.with_overrides(shutdown_grace=0.0))
     pool.start()
-    wait_for(lambda: (studio.store.get(task.id) or task).worker_id, message="the task to be claimed")
+    wait_for(lambda: (row(studio, task.id) or task).worker_id, message="the task to be claimed")
     pool.stop()
-    handed_back = studio.store.get(task.id)
+    handed_back = row(studio, task.id)
     assert handed_back is not None and handed_back.worker_id is None and handed_back.attempts == 1
-    WorkerPool(studio.store, studio.storage, BillingEngine(), studio.settings, 1).run_burst()
-    final = studio.service.get("owner-a", task.id)
+    pool_of(studio, BillingEngine()).run_burst()
+    final = row(studio, task.id)
+    assert final is not None
     assert final.status == "failed" and final.error is not None and final.error.code == "interrupted"
 
 
 def test_a_worker_whose_lease_ran_out_cannot_finish_its_successors_run(studio: Studio) -> None:
-    task = studio.service.accept("owner-a", TaskType.CREATE, "a kite", []).task
-    assert studio.store.claim("worker-a", "scripted", limit=1, lease_seconds=0.001, max_attempts=3)
-    wait_for(lambda: studio.store.claim("worker-b", "scripted", limit=1, lease_seconds=30, max_attempts=3),
-             message="the lease to run out and worker-b to take over")
-    assert not studio.store.fail(task.id, "engine_error", "too late", worker_id="worker-a")
-    assert not studio.store.complete(task.id, "result-a.png", worker_id="worker-a")
-    assert studio.store.complete(task.id, "result-b.png", worker_id="worker-b")
-    final = studio.store.get(task.id)
-    assert final is not None and final.result_name == "result-b.png"
+    task = accept(studio)
+    engines = {TaskType.CREATE: "scripted"}
+    short_lease = TaskManager(studio.backend, studio.storage, studio.settings.with_overrides(lease_seconds=0.001))
+    [held_by_a] = short_lease.claim("worker-a", engines)
+    [held_by_b] = wait_for(lambda: studio.manager.claim("worker-b", engines),
+                           message="the lease to run out and worker-b to take over")
+    assert not studio.manager.fail(held_by_a, "worker-a", "engine_error", "too late")
+    assert not studio.manager.complete(held_by_a, "worker-a", b"\x89PNG from a", "image/png")
+    assert studio.manager.complete(held_by_b, "worker-b", b"\x89PNG from b", "image/png")
+    final = row(studio, task.id)
+    assert final is not None and final.result_name is not None and final.result_name.startswith("result-2-")

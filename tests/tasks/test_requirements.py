@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
 
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 
 from genkeep.studio import Studio
-from genkeep.tasks.model import TaskType, now, to_millis
-from genkeep.tasks.schema import tasks
 from tests.support.api import submit, wait_final
-
-
-def _age(studio: Studio, task_id: str, minutes: float) -> None:
-    """Pretend the task was accepted `minutes` ago."""
-    created = to_millis(now() - timedelta(minutes=minutes))
-    with studio.store.engine.begin() as conn:
-        conn.execute(update(tasks).where(tasks.c.id == task_id).values(created_at=created))
+from tests.support.tasks import accept, age, row
 
 
 def test_r1_1_a_new_request_is_processing_with_a_unique_id(client: TestClient) -> None:
@@ -55,35 +46,36 @@ def test_r1_3_an_engine_crash_is_failed_with_a_sentence(client: TestClient) -> N
 
 
 def test_r3_1_a_task_processing_over_the_timeout_fails_with_a_timeout(studio: Studio) -> None:
-    young = studio.service.accept("owner-a", TaskType.CREATE, "a young task", []).task
-    old = studio.service.accept("owner-a", TaskType.CREATE, "an old task", []).task
-    _age(studio, old.id, 5.1)
-    swept = studio.service.sweep()
+    young = accept(studio, "a young task")
+    old = accept(studio, "an old task")
+    age(studio.settings, old.id, 5.1)
+    swept = studio.manager.sweep()
     assert swept == [old.id]
-    failed = studio.service.get("owner-a", old.id)
+    failed = row(studio, old.id)
+    assert failed is not None
     assert failed.status == "failed" and failed.error is not None
     assert failed.error.code == "timeout"
     assert "5 minutes" in failed.error.message
-    assert studio.service.get("owner-a", young.id).status == "processing"
+    assert (row(studio, young.id) or young).status == "processing"
 
 
 def test_r3_1_a_reader_sees_the_timeout_as_soon_as_it_is_due(studio: Studio) -> None:
-    old = studio.service.accept("owner-a", TaskType.CREATE, "an old task", []).task
-    _age(studio, old.id, 5.01)
+    old = accept(studio, "an old task")
+    age(studio.settings, old.id, 5.01)
     # No sweep has run: reading the task is enough.
-    assert studio.service.get("owner-a", old.id).status == "failed"
+    assert asyncio.run(studio.manager.get("owner-a", old.id)).status == "failed"
 
 
 def test_r3_2_startup_cleans_up_tasks_processing_over_5_minutes(studio: Studio) -> None:
-    stale = studio.service.accept("owner-a", TaskType.CREATE, "left over from before a restart", []).task
-    fresh = studio.service.accept("owner-a", TaskType.CREATE, "just accepted", []).task
-    _age(studio, stale.id, 30)
+    stale = accept(studio, "left over from before a restart")
+    fresh = accept(studio, "just accepted")
+    age(studio.settings, stale.id, 30)
     restarted = Studio.open(studio.settings)
     try:
-        stale_row = restarted.store.get(stale.id)
+        stale_row = row(restarted, stale.id)
         assert stale_row is not None and stale_row.status == "failed"
         assert stale_row.error is not None and stale_row.error.code == "timeout"
-        fresh_row = restarted.store.get(fresh.id)
+        fresh_row = row(restarted, fresh.id)
         assert fresh_row is not None and fresh_row.status == "processing"
     finally:
         restarted.close()

@@ -1,9 +1,9 @@
-"""What can go wrong when a user asks something of the task service; the web layer turns these into HTTP."""
+"""What can go wrong when a user asks something of the task manager; the web layer turns these into HTTP."""
 
 from __future__ import annotations
 
 
-class TaskServiceError(Exception):
+class TaskManagerError(Exception):
     """Base: `code` is a short stable word, `detail` a sentence that says what to change."""
 
     code = "error"
@@ -16,15 +16,15 @@ class TaskServiceError(Exception):
             self.code = code
 
 
-class TaskNotFound(TaskServiceError):
+class TaskNotFound(TaskManagerError):
     code = "not_found"
 
 
-class WrongState(TaskServiceError):
+class WrongState(TaskManagerError):
     code = "wrong_state"
 
 
-class InvalidInput(TaskServiceError):
+class InvalidInput(TaskManagerError):
     """A missing or wrong field, a wrong count of images, an image too small, too large in pixels, undecodable."""
 
     code = "invalid_input"
@@ -42,5 +42,36 @@ class TooLarge(InvalidInput):
     code = "too_large"
 
 
-class TooManyUnfinished(TaskServiceError):
+class TooManyUnfinished(TaskManagerError):
     code = "too_many_unfinished"
+    retry_after = 10
+
+
+class Unavailable(TaskManagerError):
+    """A fault of the infrastructure, not of the request: nothing was changed; try again shortly."""
+
+    code = "unavailable"
+    retry_after = 5
+
+
+class DatabaseUnavailable(Unavailable):
+    """The task database cannot be reached or did not answer in time."""
+
+    code = "database_unavailable"
+
+    def __init__(self, reason: str) -> None:
+        # The reason goes to the log; users see a sentence without internals.
+        super().__init__("The task database is not answering right now; nothing was changed. Try again in a "
+                         "few seconds.")
+        self.reason = reason
+
+
+class StorageUnavailable(Unavailable):
+    """The image storage cannot be written or read (full, read-only, unreachable)."""
+
+    code = "storage_unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The image storage is not available right now (full or unreachable); nothing was "
+                         "changed. Try again in a few minutes.")
+        self.reason = reason

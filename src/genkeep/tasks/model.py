@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
+import json
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 
 class TaskType(enum.StrEnum):
@@ -51,10 +54,10 @@ class TaskError:
     message: str
 
 
-# eq=False: a task is hashed by identity, so caches keyed by the (shared, immutable) Task object stay cheap.
-@dataclass(frozen=True, eq=False)
+# Compared and hashed by value: two reads of an unchanged row are equal, which is what caches key on.
+@dataclass(frozen=True)
 class Task:
-    """One generation task, as the store holds it."""
+    """One generation task, as its row holds it."""
 
     id: str
     owner_id: str
@@ -79,6 +82,38 @@ class Task:
     @property
     def is_final(self) -> bool:
         return self.status.is_final
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Task:
+        """A task from a row of the tasks table's columns, in the table's order, taken by name."""
+        values = dict(zip(ROW_COLUMNS, row, strict=True))
+        error_code = values.pop("error_code")
+        error_message = values.pop("error_message")
+        return cls(
+            **values | {
+                "type": TaskType(values["type"]),
+                "status": TaskStatus(values["status"]),
+                "reference_images": tuple(ReferenceImage(**image) for image in json.loads(values["reference_images"])),
+                "error": TaskError(error_code, error_message or "") if error_code else None,
+            },
+        )
+
+    def insert_params(self) -> dict[str, Any]:
+        """The new row's values, by column name."""
+        return {
+            "id": self.id, "owner_id": self.owner_id, "type": self.type.value, "status": self.status.value,
+            "prompt": self.prompt, "idempotency_key": self.idempotency_key,
+            "reference_images": json.dumps([asdict(image) for image in self.reference_images]),
+            "created_at": self.created_at, "updated_at": self.updated_at,
+        }
+
+
+# The tasks table's columns in their order (the schema module checks it against the table).
+ROW_COLUMNS = (
+    "id", "owner_id", "type", "status", "prompt", "reference_images", "result_name", "error_code", "error_message",
+    "progress", "engine", "provider_job_id", "attempts", "worker_id", "lease_expires_at", "idempotency_key",
+    "created_at", "updated_at", "finished_at",
+)
 
 
 def now() -> datetime:

@@ -16,6 +16,8 @@ from sqlalchemy import (
     text,
 )
 
+from genkeep.tasks.model import ROW_COLUMNS
+
 metadata = MetaData()
 
 UNFINISHED_SQL = "status IN ('pending', 'processing')"
@@ -60,3 +62,6 @@ Index("ix_tasks_unfinished_lease", tasks.c.lease_expires_at, tasks.c.created_at,
 # Recovery and the per-owner cap: an owner's unfinished tasks stay a handful of entries, whatever the history.
 Index("ix_tasks_unfinished_owner_type_created", tasks.c.owner_id, tasks.c.type, tasks.c.created_at, tasks.c.id,
       sqlite_where=text(UNFINISHED_SQL), postgresql_where=text(UNFINISHED_SQL))
+
+# Rows come back in the table's column order: the model reads them by these names.
+assert tuple(column.name for column in tasks.c) == ROW_COLUMNS, "tasks columns and Task.from_row disagree"

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 
-from genkeep.tasks.service import TaskService
+from genkeep.tasks.manager import TaskManager
 
 log = logging.getLogger(__name__)
 
 
 class Sweeper:
-    """Runs `TaskService.sweep` every `interval` seconds on a background thread."""
+    """Runs `TaskManager.sweep` every `interval` seconds on a background thread."""
 
-    def __init__(self, service: TaskService, interval: float) -> None:
-        self.service = service
+    def __init__(self, manager: TaskManager, interval: float) -> None:
+        self.manager = manager
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="genkeep-sweeper", daemon=True)
@@ -30,7 +30,7 @@ class Sweeper:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.service.sweep()
+                self.manager.sweep()
             except Exception:
                 # A database hiccup must not end sweeping: the next round tries again.
                 log.exception("sweep failed; trying again in %s s", self.interval)

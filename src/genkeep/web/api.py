@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -14,11 +14,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genkeep.reference_images import CleanImage, clean_image, read_capped
 from genkeep.storage import CONTENT_TYPES
-from genkeep.studio import Studio, file_url
-from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooLarge
-from genkeep.tasks.model import IMAGE_COUNTS, Task, TaskStatus, TaskType, rfc3339
-from genkeep.tasks.service import Accepted, check_request, image_label, parse_type
+from genkeep.studio import Studio
+from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooLarge, Unavailable
+from genkeep.tasks.manager import Accepted
+from genkeep.tasks.model import TaskStatus, TaskType
+from genkeep.tasks.new_task import NewTask, image_label, parse_type
 from genkeep.web.owner import CurrentOwner, owner_of
+from genkeep.web.task_json import TaskJsonCache, task_json
 
 router = APIRouter()
 # Multipart fields a task request may have; anything far beyond is not a browser form of ours.
@@ -34,43 +36,12 @@ def get_studio(request: Request) -> Studio:
     return studio
 
 
+def json_cache(request: Request) -> TaskJsonCache:
+    cache: TaskJsonCache = request.app.state.task_json
+    return cache
+
+
 StudioDep = Annotated[Studio, Depends(studio_dependency)]
-
-
-def task_json(task: Task) -> dict[str, Any]:
-    """The task as API.md describes it."""
-    return {
-        "id": task.id,
-        "type": task.type.value,
-        "status": task.status.value,
-        "prompt": task.prompt,
-        "reference_images": [
-            {"url": file_url(task.id, image.name), "width": image.width, "height": image.height}
-            for image in task.reference_images
-        ],
-        "image_url": file_url(task.id, task.result_name) if task.result_name else None,
-        "error": {"code": task.error.code, "message": task.error.message} if task.error else None,
-        "progress": task.progress,
-        "engine": task.engine,
-        "created_at": rfc3339(task.created_at),
-        "updated_at": rfc3339(task.updated_at),
-        "finished_at": rfc3339(task.finished_at),
-    }
-
-
-# Each Task object's JSON, encoded once: the store hands out the same object for an unchanged row.
-_ENCODED: dict[Task, bytes] = {}
-ENCODED_CACHE_SIZE = 20_000
-
-
-def task_bytes(task: Task) -> bytes:
-    encoded = _ENCODED.get(task)
-    if encoded is None:
-        if len(_ENCODED) >= ENCODED_CACHE_SIZE:
-            _ENCODED.clear()
-        encoded = _ENCODED[task] = json.dumps(task_json(task), ensure_ascii=False,
-                                              separators=(",", ":")).encode()
-    return encoded
 
 
 def json_bytes(body: bytes, status_code: int = 200) -> Response:
@@ -86,6 +57,8 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
     if declared and declared.isdigit() and int(declared) > request_cap:
         raise TooLarge(f"The request is larger than {request_cap // (1024 * 1024)} MB; upload smaller images.",
                        field="reference_images")
+    # The caps before the body is read or any image decoded: a full studio costs nothing to refuse.
+    await studio.manager.check_room(owner)
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise InvalidInput("Send the task as multipart/form-data with fields type, prompt and reference_images.")
@@ -96,7 +69,7 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
         raise InvalidInput(f"The form could not be read ({error.detail}); send type, prompt and at most "
                            "4 reference_images files.") from None
     try:
-        task_type = parse_type(_text(form.get("type")))
+        raw_type = _text(form.get("type"))
         prompt = _text(form.get("prompt"))
         uploads = [part for part in form.getlist("reference_images") if isinstance(part, UploadFile)]
         strays = [part for part in form.getlist("reference_images") if not isinstance(part, UploadFile)]
@@ -105,7 +78,7 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
         key = request.headers.get("idempotency-key") or None
         if key is not None and len(key) > 255:
             raise InvalidInput("The Idempotency-Key header must be at most 255 characters.")
-        accepted = await run_in_threadpool(_accept, studio, owner, task_type, prompt, uploads, key)
+        accepted = await run_in_threadpool(_accept, studio, owner, raw_type, prompt, uploads, key)
     finally:
         await form.close()
     return JSONResponse(task_json(accepted.task), status_code=201 if accepted.created else 200)
@@ -119,20 +92,20 @@ def _text(value: object) -> str | None:
     return value
 
 
-def _accept(studio: Studio, owner: str, task_type: TaskType, prompt: str | None, uploads: list[UploadFile],
+def _accept(studio: Studio, owner: str, raw_type: str | None, prompt: str | None, uploads: list[UploadFile],
             key: str | None) -> Accepted:
     settings = studio.settings
-    if key is not None and (existing := studio.service.existing_for_key(owner, key)) is not None:
+    if key is not None and (existing := studio.manager.existing_for_key(owner, key)) is not None:
         return existing
-    # Counts and prompt first: nothing is decoded for a request that is wrong anyway.
-    check_request(task_type, prompt, len(uploads), settings)
+    # Type, prompt and counts first: nothing is decoded for a request that is wrong anyway.
+    new = NewTask.build(raw_type, prompt, len(uploads), max_prompt_chars=settings.max_prompt_chars)
     images: list[CleanImage] = []
-    for index, upload in enumerate(uploads[: IMAGE_COUNTS[task_type][1]]):
-        label = image_label(task_type, index)
+    for index, upload in enumerate(uploads):
+        label = image_label(new.type, index)
         data = read_capped(upload.file, settings.max_upload_bytes, label)
         images.append(clean_image(data, label, max_pixels=settings.max_image_pixels,
                                   min_side=settings.min_image_side))
-    return studio.service.accept(owner, task_type, prompt, images, key)
+    return studio.manager.accept(owner, new, images, key)
 
 
 def _statuses(raw: list[str]) -> list[TaskStatus]:
@@ -146,8 +119,8 @@ def _statuses(raw: list[str]) -> list[TaskStatus]:
     return statuses
 
 
-# The three hot routes (history, recovery, status poll) are async and read on the event loop: their reads are
-# single indexed statements on a direct driver connection, cheaper than a hop to the thread pool.
+# The three hot routes (history, recovery, status poll) are async: their reads are awaited through the backend
+# (an asyncio pool on PostgreSQL), never blocking the loop, and give up within seconds when the database is away.
 LIST_PARAMETERS = [
     {"name": "type", "in": "query", "required": False, "schema": {"type": "string",
                                                                    "enum": [t.value for t in TaskType]}},
@@ -172,14 +145,15 @@ async def list_tasks(request: Request) -> Response:
     except ValueError:
         raise InvalidInput(f"limit must be a whole number between 1 and 100, not {raw_limit!r}.",
                            field="limit") from None
-    page = get_studio(request).service.list_tasks(
+    page = await get_studio(request).manager.list_tasks(
         owner_of(request),
         task_type=parse_type(raw_type) if raw_type else None,
         statuses=_statuses(query.getlist("status")),
         limit=limit,
         cursor=query.get("cursor") or None,
     )
-    items = b",".join(task_bytes(task) for task in page.items)
+    cache = json_cache(request)
+    items = b",".join(cache.encode(task) for task in page.items)
     return json_bytes(b'{"items":[' + items + b'],"next_cursor":' + json.dumps(page.next_cursor).encode() + b"}")
 
 
@@ -188,25 +162,24 @@ async def list_tasks(request: Request) -> Response:
     {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}]})
 async def get_task(request: Request) -> Response:
     task_id: str = request.path_params["task_id"]
-    return json_bytes(task_bytes(get_studio(request).service.get(owner_of(request), task_id)))
+    task = await get_studio(request).manager.get(owner_of(request), task_id)
+    return json_bytes(json_cache(request).encode(task))
 
 
 @router.post("/api/tasks/{task_id}/cancel", summary="Stop a task that is not finished")
 def cancel_task(task_id: str, owner: CurrentOwner, studio: StudioDep) -> JSONResponse:
-    return JSONResponse(task_json(studio.service.cancel(owner, task_id)))
+    return JSONResponse(task_json(studio.manager.cancel(owner, task_id)))
 
 
 @router.post("/api/tasks/{task_id}/retry", status_code=201, summary="A new task like a failed one")
 def retry_task(task_id: str, owner: CurrentOwner, studio: StudioDep) -> JSONResponse:
-    task = studio.service.retry(owner, task_id)
-    if studio.pool is not None:
-        studio.pool.wake()
+    task = studio.manager.retry(owner, task_id)
     return JSONResponse(task_json(task), status_code=201)
 
 
 @router.delete("/api/tasks/{task_id}", status_code=204, summary="Remove a finished task and its files")
 def delete_task(task_id: str, owner: CurrentOwner, studio: StudioDep) -> Response:
-    studio.service.delete(owner, task_id)
+    studio.manager.delete(owner, task_id)
     return Response(status_code=204)
 
 
@@ -218,10 +191,10 @@ def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
         # A provider fetching a reference image through a short-lived signed URL.
         if not studio.storage.check_signature(task_id, name, expires, sig):
             raise not_found
-        task = studio.store.get(task_id)
+        task = studio.manager.find(task_id)
     else:
         owner = request.scope.get("state", {}).get("owner_id")
-        task = studio.store.get(task_id, owner) if owner else None
+        task = studio.manager.find(task_id, owner) if owner else None
     if task is None:
         raise not_found
     names = {image.name: image.content_type for image in task.reference_images}
@@ -244,9 +217,24 @@ def _media_type(name: str) -> str:
     return "application/octet-stream"
 
 
-@router.get("/healthz", summary="Liveness and the database reachable")
-def healthz(studio: StudioDep) -> JSONResponse:
-    studio.store.count_unfinished("")
+@router.get("/healthz", summary="Liveness: the process serves (touches no database)")
+async def healthz() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz", summary="Readiness: the database and the image storage answer")
+async def readyz(studio: StudioDep) -> JSONResponse:
+    failed = []
+    try:
+        await studio.backend.aping()
+    except Unavailable:
+        failed.append("database")
+    if not await run_in_threadpool(studio.storage.ready):
+        failed.append("image storage")
+    if failed:
+        return JSONResponse({"status": "unavailable", "failed": failed,
+                             "detail": f"Not ready: the {' and the '.join(failed)} did not answer."},
+                            status_code=503, headers={"Retry-After": "5"})
     return JSONResponse({"status": "ok"})
 
 

@@ -14,6 +14,7 @@ from genkeep.studio import Studio
 from genkeep.web import api, problems
 from genkeep.web.owner import OwnerMiddleware
 from genkeep.web.size_cap import RequestSizeCap
+from genkeep.web.task_json import TaskJsonCache
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,14 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await studio.backend.open_async()
         if run_workers and settings.workers > 0:
             studio.start_workers()
         studio.start_sweeper()
         try:
             yield
         finally:
+            await studio.backend.close_async()
             studio.close()
 
     app = FastAPI(
@@ -40,6 +43,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         lifespan=lifespan,
     )
     app.state.studio = studio
+    app.state.task_json = TaskJsonCache()
     problems.install(app)
     app.include_router(api.router)
     try:

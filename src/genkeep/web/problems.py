@@ -13,9 +13,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from genkeep.tasks.errors import (
     InvalidInput,
     TaskNotFound,
-    TaskServiceError,
+    TaskManagerError,
     TooLarge,
     TooManyUnfinished,
+    Unavailable,
     UnsupportedImage,
     WrongState,
 )
@@ -34,10 +35,12 @@ TITLES = {
     422: "Invalid input",
     429: "Too many unfinished tasks",
     500: "Internal error",
+    503: "Unavailable",
 }
 
 
-def problem(status: int, code: str, detail: str, field: str | None = None) -> JSONResponse:
+def problem(status: int, code: str, detail: str, field: str | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"about:blank#{code}",
         "title": TITLES.get(status, "Error"),
@@ -46,13 +49,13 @@ def problem(status: int, code: str, detail: str, field: str | None = None) -> JS
         "code": code,
         "field": field,
     }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
-def status_for(error: TaskServiceError) -> int:
+def status_for(error: TaskManagerError) -> int:
     # Most specific first: TooLarge and UnsupportedImage are kinds of InvalidInput.
     for kind, status in ((TooLarge, 413), (UnsupportedImage, 415), (InvalidInput, 422), (TaskNotFound, 404),
-                         (WrongState, 409), (TooManyUnfinished, 429)):
+                         (WrongState, 409), (TooManyUnfinished, 429), (Unavailable, 503)):
         if isinstance(error, kind):
             return status
     return 400
@@ -61,9 +64,14 @@ def status_for(error: TaskServiceError) -> int:
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into a problem."""
 
-    @app.exception_handler(TaskServiceError)
-    async def service_error(_request: Request, error: TaskServiceError) -> JSONResponse:
-        return problem(status_for(error), error.code, error.detail, error.field)
+    @app.exception_handler(TaskManagerError)
+    async def service_error(_request: Request, error: TaskManagerError) -> JSONResponse:
+        headers = None
+        if isinstance(error, (TooManyUnfinished, Unavailable)):
+            headers = {"Retry-After": str(error.retry_after)}
+        if isinstance(error, Unavailable):
+            log.warning("answered 503: %s", getattr(error, "reason", error.code))
+        return problem(status_for(error), error.code, error.detail, error.field, headers)
 
     @app.exception_handler(MissingOwnerHeader)
     async def missing_owner(_request: Request, _error: MissingOwnerHeader) -> JSONResponse:

@@ -13,10 +13,12 @@ from genkeep.config import Settings
 from genkeep.reference_images import clean_image
 from genkeep.studio import Studio
 from genkeep.tasks.model import Task, TaskType
+from genkeep.tasks.new_task import NewTask
 from tests.engines.providers.fake_comfyui import FakeComfyUI
 from tests.engines.providers.fake_dashscope import API_KEY, FakeDashScope
 from tests.engines.providers.fakes import png, serving
 from tests.support.processes import genkeep_env, start, stop
+from tests.support.tasks import row
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -38,7 +40,7 @@ def accept_clothing_change(studio: Studio) -> Task:
     images = [clean_image(png(color, (96, 128)), label, max_pixels=settings.max_image_pixels,
                           min_side=settings.min_image_side)
               for color, label in (((200, 30, 30), "person"), ((30, 30, 200), "garment"))]
-    return studio.service.accept("owner-takeover", TaskType.CLOTHING_CHANGE, None, images).task
+    return studio.manager.accept("owner-takeover", NewTask(TaskType.CLOTHING_CHANGE, None, 2), images).task
 
 
 def kill_mid_job_and_take_over(studio: Studio, tmp_path: Path, provider_env: dict[str, str],
@@ -53,8 +55,8 @@ def kill_mid_job_and_take_over(studio: Studio, tmp_path: Path, provider_env: dic
     second = None
     try:
         def saved_and_polled() -> bool:
-            row = studio.store.get(task.id)
-            return row is not None and row.provider_job_id is not None and polled() > 0
+            current = row(studio, task.id)
+            return current is not None and current.provider_job_id is not None and polled() > 0
 
         wait_for(saved_and_polled, timeout=30, message="the first worker to save the provider job and poll it")
         stop(first, signal.SIGKILL)
@@ -64,8 +66,8 @@ def kill_mid_job_and_take_over(studio: Studio, tmp_path: Path, provider_env: dic
         release()
 
         def finished() -> Task | None:
-            row = studio.store.get(task.id)
-            return row if row is not None and row.is_final else None
+            current = row(studio, task.id)
+            return current if current is not None and current.is_final else None
 
         final = wait_for(finished, timeout=30, message="the task to finish after the takeover")
     finally:

@@ -1,0 +1,332 @@
+"""The backend interface, and the shared SQL implementation the SQLite and PostgreSQL backends build on.
+
+A backend changes rows only as the task manager asks; it decides nothing (no messages, no rules). Faults of the
+database (unreachable, timed out, locked too long) surface as `DatabaseUnavailable`, never as anything else.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from genkeep.tasks.model import Task, TaskStatus, TaskType
+from genkeep.tasks.schema import tasks
+
+COLUMNS = [column.name for column in tasks.c]
+QUERIES_FILE = Path(__file__).with_name("queries.sql")
+_HEADER = re.compile(r"^-- ([a-z_]+)(?:@([a-z]+))? --$", re.MULTILINE)
+
+
+class DuplicateIdempotencyKey(Exception):
+    """The owner already has a task with this Idempotency-Key."""
+
+
+class CapReached(Exception):
+    """Accepting would pass a cap on unfinished tasks; `scope` is "owner" or "studio"."""
+
+    def __init__(self, scope: str, cap: int) -> None:
+        super().__init__(scope)
+        self.scope = scope
+        self.cap = cap
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """One page of an owner's tasks: filters, and the keyset cursor (created_at, id) to continue after."""
+
+    owner_id: str
+    type: TaskType | None = None
+    statuses: tuple[TaskStatus, ...] = ()
+    limit: int = 50
+    after: tuple[int, str] | None = None
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Unfinished tasks allowed for one owner and for the whole studio."""
+
+    per_owner: int
+    studio: int
+
+
+def load_statements(dialect: str) -> dict[str, str]:
+    """The named statements of queries.sql for one dialect ("sqlite" or "postgresql")."""
+    text = QUERIES_FILE.read_text()
+    headers = list(_HEADER.finditer(text))
+    statements: dict[str, str] = {}
+    overrides: dict[str, str] = {}
+    for index, header in enumerate(headers):
+        end = headers[index + 1].start() if index + 1 < len(headers) else len(text)
+        body = "\n".join(line for line in text[header.end():end].splitlines()
+                         if not line.startswith("--")).strip("\n")
+        name, only = header.group(1), header.group(2)
+        if only is None:
+            statements[name] = body
+        elif only == dialect:
+            overrides[name] = body
+    statements.update(overrides)
+    columns = ", ".join(COLUMNS)
+    return {name: body.replace("{columns}", columns)
+            .replace("{tasks_columns}", ", ".join(f"tasks.{column}" for column in COLUMNS))
+            for name, body in statements.items()}
+
+
+class Connection(Protocol):
+    """What the shared SQL code needs of one database connection inside a transaction."""
+
+    def rows(self, statement: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]: ...
+
+    def count(self, statement: str, params: Mapping[str, Any]) -> int:
+        """Rows changed by a write."""
+
+
+class TaskBackend(abc.ABC):
+    """Every read and write of the tasks table that the task manager needs."""
+
+    #: True when `notify` reaches other processes (PostgreSQL LISTEN/NOTIFY); else events stay in-process.
+    notifies_across_processes: bool = False
+
+    # ---- the user's side ------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def insert(self, task: Task, caps: Caps) -> None:
+        """Insert a new task, atomically with the cap checks; raises CapReached or DuplicateIdempotencyKey."""
+
+    @abc.abstractmethod
+    def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
+        """One task; with owner_id, only if that owner's."""
+
+    @abc.abstractmethod
+    async def aget(self, task_id: str, owner_id: str) -> Task | None:
+        """`get` for the event loop: never blocks it, gives up within seconds when the database is away."""
+
+    @abc.abstractmethod
+    def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None: ...
+
+    @abc.abstractmethod
+    async def alist(self, query: ListQuery) -> list[Task]:
+        """Up to limit + 1 tasks (the extra one says there is a next page), newest first."""
+
+    @abc.abstractmethod
+    async def acount_unfinished(self, owner_id: str | None) -> int:
+        """Unfinished tasks of one owner, or of the whole studio (owner_id None)."""
+
+    @abc.abstractmethod
+    def delete_finished(self, task_id: str, owner_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def existing_ids(self, task_ids: Sequence[str]) -> set[str]: ...
+
+    # ---- the worker's side ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def claim(self, worker_id: str, engine: str, types: Sequence[TaskType], *, limit: int, now: int,
+              lease_until: int, start_after: int, max_attempts: int) -> list[Task]:
+        """Take up to `limit` claimable tasks of these types, oldest first."""
+
+    @abc.abstractmethod
+    def renew(self, worker_id: str, task_ids: Sequence[str], lease_until: int) -> set[str]:
+        """Extend this worker's leases; the ids it still holds."""
+
+    @abc.abstractmethod
+    def release(self, task_id: str, worker_id: str, *, refund_attempt: bool, now: int) -> bool: ...
+
+    @abc.abstractmethod
+    def save_provider_job(self, task_id: str, worker_id: str, provider_job_id: str, now: int) -> bool: ...
+
+    @abc.abstractmethod
+    def set_progress(self, task_id: str, worker_id: str, progress: float, now: int) -> bool: ...
+
+    @abc.abstractmethod
+    def complete(self, task_id: str, worker_id: str, result_name: str, now: int) -> bool: ...
+
+    @abc.abstractmethod
+    def fail(self, task_id: str, code: str, message: str, now: int, *, worker_id: str | None = None,
+             owner_id: str | None = None) -> bool:
+        """Compare-and-set to failed, held by `worker_id` or owned by `owner_id`."""
+
+    @abc.abstractmethod
+    def sweep_timed_out(self, created_before: int, message: str, now: int, task_id: str | None = None) -> list[str]:
+        ...
+
+    @abc.abstractmethod
+    def sweep_exhausted(self, max_attempts: int, message: str, now: int) -> list[str]: ...
+
+    # ---- health and events ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def aping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers (readiness)."""
+
+    def notify(self, event: str) -> None:  # noqa: B027 - in-process backends have nobody else to tell
+        """Tell other processes' workers (a new task, a finished one): best effort, after commit."""
+
+    def listen(self, on_event: Callable[[str], None], stopped: Callable[[], bool]) -> None:  # noqa: B027
+        """Deliver other processes' events until `stopped()`; returns at once where there are none."""
+
+    async def open_async(self) -> None:  # noqa: B027 - only pooled backends have something to open
+        """Open what the event loop reads through (called from the web app's lifespan)."""
+
+    async def close_async(self) -> None:  # noqa: B027
+        """Close what `open_async` opened."""
+
+    def close(self) -> None:  # noqa: B027
+        """Close every connection."""
+
+
+class SqlBackend(TaskBackend):
+    """The statements of queries.sql run through a dialect's connections (the hooks below)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.sql = self.prepare(load_statements(dialect))
+
+    # ---- hooks ----------------------------------------------------------------------------------------------
+
+    def prepare(self, statements: dict[str, str]) -> dict[str, str]:
+        """The statements in the driver's parameter style (queries.sql uses :name)."""
+        return statements
+
+    @abc.abstractmethod
+    def transaction(self, *, write: bool) -> AbstractContextManager[Connection]:
+        """A connection in a transaction (committed on success); `write` for one that will write."""
+
+    @abc.abstractmethod
+    async def arows(self, statement: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of a read, awaited without blocking the loop."""
+
+    def rows(self, name: str, params: Mapping[str, Any], *, write: bool = False) -> list[tuple[Any, ...]]:
+        with self.transaction(write=write) as conn:
+            return conn.rows(self.sql[name], params)
+
+    def count(self, name: str, params: Mapping[str, Any]) -> int:
+        with self.transaction(write=True) as conn:
+            return conn.count(self.sql[name], params)
+
+    # ---- the interface --------------------------------------------------------------------------------------
+
+    def insert(self, task: Task, caps: Caps) -> None:
+        with self.transaction(write=True) as conn:
+            if "lock_owner" in self.sql:
+                conn.rows(self.sql["lock_owner"], {"owner_id": task.owner_id})
+            if task.idempotency_key is not None and conn.rows(
+                    self.sql["get_by_idempotency_key"], {"owner_id": task.owner_id, "key": task.idempotency_key}):
+                raise DuplicateIdempotencyKey(task.idempotency_key)
+            if conn.rows(self.sql["count_unfinished_of_owner"], {"owner_id": task.owner_id})[0][0] >= caps.per_owner:
+                raise CapReached("owner", caps.per_owner)
+            if conn.rows(self.sql["count_unfinished"], {})[0][0] >= caps.studio:
+                raise CapReached("studio", caps.studio)
+            conn.count(self.sql["insert"], task.insert_params())
+            if "notify" in self.sql:
+                conn.rows(self.sql["notify"], {"event": "accepted"})
+
+    def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
+        if owner_id is None:
+            rows = self.rows("get", {"id": task_id})
+        else:
+            rows = self.rows("get_owned", {"id": task_id, "owner_id": owner_id})
+        return Task.from_row(rows[0]) if rows else None
+
+    async def aget(self, task_id: str, owner_id: str) -> Task | None:
+        rows = await self.arows(self.sql["get_owned"], {"id": task_id, "owner_id": owner_id})
+        return Task.from_row(rows[0]) if rows else None
+
+    def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None:
+        rows = self.rows("get_by_idempotency_key", {"owner_id": owner_id, "key": key})
+        return Task.from_row(rows[0]) if rows else None
+
+    def list_statement(self, query: ListQuery) -> tuple[str, dict[str, Any]]:
+        filters = []
+        params: dict[str, Any] = {"owner_id": query.owner_id, "limit": query.limit + 1}
+        if query.type is not None:
+            filters.append(self.sql["list_filter_type"])
+            params["type"] = query.type.value
+        if query.statuses:
+            if all(not status.is_final for status in query.statuses):
+                filters.append(self.sql["list_filter_unfinished"])
+            filters.append(self.sql["list_filter_statuses"])
+            params["statuses"] = [status.value for status in query.statuses]
+        if query.after is not None:
+            filters.append(self.sql["list_filter_cursor"])
+            params["cursor_created"], params["cursor_id"] = query.after
+        statement = self.sql["list"].replace("{filters}", "".join(" " + f.strip() for f in filters))
+        return statement, params
+
+    async def alist(self, query: ListQuery) -> list[Task]:
+        statement, params = self.list_statement(query)
+        return [Task.from_row(row) for row in await self.arows(statement, params)]
+
+    async def acount_unfinished(self, owner_id: str | None) -> int:
+        if owner_id is None:
+            rows = await self.arows(self.sql["count_unfinished"], {})
+        else:
+            rows = await self.arows(self.sql["count_unfinished_of_owner"], {"owner_id": owner_id})
+        return int(rows[0][0])
+
+    def delete_finished(self, task_id: str, owner_id: str) -> bool:
+        return self.count("delete_finished", {"id": task_id, "owner_id": owner_id}) == 1
+
+    def existing_ids(self, task_ids: Sequence[str]) -> set[str]:
+        if not task_ids:
+            return set()
+        return {row[0] for row in self.rows("existing_ids", {"ids": list(task_ids)})}
+
+    def claim(self, worker_id: str, engine: str, types: Sequence[TaskType], *, limit: int, now: int,
+              lease_until: int, start_after: int, max_attempts: int) -> list[Task]:
+        rows = self.rows("claim", {
+            "worker_id": worker_id, "engine": engine, "types": [t.value for t in types], "limit": limit,
+            "now": now, "lease_until": lease_until, "start_after": start_after, "max_attempts": max_attempts,
+        }, write=True)
+        return sorted((Task.from_row(row) for row in rows), key=lambda task: task.created_at)
+
+    def renew(self, worker_id: str, task_ids: Sequence[str], lease_until: int) -> set[str]:
+        kept: set[str] = set()
+        with self.transaction(write=True) as conn:
+            for task_id in task_ids:
+                kept.update(row[0] for row in conn.rows(
+                    self.sql["renew"], {"id": task_id, "worker_id": worker_id, "lease_until": lease_until}))
+        return kept
+
+    def release(self, task_id: str, worker_id: str, *, refund_attempt: bool, now: int) -> bool:
+        return self.count("release", {"id": task_id, "worker_id": worker_id, "refund": int(refund_attempt),
+                                      "now": now}) == 1
+
+    def save_provider_job(self, task_id: str, worker_id: str, provider_job_id: str, now: int) -> bool:
+        return self.count("save_provider_job", {"id": task_id, "worker_id": worker_id,
+                                                "provider_job_id": provider_job_id, "now": now}) == 1
+
+    def set_progress(self, task_id: str, worker_id: str, progress: float, now: int) -> bool:
+        return self.count("set_progress", {"id": task_id, "worker_id": worker_id, "progress": progress,
+                                           "now": now}) == 1
+
+    def complete(self, task_id: str, worker_id: str, result_name: str, now: int) -> bool:
+        return self.count("complete", {"id": task_id, "worker_id": worker_id, "result_name": result_name,
+                                       "now": now}) == 1
+
+    def fail(self, task_id: str, code: str, message: str, now: int, *, worker_id: str | None = None,
+             owner_id: str | None = None) -> bool:
+        params = {"id": task_id, "code": code, "message": message, "now": now}
+        if worker_id is not None:
+            return self.count("fail_held", {**params, "worker_id": worker_id}) == 1
+        if owner_id is not None:
+            return self.count("fail_owned", {**params, "owner_id": owner_id}) == 1
+        raise ValueError("fail needs the worker that holds the task or the owner")
+
+    def sweep_timed_out(self, created_before: int, message: str, now: int, task_id: str | None = None) -> list[str]:
+        params = {"created_before": created_before, "message": message, "now": now}
+        if task_id is not None:
+            return [row[0] for row in self.rows("sweep_one_timed_out", {**params, "id": task_id}, write=True)]
+        return [row[0] for row in self.rows("sweep_timed_out", params, write=True)]
+
+    def sweep_exhausted(self, max_attempts: int, message: str, now: int) -> list[str]:
+        return [row[0] for row in self.rows("sweep_exhausted", {"max_attempts": max_attempts, "message": message,
+                                                                "now": now}, write=True)]
+
+    async def aping(self) -> None:
+        await self.arows(self.sql["ping"], {})
+

@@ -1,0 +1,181 @@
+"""An in-memory backend for fast unit tests of the manager and the workers (URL `memory:`).
+
+Same contract as the SQL backends (the contract suite runs on all three); nothing survives the process. A test can
+make it unreachable (`down = True`) to see how faults are handled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from genkeep.tasks.backends.base import CapReached, Caps, DuplicateIdempotencyKey, ListQuery, TaskBackend
+from genkeep.tasks.errors import DatabaseUnavailable
+from genkeep.tasks.model import Task, TaskError, TaskStatus, TaskType
+
+
+class MemoryBackend(TaskBackend):
+    def __init__(self) -> None:
+        self.tasks: dict[str, Task] = {}
+        self.down = False
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self.down:
+            raise DatabaseUnavailable("memory backend: down")
+        with self._lock:
+            yield
+
+    def _replace(self, task: Task, **changes: object) -> Task:
+        self.tasks[task.id] = changed = dataclasses.replace(task, **changes)  # type: ignore[arg-type]
+        return changed
+
+    def _unfinished(self) -> Iterator[Task]:
+        return (task for task in self.tasks.values() if not task.is_final)
+
+    # ---- the user's side ------------------------------------------------------------------------------------
+
+    def insert(self, task: Task, caps: Caps) -> None:
+        with self._locked():
+            if task.idempotency_key is not None and self.get_by_idempotency_key(task.owner_id, task.idempotency_key):
+                raise DuplicateIdempotencyKey(task.idempotency_key)
+            if sum(1 for t in self._unfinished() if t.owner_id == task.owner_id) >= caps.per_owner:
+                raise CapReached("owner", caps.per_owner)
+            if sum(1 for _ in self._unfinished()) >= caps.studio:
+                raise CapReached("studio", caps.studio)
+            self.tasks[task.id] = dataclasses.replace(task, attempts=0, lease_expires_at=0)
+
+    def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
+        with self._locked():
+            task = self.tasks.get(task_id)
+            return task if task is not None and owner_id in (None, task.owner_id) else None
+
+    async def aget(self, task_id: str, owner_id: str) -> Task | None:
+        return self.get(task_id, owner_id)
+
+    def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None:
+        with self._locked():
+            return next((t for t in self.tasks.values() if t.owner_id == owner_id and t.idempotency_key == key),
+                        None)
+
+    async def alist(self, query: ListQuery) -> list[Task]:
+        with self._locked():
+            found = [t for t in self.tasks.values() if t.owner_id == query.owner_id
+                     and (query.type is None or t.type is query.type)
+                     and (not query.statuses or t.status in query.statuses)
+                     and (query.after is None or (t.created_at, t.id) < query.after)]
+        found.sort(key=lambda t: (t.created_at, t.id), reverse=True)
+        return found[: query.limit + 1]
+
+    async def acount_unfinished(self, owner_id: str | None) -> int:
+        with self._locked():
+            return sum(1 for t in self._unfinished() if owner_id in (None, t.owner_id))
+
+    def delete_finished(self, task_id: str, owner_id: str) -> bool:
+        with self._locked():
+            task = self.tasks.get(task_id)
+            if task is None or task.owner_id != owner_id or not task.is_final:
+                return False
+            del self.tasks[task_id]
+            return True
+
+    def existing_ids(self, task_ids: Sequence[str]) -> set[str]:
+        with self._locked():
+            return {task_id for task_id in task_ids if task_id in self.tasks}
+
+    # ---- the worker's side ----------------------------------------------------------------------------------
+
+    def claim(self, worker_id: str, engine: str, types: Sequence[TaskType], *, limit: int, now: int,
+              lease_until: int, start_after: int, max_attempts: int) -> list[Task]:
+        with self._locked():
+            claimable = sorted((t for t in self._unfinished() if t.status is TaskStatus.PROCESSING
+                                and t.created_at > start_after and (t.lease_expires_at or 0) < now
+                                and t.attempts < max_attempts and t.type in types),
+                               key=lambda t: t.created_at)[:limit]
+            return [self._replace(t, worker_id=worker_id, lease_expires_at=lease_until, attempts=t.attempts + 1,
+                                  engine=engine, updated_at=now) for t in claimable]
+
+    def _held(self, task_id: str, worker_id: str) -> Task | None:
+        task = self.tasks.get(task_id)
+        if task is None or task.worker_id != worker_id or task.status is not TaskStatus.PROCESSING:
+            return None
+        return task
+
+    def renew(self, worker_id: str, task_ids: Sequence[str], lease_until: int) -> set[str]:
+        with self._locked():
+            kept = set()
+            for task_id in task_ids:
+                if (task := self._held(task_id, worker_id)) is not None:
+                    self._replace(task, lease_expires_at=lease_until)
+                    kept.add(task_id)
+            return kept
+
+    def release(self, task_id: str, worker_id: str, *, refund_attempt: bool, now: int) -> bool:
+        with self._locked():
+            if (task := self._held(task_id, worker_id)) is None:
+                return False
+            self._replace(task, worker_id=None, lease_expires_at=0, updated_at=now,
+                          attempts=task.attempts - int(refund_attempt))
+            return True
+
+    def save_provider_job(self, task_id: str, worker_id: str, provider_job_id: str, now: int) -> bool:
+        with self._locked():
+            if (task := self._held(task_id, worker_id)) is None:
+                return False
+            self._replace(task, provider_job_id=provider_job_id, updated_at=now)
+            return True
+
+    def set_progress(self, task_id: str, worker_id: str, progress: float, now: int) -> bool:
+        with self._locked():
+            if (task := self._held(task_id, worker_id)) is None:
+                return False
+            self._replace(task, progress=progress, updated_at=now)
+            return True
+
+    def complete(self, task_id: str, worker_id: str, result_name: str, now: int) -> bool:
+        with self._locked():
+            if (task := self._held(task_id, worker_id)) is None:
+                return False
+            self._replace(task, status=TaskStatus.COMPLETED, result_name=result_name, progress=1.0,
+                          finished_at=now, updated_at=now, worker_id=None, lease_expires_at=None)
+            return True
+
+    def _finish_failed(self, task: Task, code: str, message: str, now: int) -> None:
+        self._replace(task, status=TaskStatus.FAILED, error=TaskError(code, message), finished_at=now,
+                      updated_at=now, worker_id=None, lease_expires_at=None)
+
+    def fail(self, task_id: str, code: str, message: str, now: int, *, worker_id: str | None = None,
+             owner_id: str | None = None) -> bool:
+        with self._locked():
+            task = self.tasks.get(task_id)
+            if task is None or task.is_final:
+                return False
+            if (worker_id is not None and task.worker_id != worker_id) or (
+                    owner_id is not None and task.owner_id != owner_id):
+                return False
+            self._finish_failed(task, code, message, now)
+            return True
+
+    def sweep_timed_out(self, created_before: int, message: str, now: int, task_id: str | None = None) -> list[str]:
+        with self._locked():
+            due = [t for t in self._unfinished() if t.created_at < created_before and task_id in (None, t.id)]
+            for task in due:
+                self._finish_failed(task, "timeout", message, now)
+            return [task.id for task in due]
+
+    def sweep_exhausted(self, max_attempts: int, message: str, now: int) -> list[str]:
+        with self._locked():
+            due = [t for t in self._unfinished() if t.attempts >= max_attempts and (t.lease_expires_at or 0) < now]
+            for task in due:
+                self._finish_failed(task, "interrupted", message, now)
+            return [task.id for task in due]
+
+    async def aping(self) -> None:
+        with self._locked():
+            return
+
+    def listen(self, on_event: Callable[[str], None], stopped: Callable[[], bool]) -> None:
+        return

@@ -1,0 +1,231 @@
+"""The PostgreSQL backend: many API and worker processes on many machines around one database.
+
+Two psycopg pools: a thread-safe one for workers, the sweeper and the user's writes (run off the event loop), and an
+asyncio one that the event loop reads through. Every connection carries server-side statement and lock timeouts,
+and every statement a client-side deadline: when the database stops answering (packets held by a broken network,
+not refused) the server-side timeouts never fire, so a watchdog shuts the connection's socket down and the call
+fails within seconds instead of hanging. The pools then replace the dead connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from sqlalchemy.engine import make_url
+
+from genkeep.tasks.backends.base import SqlBackend
+from genkeep.tasks.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "genkeep_tasks"
+CONNECT_TIMEOUT_S = 3
+# Longest a statement may take, enforced by the server when it answers and by the watchdog when it does not.
+STATEMENT_TIMEOUT_S = 5.0
+# How long a caller waits for a free pooled connection before the database counts as unavailable.
+POOL_WAIT_S = 4.0
+_PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)")
+
+
+def connection_kwargs() -> dict[str, Any]:
+    statement_ms = int(STATEMENT_TIMEOUT_S * 1000)
+    return {
+        "autocommit": True,
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms // 2} "
+                   f"-c idle_in_transaction_session_timeout={statement_ms * 3}",
+        # A peer that vanished (no RST) is noticed by the kernel too, not only by the watchdog.
+        "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
+        "tcp_user_timeout": statement_ms * 2,
+    }
+
+
+def _cut(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Shut a stuck connection's socket down: its blocked call raises at once, and the pool discards it."""
+    with contextlib.suppress(Exception):
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        log.warning("a database call passed its %s s deadline; its connection was cut", STATEMENT_TIMEOUT_S)
+
+
+class Watchdog:
+    """One thread that cuts connections whose statements run past their deadline."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, psycopg.Connection[Any]]] = []
+        self._armed: set[int] = set()
+        self._tokens = itertools.count()
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="genkeep-db-watchdog", daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def deadline(self, conn: psycopg.Connection[Any], seconds: float) -> Iterator[None]:
+        token = next(self._tokens)
+        with self._wake:
+            self._armed.add(token)
+            heapq.heappush(self._heap, (time.monotonic() + seconds, token, conn))
+            if self._heap[0][1] == token:
+                self._wake.notify()
+        try:
+            yield
+        finally:
+            with self._wake:
+                self._armed.discard(token)
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while self._heap and self._heap[0][1] not in self._armed:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                due, token, conn = self._heap[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                self._armed.discard(token)
+            _cut(conn)
+
+
+_WATCHDOG: Watchdog | None = None
+_WATCHDOG_LOCK = threading.Lock()
+
+
+def watchdog() -> Watchdog:
+    global _WATCHDOG
+    with _WATCHDOG_LOCK:
+        if _WATCHDOG is None:
+            _WATCHDOG = Watchdog()
+        return _WATCHDOG
+
+
+@contextlib.contextmanager
+def _faults() -> Iterator[None]:
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable,
+            PoolTimeout) as error:
+        raise DatabaseUnavailable(f"PostgreSQL: {type(error).__name__}") from error
+
+
+class _Connection:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def rows(self, statement: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        with watchdog().deadline(self.conn, STATEMENT_TIMEOUT_S):
+            cursor = self.conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description is not None else []
+
+    def count(self, statement: str, params: Mapping[str, Any]) -> int:
+        with watchdog().deadline(self.conn, STATEMENT_TIMEOUT_S):
+            return self.conn.execute(statement, params).rowcount
+
+
+class PostgresBackend(SqlBackend):
+    notifies_across_processes = True
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        super().__init__("postgresql")
+        self.conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.pool = ConnectionPool(self.conninfo, min_size=1, max_size=pool_size, kwargs=connection_kwargs(),
+                                   timeout=POOL_WAIT_S, check=ConnectionPool.check_connection, open=True,
+                                   name="genkeep")
+        self.apool: AsyncConnectionPool | None = None
+        self.apool_loop: asyncio.AbstractEventLoop | None = None
+        self.apool_size = pool_size
+
+    def prepare(self, statements: dict[str, str]) -> dict[str, str]:
+        return {name: _PARAMETER.sub(r"%(\1)s", body) for name, body in statements.items()}
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool) -> Iterator[_Connection]:
+        with _faults(), self.pool.connection() as conn, conn.transaction():
+            yield _Connection(conn)
+
+    # ---- reads on the event loop ----------------------------------------------------------------------------
+
+    async def open_async(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.apool is None or self.apool_loop is not loop:
+            # An asyncio pool belongs to one loop (a test may read from several in turn).
+            self.apool_loop = loop
+            self.apool = AsyncConnectionPool(self.conninfo, min_size=1, max_size=self.apool_size,
+                                             kwargs=connection_kwargs(), timeout=POOL_WAIT_S, open=False,
+                                             name="genkeep-async")
+            await self.apool.open()
+
+    async def close_async(self) -> None:
+        if self.apool is not None and self.apool_loop is asyncio.get_running_loop():
+            await self.apool.close()
+        self.apool = None
+
+    @contextlib.asynccontextmanager
+    async def _aconnection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self.apool is None or self.apool_loop is not asyncio.get_running_loop():
+            await self.open_async()
+        assert self.apool is not None
+        async with self.apool.connection() as conn:
+            yield conn
+
+    async def arows(self, statement: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        # One retry: a pooled connection the server dropped (a restart, a blip) fails its first use; the pool
+        # replaces it, and a read is safe to repeat.
+        for attempt in (1, 2):
+            try:
+                with _faults():
+                    async with self._aconnection() as conn:
+                        cut = asyncio.get_running_loop().call_later(STATEMENT_TIMEOUT_S, _cut, conn)
+                        try:
+                            cursor = await conn.execute(statement, params)
+                            return await cursor.fetchall()
+                        finally:
+                            cut.cancel()
+            except DatabaseUnavailable as error:
+                if attempt == 2 or isinstance(error.__cause__, PoolTimeout):
+                    raise
+        raise AssertionError("unreachable")
+
+    # ---- events ---------------------------------------------------------------------------------------------
+
+    def notify(self, event: str) -> None:
+        self.rows("notify", {"event": event}, write=True)
+
+    def listen(self, on_event: Callable[[str], None], stopped: Callable[[], bool]) -> None:
+        while not stopped():
+            try:
+                with psycopg.connect(self.conninfo, **connection_kwargs()) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    # A wake-up in case a notification was missed while reconnecting.
+                    on_event("accepted")
+                    while not stopped():
+                        for notification in conn.notifies(timeout=1.0):
+                            on_event(notification.payload)
+                        # Proves the connection is alive; a dead one raises here and is reopened.
+                        with watchdog().deadline(conn, STATEMENT_TIMEOUT_S):
+                            conn.execute("SELECT 1")
+            except Exception as error:
+                log.warning("LISTEN connection lost (%s); polling until it is back", type(error).__name__)
+                deadline = time.monotonic() + 2.0
+                while not stopped() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+
+    def close(self) -> None:
+        self.pool.close()

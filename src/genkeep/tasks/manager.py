@@ -1,0 +1,370 @@
+"""The task manager: the one place that changes a task.
+
+User side: accept, cancel, retry, delete (and the reads that go with them). Worker side: claim, renew, progress,
+save the provider job, complete (publishing the result file), fail, hand back. The sweeper fails what ran out of
+time (R3.1, R3.2). Workers and routes call these; they write no SQL and no task files.
+
+A task is "processing" from the moment it is accepted (R1.1) with its type (R4.1), prompt and reference images,
+stored together. Final states are final: every finishing write is compare-and-set.
+
+Faults are not failures: a database or storage fault surfaces as `Unavailable` (the caller retries or hands the
+attempt back); only an engine's verdict fails a task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from genkeep.config import Settings
+from genkeep.reference_images import CleanImage
+from genkeep.storage import EXTENSIONS, ImageStorage
+from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend
+from genkeep.tasks.backends.base import Caps
+from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
+from genkeep.tasks.model import ReferenceImage, Task, TaskStatus, TaskType, now_millis
+from genkeep.tasks.new_task import NewTask, is_task_id, new_task_id
+
+log = logging.getLogger(__name__)
+
+EVENT_ACCEPTED = "accepted"
+EVENT_SWEPT = "swept"
+EVENT_FINISHED = "finished:"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    task: Task
+    created: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Task]
+    next_cursor: str | None
+
+
+def encode_cursor(task: Task) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(f"{task.created_at}:{task.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    import base64
+    import binascii
+
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        millis, task_id = raw.split(":", 1)
+        if not is_task_id(task_id) or not 0 <= int(millis) < 2**62:
+            raise ValueError(task_id)
+        return int(millis), task_id
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidInput("The cursor is not one genkeep gave out; start again without it.",
+                           field="cursor") from None
+
+
+class TaskEvents:
+    """In-process listeners of task events ("accepted", "swept", "finished:<id>"); other processes hear them
+    through the backend's notifications."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[str], None]] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[str], None]) -> None:
+        with self._lock, contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def emit(self, event: str) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("a task event listener failed on %s", event)
+
+
+class TaskManager:
+    """Every transition of every task."""
+
+    def __init__(self, backend: TaskBackend, storage: ImageStorage, settings: Settings) -> None:
+        self.backend = backend
+        self.storage = storage
+        self.settings = settings
+        self.events = TaskEvents()
+        self.caps = Caps(per_owner=settings.max_unfinished_per_owner, studio=settings.max_unfinished)
+
+    # ---- the user's side: reading ---------------------------------------------------------------------------
+
+    def _not_found(self, task_id: str) -> TaskNotFound:
+        shown = task_id if is_task_id(task_id) else task_id[:40].encode("unicode_escape").decode()
+        return TaskNotFound(f"There is no task {shown!r}; check the id, or it was deleted.")
+
+    async def get(self, owner_id: str, task_id: str) -> Task:
+        """One of the owner's tasks (404 for anyone else's). A task past its deadline reads as timed out at once,
+        even if the periodic sweep is up to an interval away."""
+        task = await self.backend.aget(task_id, owner_id) if is_task_id(task_id) else None
+        if task is None:
+            raise self._not_found(task_id)
+        if not task.is_final and self._past_deadline(task):
+            # A write: off the event loop.
+            swept = await anyio.to_thread.run_sync(self.sweep_one, task.id)
+            if swept:
+                task = await self.backend.aget(task_id, owner_id) or task
+        return task
+
+    def get_sync(self, owner_id: str, task_id: str) -> Task:
+        task = self.backend.get(task_id, owner_id) if is_task_id(task_id) else None
+        if task is None:
+            raise self._not_found(task_id)
+        return task
+
+    def find(self, task_id: str, owner_id: str | None = None) -> Task | None:
+        """A task by id (a worker's or a signed URL's read); None if unknown."""
+        return self.backend.get(task_id, owner_id) if is_task_id(task_id) else None
+
+    async def list_tasks(self, owner_id: str, *, task_type: TaskType | None = None,
+                         statuses: Sequence[TaskStatus] = (), limit: int = 50, cursor: str | None = None) -> Page:
+        if not 1 <= limit <= 100:
+            raise InvalidInput(f"limit must be between 1 and 100, not {limit}.", field="limit")
+        after = decode_cursor(cursor) if cursor else None
+        rows = await self.backend.alist(ListQuery(owner_id, task_type, tuple(statuses), limit, after))
+        items = rows[:limit]
+        return Page(items, encode_cursor(items[-1]) if len(rows) > limit else None)
+
+    async def check_room(self, owner_id: str) -> None:
+        """Refuse early, before a request's body is read or any image decoded, when a cap is already reached."""
+        if await self.backend.acount_unfinished(owner_id) >= self.caps.per_owner:
+            raise self._cap_error(CapReached("owner", self.caps.per_owner))
+        if await self.backend.acount_unfinished(None) >= self.caps.studio:
+            raise self._cap_error(CapReached("studio", self.caps.studio))
+
+    def _cap_error(self, reached: CapReached) -> TooManyUnfinished:
+        if reached.scope == "owner":
+            return TooManyUnfinished(f"You already have {reached.cap} generations in progress; wait for one to "
+                                     "finish or cancel one.")
+        return TooManyUnfinished("The studio is busy with as many generations as it can take; try again in a "
+                                 "minute.")
+
+    def _past_deadline(self, task: Task) -> bool:
+        return now_millis() - task.created_at > self.settings.task_timeout * 1000
+
+    # ---- the user's side: changing --------------------------------------------------------------------------
+
+    def existing_for_key(self, owner_id: str, idempotency_key: str) -> Accepted | None:
+        """The task this owner already made with this Idempotency-Key, if any."""
+        existing = self.backend.get_by_idempotency_key(owner_id, idempotency_key)
+        return Accepted(existing, created=False) if existing is not None else None
+
+    def accept(self, owner_id: str, new: NewTask, images: Sequence[CleanImage],
+               idempotency_key: str | None = None) -> Accepted:
+        """Store a new processing task and its reference images together (R1.1, R4.1)."""
+        if len(images) != new.image_count:
+            raise InvalidInput(f"{new.image_count} images were announced and {len(images)} arrived; send the "
+                               "form again.", field="reference_images")
+        if idempotency_key is not None and (existing := self.existing_for_key(owner_id, idempotency_key)):
+            return existing
+        task_id = new_task_id()
+        references = [ReferenceImage(f"reference-{index + 1}{image.extension}", image.width, image.height,
+                                     image.content_type) for index, image in enumerate(images)]
+        self.storage.stage(task_id, [(ref.name, image.data) for ref, image in zip(references, images, strict=True)])
+        return self._commit(owner_id, task_id, new.type, new.prompt, references, idempotency_key)
+
+    def _commit(self, owner_id: str, task_id: str, task_type: TaskType, prompt: str | None,
+                references: list[ReferenceImage], idempotency_key: str | None) -> Accepted:
+        moment = now_millis()
+        task = Task(id=task_id, owner_id=owner_id, type=task_type, status=TaskStatus.PROCESSING, prompt=prompt,
+                    reference_images=tuple(references), created_at=moment, updated_at=moment,
+                    idempotency_key=idempotency_key, attempts=0, lease_expires_at=0)
+        try:
+            self.backend.insert(task, self.caps)
+        except DuplicateIdempotencyKey:
+            self.storage.discard_staged(task_id)
+            existing = self.backend.get_by_idempotency_key(owner_id, idempotency_key or "")
+            if existing is None:
+                raise WrongState("That Idempotency-Key was just used for a task that is gone; use a new key.") \
+                    from None
+            return Accepted(existing, created=False)
+        except CapReached as reached:
+            self.storage.discard_staged(task_id)
+            raise self._cap_error(reached) from None
+        except BaseException:
+            # Nothing left behind: the row did not commit, so neither do its files.
+            self.storage.discard_staged(task_id)
+            raise
+        with contextlib.suppress(Unavailable):
+            # The row is the truth; a worker or the next start publishes the files if this move fails now.
+            self.storage.publish(task_id)
+        self.events.emit(EVENT_ACCEPTED)
+        return Accepted(task, created=True)
+
+    def cancel(self, owner_id: str, task_id: str) -> Task:
+        task = self.get_sync(owner_id, task_id)
+        if task.is_final:
+            raise WrongState(f"The task already {task.status.value}; only unfinished tasks can be canceled.")
+        if not self.backend.fail(task_id, "canceled", "You canceled this generation.", now_millis(),
+                                 owner_id=owner_id):
+            raise WrongState("The task finished before it could be canceled.")
+        self._announce_finished(task_id)
+        return self.get_sync(owner_id, task_id)
+
+    def retry(self, owner_id: str, task_id: str) -> Task:
+        """A new task with the same type, prompt and reference images as a failed one."""
+        old = self.get_sync(owner_id, task_id)
+        if old.status is not TaskStatus.FAILED:
+            raise WrongState(f"The task {old.status.value}; only failed tasks can be retried.")
+        new_id = new_task_id()
+        if not self.storage.stage_copies(new_id, old.id, [image.name for image in old.reference_images]):
+            raise WrongState("This task's reference images are gone; start a new generation instead.")
+        return self._commit(owner_id, new_id, old.type, old.prompt, list(old.reference_images), None).task
+
+    def delete(self, owner_id: str, task_id: str) -> None:
+        task = self.get_sync(owner_id, task_id)
+        if not task.is_final:
+            raise WrongState("The task is still in progress; cancel it first, then delete it.")
+        if not self.backend.delete_finished(task_id, owner_id):
+            raise self._not_found(task_id)
+        self.storage.remove_task(task_id)
+
+    def _announce_finished(self, task_id: str) -> None:
+        """A running engine of this task stops at once: in this process, and in others through the database."""
+        self.events.emit(EVENT_FINISHED + task_id)
+        self._notify_others(EVENT_FINISHED + task_id)
+
+    def _notify_others(self, event: str) -> None:
+        if not self.backend.notifies_across_processes:
+            return
+        try:
+            self.backend.notify(event)
+        except Unavailable:
+            # The heartbeat finds out within seconds anyway.
+            log.warning("could not notify other processes of %s", event)
+
+    # ---- the worker's side ----------------------------------------------------------------------------------
+
+    def claim(self, worker_id: str, engines: dict[TaskType, str], *, limit: int = 1) -> list[Task]:
+        """Take the oldest claimable tasks of the types this worker has engines for.
+
+        A task is started only while at least `min_time_left` of its time is left: less would most likely be
+        wasted (and, on a provider, billed) work that the timeout cuts off anyway; the sweeper fails it at its
+        deadline."""
+        moment = now_millis()
+        start_after = moment - int((self.settings.task_timeout - self.settings.min_time_left) * 1000)
+        claimed: list[Task] = []
+        for engine in sorted(set(engines.values())):
+            types = [task_type for task_type, name in engines.items() if name == engine]
+            claimed += self.backend.claim(
+                worker_id, engine, types, limit=limit - len(claimed), now=moment,
+                lease_until=moment + int(self.settings.lease_seconds * 1000), start_after=start_after,
+                max_attempts=self.settings.max_attempts)
+            if len(claimed) >= limit:
+                break
+        return claimed
+
+    def renew(self, worker_id: str, task_ids: Sequence[str]) -> set[str]:
+        if not task_ids:
+            return set()
+        return self.backend.renew(worker_id, task_ids, now_millis() + int(self.settings.lease_seconds * 1000))
+
+    def report_progress(self, task: Task, worker_id: str, fraction: float) -> None:
+        """Never raises: a progress write that fails is only a poll that shows older progress."""
+        try:
+            self.backend.set_progress(task.id, worker_id, max(0.0, min(1.0, fraction)), now_millis())
+        except Exception as error:
+            log.warning("progress of task %s not saved (%s)", task.id, type(error).__name__)
+
+    def save_provider_job(self, task: Task, worker_id: str, provider_job_id: str) -> bool:
+        """Saved before the first poll: a worker that takes over resumes this job instead of paying twice."""
+        return self.backend.save_provider_job(task.id, worker_id, provider_job_id, now_millis())
+
+    def reference_paths(self, task: Task) -> list[str] | None:
+        """Where the engine reads the task's reference images; None if one is missing (the task cannot run)."""
+        # The task may have been claimed between its row's commit and its files' move.
+        self.storage.publish(task.id)
+        paths = []
+        for image in task.reference_images:
+            path = self.storage.path(task.id, image.name)
+            if path is None:
+                return None
+            paths.append(str(path))
+        return paths
+
+    def complete(self, task: Task, worker_id: str, data: bytes, content_type: str) -> bool:
+        """Publish the result file, then mark the task completed (R1.2); False if it finished meanwhile or was
+        taken over (its late result changes nothing and leaves no file). Raises Unavailable on a fault."""
+        extension = EXTENSIONS.get(content_type, ".png")
+        name = f"result-{task.attempts}-{secrets.token_hex(4)}{extension}"
+        self.storage.write_result(task.id, name, data)
+        try:
+            done = self.backend.complete(task.id, worker_id, name, now_millis())
+        except BaseException:
+            self.storage.remove_file(task.id, name)
+            raise
+        if not done:
+            self.storage.remove_file(task.id, name)
+        return done
+
+    def fail(self, task: Task, worker_id: str, code: str, message: str) -> bool:
+        """The engine's verdict (R1.3); False if the task had already finished or was taken over."""
+        return self.backend.fail(task.id, code, message, now_millis(), worker_id=worker_id)
+
+    def hand_back(self, task: Task, worker_id: str, *, refund_attempt: bool) -> bool:
+        """Give an unfinished task back for another worker to claim at once (shutdown, a fault)."""
+        return self.backend.release(task.id, worker_id, refund_attempt=refund_attempt, now=now_millis())
+
+    def current(self, task_id: str) -> Task | None:
+        return self.backend.get(task_id)
+
+    # ---- sweeping -------------------------------------------------------------------------------------------
+
+    def timeout_message(self) -> str:
+        limit = self.settings.task_timeout
+        span = f"{limit / 60:g} minutes" if limit >= 60 else f"{limit:g} seconds"
+        return f"The generation took longer than the {span} limit and was stopped; retry it."
+
+    def _created_before(self) -> int:
+        return now_millis() - int(self.settings.task_timeout * 1000)
+
+    def sweep_one(self, task_id: str) -> bool:
+        swept = self.backend.sweep_timed_out(self._created_before(), self.timeout_message(), now_millis(), task_id)
+        if swept:
+            self._announce_finished(task_id)
+        return bool(swept)
+
+    def sweep(self) -> list[str]:
+        """Fail every task processing past the timeout (R3.1, R3.2) or abandoned by its workers too often."""
+        moment = now_millis()
+        timed_out = self.backend.sweep_timed_out(self._created_before(), self.timeout_message(), moment)
+        exhausted = self.backend.sweep_exhausted(
+            self.settings.max_attempts,
+            f"The workers running this generation stopped {self.settings.max_attempts} times; retry it.", moment)
+        if timed_out or exhausted:
+            log.info("sweep: %d timed out, %d interrupted", len(timed_out), len(exhausted))
+            self.events.emit(EVENT_SWEPT)
+            self._notify_others(EVENT_SWEPT)
+        return timed_out + exhausted
+
+    def recover_incoming(self) -> None:
+        """Finish or discard file moves that a crash interrupted between a row's commit and its files' move."""
+        from genkeep.storage import ABANDONED_AFTER_SECONDS
+
+        staged = self.storage.staged_task_ids()
+        committed = self.backend.existing_ids([task_id for task_id, _ in staged])
+        for task_id, age in staged:
+            if task_id in committed:
+                self.storage.publish(task_id)
+            elif age > ABANDONED_AFTER_SECONDS:
+                self.storage.discard_staged(task_id)

@@ -1,0 +1,80 @@
+"""A new task as a user asks for it, checked once: type, prompt and how many images.
+
+The web layer builds it from a request before any image is decoded; the task manager accepts only this value.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from dataclasses import dataclass
+
+from genkeep.tasks.errors import InvalidInput
+from genkeep.tasks.model import IMAGE_COUNTS, TaskType
+
+IMAGE_LABELS: dict[TaskType, tuple[str, ...]] = {
+    TaskType.CREATE: ("Reference image 1", "Reference image 2", "Reference image 3", "Reference image 4"),
+    TaskType.WHITE_BACKGROUND: ("The product photo",),
+    TaskType.CLOTHING_CHANGE: ("The person photo", "The garment photo"),
+}
+WANTED_IMAGES = {
+    TaskType.CREATE: "between 0 and 4 reference images",
+    TaskType.WHITE_BACKGROUND: "exactly 1 product photo",
+    TaskType.CLOTHING_CHANGE: "exactly 2 images: the person first, then the garment",
+}
+TYPE_CHOICES = "CREATE, WHITE_BACKGROUND or CLOTHING_CHANGE"
+# Line breaks and tabs are text a person typed; every other control character is not.
+ALLOWED_CONTROLS = frozenset("\n\r\t")
+
+
+def new_task_id() -> str:
+    """Unique and unguessable: 128 random bits."""
+    return secrets.token_hex(16)
+
+
+def is_task_id(text: str) -> bool:
+    """Task ids are 32 hex digits: anything else is unknown without asking the database."""
+    return len(text) == 32 and all(char in "0123456789abcdef" for char in text)
+
+
+def parse_type(raw: str | None) -> TaskType:
+    if not raw:
+        raise InvalidInput(f"Choose a type: {TYPE_CHOICES}.", field="type")
+    try:
+        return TaskType(raw.strip().upper())
+    except ValueError:
+        raise InvalidInput(f"Unknown type {raw[:40]!r}; use {TYPE_CHOICES}.", field="type") from None
+
+
+def image_label(task_type: TaskType, index: int) -> str:
+    labels = IMAGE_LABELS[task_type]
+    return labels[index] if index < len(labels) else f"Reference image {index + 1}"
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What a user asked for, valid: the type, the cleaned prompt, and the number of images that go with it."""
+
+    type: TaskType
+    prompt: str | None
+    image_count: int
+
+    @classmethod
+    def build(cls, raw_type: str | None, prompt: str | None, image_count: int, *, max_prompt_chars: int) -> NewTask:
+        task_type = parse_type(raw_type)
+        prompt = (prompt or "").strip() or None
+        if task_type is TaskType.CREATE and prompt is None:
+            raise InvalidInput("Describe the image you want: a prompt is required to create an image.",
+                               field="prompt")
+        if prompt is not None:
+            if len(prompt) > max_prompt_chars:
+                raise InvalidInput(f"The prompt is {len(prompt)} characters long; shorten it to {max_prompt_chars} "
+                                   "or fewer.", field="prompt")
+            if any(unicodedata.category(char) == "Cc" and char not in ALLOWED_CONTROLS for char in prompt):
+                raise InvalidInput("The prompt contains control characters (such as NUL); remove them and send "
+                                   "plain text.", field="prompt")
+        fewest, most = IMAGE_COUNTS[task_type]
+        if not fewest <= image_count <= most:
+            raise InvalidInput(f"{task_type.value} takes {WANTED_IMAGES[task_type]}; you sent {image_count}.",
+                               field="reference_images")
+        return cls(task_type, prompt, image_count)

@@ -1,0 +1,186 @@
+"""The worker pool: `concurrency` threads sharing one worker id, one heartbeat and one wake-up.
+
+Idle threads wake at once when a task is accepted (in this process through the manager's events, in others
+through the backend's notifications). A canceled or timed-out task's engine is told to stop the same way, within a
+moment; the heartbeat is the fallback. A lease that cannot be renewed for most of its length is treated as lost:
+the engine stops before another worker can take the task, so two runs of one task never overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from genkeep.config import Settings
+from genkeep.engines.base import Engine
+from genkeep.tasks.errors import Unavailable
+from genkeep.tasks.manager import EVENT_ACCEPTED, EVENT_FINISHED, EVENT_SWEPT, TaskManager
+from genkeep.tasks.model import TaskType
+from genkeep.workers.runner import Runner, TaskRun
+
+log = logging.getLogger(__name__)
+
+# Share of the lease after which a lease that could not be renewed counts as lost (the rest is the margin).
+LEASE_SAFETY = 0.8
+MAX_IDLE_BACKOFF_S = 5.0
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:24]}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+class WorkerPool:
+    def __init__(self, manager: TaskManager, engines: dict[TaskType, Engine], settings: Settings,
+                 concurrency: int | None = None, *, signed_url: Callable[[str, str], str] | None = None) -> None:
+        self.manager = manager
+        self.engines = engines
+        self.engine_names = {task_type: engine.name for task_type, engine in engines.items()}
+        self.settings = settings
+        self.concurrency = settings.workers if concurrency is None else concurrency
+        self.worker_id = new_worker_id()
+        self.runner = Runner(manager, self.worker_id, signed_url)
+        self._wakeup = threading.Event()
+        self._beat_now = threading.Event()
+        self._runs: dict[str, TaskRun] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._finished = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ---- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.manager.events.subscribe(self.on_event)
+        threads = [threading.Thread(target=self._work_loop, name=f"genkeep-worker-{index}", daemon=True)
+                   for index in range(self.concurrency)]
+        threads.append(threading.Thread(target=self._heartbeat_loop, name="genkeep-heartbeat", daemon=True))
+        if self.manager.backend.notifies_across_processes:
+            threads.append(threading.Thread(target=self.manager.backend.listen, name="genkeep-listen",
+                                            args=(self.on_event, self._finished.is_set), daemon=True))
+        for thread in threads:
+            thread.start()
+        self._threads = threads[: self.concurrency]
+        engines = ", ".join(f"{task_type.value}: {name}" for task_type, name in self.engine_names.items())
+        log.info("worker %s: %d threads; engines %s", self.worker_id, self.concurrency, engines)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def on_event(self, event: str) -> None:
+        if event == EVENT_ACCEPTED:
+            self._wakeup.set()
+        elif event == EVENT_SWEPT:
+            self._beat_now.set()
+        elif event.startswith(EVENT_FINISHED):
+            with self._lock:
+                run = self._runs.get(event[len(EVENT_FINISHED):])
+            if run is not None:
+                run.halt()
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; let running tasks finish within `grace` seconds, then hand back the rest."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        self._stopping.set()
+        self._wakeup.set()
+        deadline = time.monotonic() + grace
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            leftovers = list(self._runs.values())
+        for run in leftovers:
+            run.handing_back = True
+            run.halt()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._finished.set()
+        self._beat_now.set()
+        self.manager.events.unsubscribe(self.on_event)
+        for engine in set(self.engines.values()):
+            engine.close()
+
+    def run_burst(self) -> int:
+        """Claim and run tasks until none is left to claim; returns how many ran (deterministic tests)."""
+        count = 0
+        while (run := self._claim()) is not None:
+            self._run_guarded(run)
+            count += 1
+        return count
+
+    # ---- loops ----------------------------------------------------------------------------------------------
+
+    def _claim(self) -> TaskRun | None:
+        claimed = self.manager.claim(self.worker_id, self.engine_names, limit=1)
+        if not claimed:
+            return None
+        run = TaskRun(claimed[0])
+        with self._lock:
+            self._runs[run.task.id] = run
+        return run
+
+    def _idle(self, seconds: float) -> None:
+        if self._wakeup.wait(seconds):
+            self._wakeup.clear()
+
+    def _work_loop(self) -> None:
+        backoff = self.settings.worker_poll_interval
+        while not self._stopping.is_set():
+            try:
+                run = self._claim()
+            except Unavailable as fault:
+                log.warning("claiming failed (%s); trying again in %.1f s", fault.code, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, MAX_IDLE_BACKOFF_S)
+                continue
+            except Exception:
+                log.exception("claiming failed; trying again shortly")
+                self._stopping.wait(backoff)
+                continue
+            backoff = self.settings.worker_poll_interval
+            if run is None:
+                self._idle(self.settings.worker_poll_interval)
+                continue
+            # No sibling wake-up here: an accept wakes every idle thread, and a busy thread claims again as soon
+            # as it finishes, so a backlog drains without extra claim statements contending for the write lock.
+            self._run_guarded(run)
+
+    def _run_guarded(self, run: TaskRun) -> None:
+        try:
+            self.runner.run(run, self.engines[run.task.type])
+        except Exception:
+            # Never lost: its lease runs out and another worker (or the sweeper) takes it.
+            log.exception("task %s: run ended unexpectedly; its lease will run out", run.task.id)
+        finally:
+            with self._lock:
+                self._runs.pop(run.task.id, None)
+
+    def _heartbeat_loop(self) -> None:
+        lease = self.settings.lease_seconds
+        interval = max(0.1, min(lease / 4, 2.0))
+        while not self._finished.is_set():
+            self._beat_now.wait(interval)
+            self._beat_now.clear()
+            with self._lock:
+                held = dict(self._runs)
+            if not held:
+                continue
+            moment = time.monotonic()
+            try:
+                kept = self.manager.renew(self.worker_id, list(held))
+            except Exception as error:
+                log.warning("lease renewal failed (%s); trying again", type(error).__name__)
+                for run in held.values():
+                    if moment - run.renewed_at > lease * LEASE_SAFETY:
+                        # Another worker may claim it soon: stop before that can happen.
+                        run.halt(lease_lost=True)
+                continue
+            for task_id, run in held.items():
+                if task_id in kept:
+                    run.renewed_at = moment
+                else:
+                    # Canceled, timed out or taken over: its engine must stop, its result is not wanted.
+                    run.halt()

@@ -1,0 +1,219 @@
+"""One task's run: its engine called with a context, and the outcome handed to the task manager.
+
+Only the engine's own verdict fails a task. A database or storage fault while recording the outcome is retried
+with backoff for as long as this worker still holds the task; a storage fault that lasts fails the task with
+its own code; a fault before the engine starts hands the attempt back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genkeep.engines.base import (
+    Engine,
+    EngineError,
+    EngineJob,
+    EngineResult,
+    EngineStopped,
+    RunToCompletionEngine,
+    SubmitPollEngine,
+)
+from genkeep.tasks.errors import StorageUnavailable, Unavailable
+from genkeep.tasks.manager import TaskManager
+from genkeep.tasks.model import Task
+
+log = logging.getLogger(__name__)
+
+# Progress is written at most this often per task: polls read it, but it is not worth a write per step.
+PROGRESS_WRITE_INTERVAL = 0.5
+# Backoff between tries of recording an outcome through a fault: doubles up to the cap.
+FIRST_BACKOFF_S = 0.2
+MAX_BACKOFF_S = 3.0
+# How long a storage fault may last before the task fails with storage_unavailable instead of waiting on.
+STORAGE_PATIENCE_S = 20.0
+STORAGE_FAILURE = ("storage_unavailable", "The image was generated but could not be saved: the studio's image "
+                   "storage is full or unavailable. Retry in a few minutes.")
+
+
+@dataclass
+class TaskRun:
+    """A task this worker holds, and the flags that tell its engine to stop and why."""
+
+    task: Task
+    stop: threading.Event = field(default_factory=threading.Event)
+    handing_back: bool = False
+    lease_lost: bool = False
+    renewed_at: float = field(default_factory=time.monotonic)
+    last_progress_write: float = 0.0
+
+    def halt(self, *, lease_lost: bool = False) -> None:
+        self.lease_lost = self.lease_lost or lease_lost
+        self.stop.set()
+
+
+class TaskContext:
+    """The EngineContext a worker gives the engine running one task."""
+
+    def __init__(self, run: TaskRun, manager: TaskManager, worker_id: str) -> None:
+        self._run = run
+        self._manager = manager
+        self._worker_id = worker_id
+
+    def report_progress(self, fraction: float) -> None:
+        moment = time.monotonic()
+        if moment - self._run.last_progress_write >= PROGRESS_WRITE_INTERVAL or fraction >= 1.0:
+            self._run.last_progress_write = moment
+            self._manager.report_progress(self._run.task, self._worker_id, fraction)
+
+    def should_stop(self) -> bool:
+        return self._run.stop.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        if self._run.stop.wait(seconds):
+            raise EngineStopped(self._run.task.id)
+
+    def check(self) -> None:
+        if self._run.stop.is_set():
+            raise EngineStopped(self._run.task.id)
+
+
+def rerun_free(engine: Engine) -> bool:
+    """Whether running a task again costs nothing: a submit-then-poll engine resumes its job instead."""
+    return isinstance(engine, SubmitPollEngine) or getattr(engine, "rerun_safe", False)
+
+
+class Runner:
+    """Runs claimed tasks for one worker id."""
+
+    def __init__(self, manager: TaskManager, worker_id: str,
+                 signed_url: Callable[[str, str], str] | None = None) -> None:
+        self.manager = manager
+        self.worker_id = worker_id
+        self.signed_url = signed_url
+
+    def run(self, run: TaskRun, engine: Engine) -> None:
+        task = run.task
+        try:
+            paths = self.manager.reference_paths(task)
+        except Unavailable as fault:
+            log.warning("task %s handed back: its images cannot be read (%s)", task.id, fault.code)
+            self._hand_back(run, refund=True)
+            return
+        if paths is None:
+            self._record(run, lambda: self.manager.fail(
+                task, self.worker_id, "invalid_input",
+                "This task's reference images are missing; upload them again."))
+            return
+        urls = tuple(self.signed_url(task.id, image.name) for image in task.reference_images) \
+            if self.signed_url else ()
+        job = EngineJob(task_id=task.id, type=task.type, prompt=task.prompt,
+                        reference_paths=tuple(Path(path) for path in paths), reference_urls=urls,
+                        provider_job_id=task.provider_job_id, attempt=task.attempts)
+        ctx = TaskContext(run, self.manager, self.worker_id)
+        try:
+            result = self._generate(run, engine, job, ctx)
+        except EngineStopped:
+            if run.handing_back:
+                # A run-to-completion engine that is not rerun-safe may already have billed: its attempt counts,
+                # so the next worker fails it "interrupted" instead of paying again.
+                self._hand_back(run, refund=rerun_free(engine))
+                log.info("task %s handed back on shutdown", task.id)
+            elif not run.lease_lost:
+                self._drop_provider_job(task, engine)
+            return
+        except Unavailable as fault:
+            # Saving the provider job failed: hand the attempt back; the next worker resumes or resubmits.
+            log.warning("task %s handed back after a fault (%s)", task.id, fault.code)
+            self._hand_back(run, refund=True)
+            return
+        except EngineError as error:
+            code, message = error.code, error.message
+            self._record(run, lambda: self.manager.fail(task, self.worker_id, code, message))
+            return
+        except Exception as error:
+            log.exception("engine %s crashed on task %s", engine.name, task.id)
+            crash = f"The image engine failed unexpectedly ({type(error).__name__}); retry the task."
+            self._record(run, lambda: self.manager.fail(task, self.worker_id, "engine_error", crash))
+            return
+        # No stop check once the image exists: finishing is compare-and-set (a canceled or timed-out task ignores
+        # it), and a worker shutting down saves a result rather than paying for it twice.
+        self._record(run, lambda: self.manager.complete(task, self.worker_id, result.data, result.content_type))
+
+    def _generate(self, run: TaskRun, engine: Engine, job: EngineJob, ctx: TaskContext) -> EngineResult:
+        task = run.task
+        if isinstance(engine, SubmitPollEngine):
+            provider_job_id = task.provider_job_id
+            if provider_job_id is None:
+                provider_job_id = engine.submit(job, ctx)
+                if not self.manager.save_provider_job(task, self.worker_id, provider_job_id):
+                    raise EngineStopped(task.id)
+            return engine.wait(job, provider_job_id, ctx)
+        if isinstance(engine, RunToCompletionEngine):
+            if task.attempts > 1 and not engine.rerun_safe:
+                raise EngineError(
+                    "interrupted",
+                    "The worker running this generation stopped, and running it again could bill twice; "
+                    "retry it if you want another try.",
+                )
+            return engine.run(job, ctx)
+        raise TypeError(f"{type(engine).__name__} is neither RunToCompletionEngine nor SubmitPollEngine")
+
+    def _record(self, run: TaskRun, outcome: Callable[[], bool]) -> None:
+        """Record an outcome through faults, for as long as this worker holds the task."""
+        backoff = FIRST_BACKOFF_S
+        storage_since: float | None = None
+        while True:
+            try:
+                outcome()
+                return
+            except StorageUnavailable as fault:
+                storage_since = storage_since or time.monotonic()
+                if time.monotonic() - storage_since > STORAGE_PATIENCE_S:
+                    log.error("task %s: storage unavailable for %s s (%s); failing it", run.task.id,
+                              STORAGE_PATIENCE_S, fault.reason)
+                    outcome = self._storage_failure(run)
+                    continue
+                log.warning("task %s: storage fault (%s); trying again", run.task.id, fault.reason)
+            except Unavailable as fault:
+                log.warning("task %s: database fault (%s); trying again", run.task.id, fault.code)
+            if run.lease_lost:
+                log.warning("task %s: outcome not recorded and the lease is lost; another worker takes it",
+                            run.task.id)
+                return
+            time.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _storage_failure(self, run: TaskRun) -> Callable[[], bool]:
+        code, message = STORAGE_FAILURE
+        return lambda: self.manager.fail(run.task, self.worker_id, code, message)
+
+    def _hand_back(self, run: TaskRun, *, refund: bool) -> None:
+        try:
+            self.manager.hand_back(run.task, self.worker_id, refund_attempt=refund)
+        except Unavailable:
+            # The lease runs out instead; another worker takes the task then.
+            log.warning("task %s could not be handed back; its lease will run out", run.task.id)
+
+    def _drop_provider_job(self, task: Task, engine: Engine) -> None:
+        """A canceled or timed-out task's provider job is no longer wanted: stop paying for it."""
+        if not isinstance(engine, SubmitPollEngine):
+            return
+        try:
+            current = self.manager.current(task.id)
+        except Unavailable:
+            return
+        # Still processing means another worker took it over and resumes the same job: leave it running.
+        if current is None or not current.is_final or current.provider_job_id is None:
+            return
+        job = EngineJob(task_id=current.id, type=current.type, prompt=current.prompt, reference_paths=(),
+                        provider_job_id=current.provider_job_id, attempt=current.attempts)
+        try:
+            engine.cancel(job, current.provider_job_id)
+        except Exception:
+            log.warning("could not cancel provider job %s of task %s", current.provider_job_id, task.id,
+                        exc_info=True)
