@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genkeep.tasks.errors import (
     InvalidInput,
-    TaskNotFound,
     TaskManagerError,
+    TaskNotFound,
     TooLarge,
     TooManyUnfinished,
     Unavailable,

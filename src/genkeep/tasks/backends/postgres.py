@@ -149,7 +149,6 @@ class PostgresBackend(SqlBackend):
                                    timeout=POOL_WAIT_S, check=ConnectionPool.check_connection, open=True,
                                    name="genkeep")
         self.apool: AsyncConnectionPool | None = None
-        self.apool_loop: asyncio.AbstractEventLoop | None = None
         self.apool_size = pool_size
 
     def prepare(self, statements: dict[str, str]) -> dict[str, str]:
@@ -163,25 +162,25 @@ class PostgresBackend(SqlBackend):
     # ---- reads on the event loop ----------------------------------------------------------------------------
 
     async def open_async(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self.apool is None or self.apool_loop is not loop:
-            # An asyncio pool belongs to one loop (a test may read from several in turn).
-            self.apool_loop = loop
+        if self.apool is None:
             self.apool = AsyncConnectionPool(self.conninfo, min_size=1, max_size=self.apool_size,
                                              kwargs=connection_kwargs(), timeout=POOL_WAIT_S, open=False,
                                              name="genkeep-async")
             await self.apool.open()
 
     async def close_async(self) -> None:
-        if self.apool is not None and self.apool_loop is asyncio.get_running_loop():
+        if self.apool is not None:
             await self.apool.close()
-        self.apool = None
+            self.apool = None
 
     @contextlib.asynccontextmanager
     async def _aconnection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        if self.apool is None or self.apool_loop is not asyncio.get_running_loop():
-            await self.open_async()
-        assert self.apool is not None
+        if self.apool is None:
+            # Outside a web app's lifespan (a script, a test): a connection of its own, closed after use, since an
+            # asyncio pool belongs to the one event loop that opened it.
+            async with await psycopg.AsyncConnection.connect(self.conninfo, **connection_kwargs()) as conn:
+                yield conn
+            return
         async with self.apool.connection() as conn:
             yield conn
 

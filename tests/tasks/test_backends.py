@@ -1,0 +1,203 @@
+"""The backend contract: what the task manager relies on, on the in-memory backend, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from genkeep.tasks import database
+from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend, open_backend
+from genkeep.tasks.backends.base import Caps
+from genkeep.tasks.model import Task, TaskStatus, TaskType
+from genkeep.tasks.new_task import new_task_id
+
+ROOMY = Caps(per_owner=1000, studio=10_000)
+ALL_TYPES = list(TaskType)
+T0 = 1_700_000_000_000
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskBackend]:
+    if request.param == "memory":
+        url = "memory:"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'genkeep.db'}"
+        database.upgrade(url, tmp_path)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        database.upgrade(url, tmp_path)
+        engine = database.connect(url)
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE tasks"))
+        engine.dispose()
+    opened = open_backend(url)
+    yield opened
+    opened.close()
+
+
+def new(owner: str = "owner-a", task_type: TaskType = TaskType.CREATE, created: int = T0,
+        key: str | None = None) -> Task:
+    return Task(id=new_task_id(), owner_id=owner, type=task_type, status=TaskStatus.PROCESSING, prompt="a kite",
+                reference_images=(), created_at=created, updated_at=created, idempotency_key=key, attempts=0,
+                lease_expires_at=0)
+
+
+def claim(backend: TaskBackend, worker: str = "w1", now: int = T0 + 1000, lease: int = 30_000,
+          types: list[TaskType] | None = None, limit: int = 1) -> list[Task]:
+    return backend.claim(worker, "scripted", types or ALL_TYPES, limit=limit, now=now, lease_until=now + lease,
+                         start_after=0, max_attempts=3)
+
+
+def test_an_inserted_task_reads_back_equal_and_only_for_its_owner(backend: TaskBackend) -> None:
+    task = new()
+    backend.insert(task, ROOMY)
+    assert backend.get(task.id) == task
+    assert backend.get(task.id, "owner-a") == task
+    assert backend.get(task.id, "owner-b") is None
+    assert asyncio.run(backend.aget(task.id, "owner-b")) is None
+    assert asyncio.run(backend.aget(task.id, "owner-a")) == task
+
+
+def test_the_caps_hold_for_the_owner_and_for_the_studio(backend: TaskBackend) -> None:
+    caps = Caps(per_owner=2, studio=3)
+    backend.insert(new("a"), caps)
+    backend.insert(new("a"), caps)
+    with pytest.raises(CapReached) as owner_cap:
+        backend.insert(new("a"), caps)
+    assert owner_cap.value.scope == "owner"
+    backend.insert(new("b"), caps)
+    with pytest.raises(CapReached) as studio_cap:
+        backend.insert(new("c"), caps)
+    assert studio_cap.value.scope == "studio"
+    assert asyncio.run(backend.acount_unfinished(None)) == 3
+    assert asyncio.run(backend.acount_unfinished("a")) == 2
+
+
+def test_the_owner_cap_holds_under_concurrent_accepts(backend: TaskBackend) -> None:
+    caps = Caps(per_owner=5, studio=1000)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def accept() -> None:
+        try:
+            backend.insert(new("busy-owner"), caps)
+            result = "accepted"
+        except CapReached:
+            result = "refused"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=accept) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("accepted") == 5 and outcomes.count("refused") == 15
+
+
+def test_an_idempotency_key_is_used_once_per_owner(backend: TaskBackend) -> None:
+    first = new(key="click-1")
+    backend.insert(first, ROOMY)
+    with pytest.raises(DuplicateIdempotencyKey):
+        backend.insert(new(key="click-1"), ROOMY)
+    backend.insert(new("owner-b", key="click-1"), ROOMY)
+    assert backend.get_by_idempotency_key("owner-a", "click-1") == first
+
+
+def test_lists_are_newest_first_filtered_and_keyset_paged(backend: TaskBackend) -> None:
+    made = [new(task_type=TaskType.CREATE if n % 2 else TaskType.WHITE_BACKGROUND, created=T0 + n)
+            for n in range(6)]
+    for task in made:
+        backend.insert(task, ROOMY)
+    backend.insert(new("owner-b"), ROOMY)
+    creates = [task.id for task in reversed(made) if task.type is TaskType.CREATE]
+    page = asyncio.run(backend.alist(ListQuery("owner-a", TaskType.CREATE, limit=2)))
+    assert [task.id for task in page] == creates[:3]  # limit + 1: the extra says there is more
+    after = (page[1].created_at, page[1].id)
+    rest = asyncio.run(backend.alist(ListQuery("owner-a", TaskType.CREATE, limit=2, after=after)))
+    assert [task.id for task in rest] == creates[2:]
+    unfinished = asyncio.run(backend.alist(ListQuery("owner-a", statuses=(TaskStatus.PENDING,
+                                                                          TaskStatus.PROCESSING))))
+    assert len(unfinished) == 6
+    assert asyncio.run(backend.alist(ListQuery("owner-a", statuses=(TaskStatus.COMPLETED,)))) == []
+
+
+def test_claiming_takes_the_oldest_first_and_an_abandoned_task_before_newer_ones(backend: TaskBackend) -> None:
+    old, newer = new(created=T0), new(created=T0 + 10)
+    backend.insert(old, ROOMY)
+    [claimed] = claim(backend, "w1", now=T0 + 20, lease=100)
+    assert claimed.id == old.id and claimed.attempts == 1 and claimed.worker_id == "w1"
+    backend.insert(newer, ROOMY)
+    # w1 died: its lease runs out while a newer, never-claimed task waits too.
+    [taken_over] = claim(backend, "w2", now=T0 + 500)
+    assert taken_over.id == old.id and taken_over.attempts == 2
+    [then] = claim(backend, "w2", now=T0 + 500)
+    assert then.id == newer.id
+    assert claim(backend, "w3", now=T0 + 600) == []
+
+
+def test_claiming_respects_types_deadline_and_attempts(backend: TaskBackend) -> None:
+    white = new(task_type=TaskType.WHITE_BACKGROUND, created=T0)
+    backend.insert(white, ROOMY)
+    assert claim(backend, types=[TaskType.CREATE]) == []
+    late = backend.claim("w1", "scripted", ALL_TYPES, limit=1, now=T0 + 1000, lease_until=T0 + 2000,
+                         start_after=T0, max_attempts=3)
+    assert late == [], "a task with too little time left is not started"
+    for attempt in range(3):
+        assert claim(backend, f"w{attempt}", now=T0 + 1000 * (attempt + 1), lease=10)
+    assert claim(backend, "w9", now=T0 + 10_000) == [], "no run over the attempt limit"
+    assert backend.sweep_exhausted(3, "stopped 3 times", T0 + 10_000) == [white.id]
+
+
+def test_only_the_holder_renews_reports_and_finishes(backend: TaskBackend) -> None:
+    task = new()
+    backend.insert(task, ROOMY)
+    claim(backend, "w1")
+    assert backend.renew("w2", [task.id], T0 + 99_000) == set()
+    assert backend.renew("w1", [task.id], T0 + 99_000) == {task.id}
+    assert not backend.set_progress(task.id, "w2", 0.5, T0 + 2000)
+    assert backend.set_progress(task.id, "w1", 0.5, T0 + 2000)
+    assert not backend.save_provider_job(task.id, "w2", "job-x", T0 + 2000)
+    assert backend.save_provider_job(task.id, "w1", "job-1", T0 + 2000)
+    assert not backend.complete(task.id, "w2", "result-x.png", T0 + 3000)
+    assert not backend.fail(task.id, "engine_error", "no", T0 + 3000, worker_id="w2")
+    assert backend.complete(task.id, "w1", "result-1.png", T0 + 3000)
+    done = backend.get(task.id)
+    assert done is not None and done.status is TaskStatus.COMPLETED and done.result_name == "result-1.png"
+    assert done.progress == 1.0 and done.provider_job_id == "job-1" and done.worker_id is None
+    # Final is final.
+    assert not backend.fail(task.id, "canceled", "too late", T0 + 4000, owner_id="owner-a")
+    assert not backend.complete(task.id, "w1", "result-2.png", T0 + 4000)
+
+
+def test_a_hand_back_makes_the_task_claimable_at_once(backend: TaskBackend) -> None:
+    task = new()
+    backend.insert(task, ROOMY)
+    claim(backend, "w1")
+    assert backend.release(task.id, "w1", refund_attempt=True, now=T0 + 1500)
+    [again] = claim(backend, "w2", now=T0 + 1600)
+    assert again.attempts == 1
+    assert backend.release(task.id, "w2", refund_attempt=False, now=T0 + 1700)
+    [third] = claim(backend, "w3", now=T0 + 1800)
+    assert third.attempts == 2
+
+
+def test_cancel_sweep_and_delete(backend: TaskBackend) -> None:
+    canceled, stale, fresh = new(created=T0), new(created=T0 - 400_000), new(created=T0 + 5)
+    for task in (canceled, stale, fresh):
+        backend.insert(task, ROOMY)
+    assert not backend.fail(canceled.id, "canceled", "You canceled.", T0, owner_id="owner-b")
+    assert backend.fail(canceled.id, "canceled", "You canceled.", T0, owner_id="owner-a")
+    assert backend.sweep_timed_out(T0 - 300_000, "too long", T0) == [stale.id]
+    swept = backend.get(stale.id)
+    assert swept is not None and swept.error is not None and swept.error.code == "timeout"
+    assert backend.sweep_timed_out(T0 + 10, "too long", T0, task_id=fresh.id) == [fresh.id]
+    assert not backend.delete_finished(canceled.id, "owner-b")
+    assert backend.delete_finished(canceled.id, "owner-a")
+    assert backend.existing_ids([canceled.id, stale.id, "f" * 32]) == {stale.id}
+    asyncio.run(backend.aping())
