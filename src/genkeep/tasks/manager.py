@@ -21,8 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
+import PIL.Image
 
 from genkeep.config import Settings
+from genkeep.previews import PREVIEW_EXTENSION, PREVIEW_PREFIX, encode_preview
 from genkeep.reference_images import CleanImage
 from genkeep.storage import EXTENSIONS, ImageStorage
 from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend
@@ -301,6 +303,37 @@ class TaskManager:
                 return None
             paths.append(str(path))
         return paths
+
+    def save_preview(self, task: Task, worker_id: str, image: bytes | PIL.Image.Image, fraction: float | None,
+                     previous: str | None) -> str | None:
+        """Store the latest preview and point the task at it; returns the preview's name now in the row.
+
+        Never raises: a preview that cannot be made or saved is only a card that shows an older one."""
+        try:
+            data = encode_preview(image)
+        except Exception as error:
+            log.warning("task %s: preview not readable (%s)", task.id, type(error).__name__)
+            return previous
+        name = f"{PREVIEW_PREFIX}{now_millis()}-{secrets.token_hex(3)}{PREVIEW_EXTENSION}"
+        try:
+            self.storage.write_result(task.id, name, data)
+            saved = self.backend.set_preview(task.id, worker_id, name,
+                                             None if fraction is None else max(0.0, min(1.0, fraction)), now_millis())
+        except Unavailable as fault:
+            log.warning("task %s: preview not saved (%s)", task.id, fault.code)
+            self._remove_quietly(task.id, name)
+            return previous
+        self._remove_quietly(task.id, previous if saved else name)
+        return name if saved else previous
+
+    def _remove_quietly(self, task_id: str, name: str | None) -> None:
+        if name is not None:
+            with contextlib.suppress(OSError, Unavailable):
+                self.storage.remove_file(task_id, name)
+
+    def clear_preview(self, task_id: str, name: str | None) -> None:
+        """A finished task's preview file goes: the result (or the error) replaces it."""
+        self._remove_quietly(task_id, name)
 
     def complete(self, task: Task, worker_id: str, data: bytes, content_type: str) -> bool:
         """Publish the result file, then mark the task completed (R1.2); False if it finished meanwhile or was

@@ -78,6 +78,7 @@ class Task:
     worker_id: str | None = None
     lease_expires_at: int | None = None
     idempotency_key: str | None = None
+    preview_name: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -112,7 +113,7 @@ class Task:
 ROW_COLUMNS = (
     "id", "owner_id", "type", "status", "prompt", "reference_images", "result_name", "error_code", "error_message",
     "progress", "engine", "provider_job_id", "attempts", "worker_id", "lease_expires_at", "idempotency_key",
-    "created_at", "updated_at", "finished_at",
+    "created_at", "updated_at", "finished_at", "preview_name",
 )
 
 

@@ -45,6 +45,8 @@ tasks = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("finished_at", BigInteger, nullable=True),
+    # The latest preview's file name while the task is unfinished (engines that make previews).
+    Column("preview_name", String(64), nullable=True),
     UniqueConstraint("owner_id", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
 )
 

@@ -200,6 +200,8 @@ def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
     names = {image.name: image.content_type for image in task.reference_images}
     if task.result_name:
         names[task.result_name] = ""
+    if task.preview_name and not task.is_final:
+        names[task.preview_name] = "image/webp"
     if name not in names:
         raise not_found
     path = studio.storage.path(task_id, name)

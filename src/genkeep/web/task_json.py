@@ -24,6 +24,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "image_url": file_url(task.id, task.result_name) if task.result_name else None,
         "error": {"code": task.error.code, "message": task.error.message} if task.error else None,
         "progress": task.progress,
+        "preview_url": file_url(task.id, task.preview_name) if task.preview_name and not task.is_final else None,
         "engine": task.engine,
         "created_at": rfc3339(task.created_at),
         "updated_at": rfc3339(task.updated_at),

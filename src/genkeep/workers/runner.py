@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import PIL.Image
+
 from genkeep.engines.base import (
     Engine,
     EngineError,
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # Progress is written at most this often per task: polls read it, but it is not worth a write per step.
 PROGRESS_WRITE_INTERVAL = 0.5
+# Previews are kept at most this often per task: a card polls every 2 s, so more would never be seen.
+PREVIEW_WRITE_INTERVAL = 1.0
 # Backoff between tries of recording an outcome through a fault: doubles up to the cap.
 FIRST_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 3.0
@@ -47,9 +51,12 @@ class TaskRun:
     task: Task
     stop: threading.Event = field(default_factory=threading.Event)
     handing_back: bool = False
+    handed_back: bool = False
     lease_lost: bool = False
     renewed_at: float = field(default_factory=time.monotonic)
     last_progress_write: float = 0.0
+    last_preview_write: float = 0.0
+    preview_name: str | None = None
 
     def halt(self, *, lease_lost: bool = False) -> None:
         self.lease_lost = self.lease_lost or lease_lost
@@ -69,6 +76,16 @@ class TaskContext:
         if moment - self._run.last_progress_write >= PROGRESS_WRITE_INTERVAL or fraction >= 1.0:
             self._run.last_progress_write = moment
             self._manager.report_progress(self._run.task, self._worker_id, fraction)
+
+    def report_preview(self, image: bytes | PIL.Image.Image, fraction: float | None = None) -> None:
+        moment = time.monotonic()
+        if moment - self._run.last_preview_write < PREVIEW_WRITE_INTERVAL:
+            if fraction is not None:
+                self.report_progress(fraction)
+            return
+        self._run.last_preview_write = self._run.last_progress_write = moment
+        self._run.preview_name = self._manager.save_preview(self._run.task, self._worker_id, image, fraction,
+                                                            self._run.preview_name)
 
     def should_stop(self) -> bool:
         return self._run.stop.is_set()
@@ -97,6 +114,15 @@ class Runner:
         self.signed_url = signed_url
 
     def run(self, run: TaskRun, engine: Engine) -> None:
+        try:
+            self._run(run, engine)
+        finally:
+            # Finished, canceled, timed out or handed back: its preview is stale either way (the row no longer
+            # points at it once the task is final; a new run makes its own).
+            if run.preview_name is not None and not (run.lease_lost or run.handed_back):
+                self.manager.clear_preview(run.task.id, run.preview_name)
+
+    def _run(self, run: TaskRun, engine: Engine) -> None:
         task = run.task
         try:
             paths = self.manager.reference_paths(task)
@@ -193,6 +219,7 @@ class Runner:
         return lambda: self.manager.fail(run.task, self.worker_id, code, message)
 
     def _hand_back(self, run: TaskRun, *, refund: bool) -> None:
+        run.handed_back = True
         try:
             self.manager.hand_back(run.task, self.worker_id, refund_attempt=refund)
         except Unavailable:

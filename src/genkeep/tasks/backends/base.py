@@ -143,6 +143,10 @@ class TaskBackend(abc.ABC):
     def set_progress(self, task_id: str, worker_id: str, progress: float, now: int) -> bool: ...
 
     @abc.abstractmethod
+    def set_preview(self, task_id: str, worker_id: str, preview_name: str, progress: float | None,
+                    now: int) -> bool: ...
+
+    @abc.abstractmethod
     def complete(self, task_id: str, worker_id: str, result_name: str, now: int) -> bool: ...
 
     @abc.abstractmethod
@@ -303,6 +307,11 @@ class SqlBackend(TaskBackend):
     def set_progress(self, task_id: str, worker_id: str, progress: float, now: int) -> bool:
         return self.count("set_progress", {"id": task_id, "worker_id": worker_id, "progress": progress,
                                            "now": now}) == 1
+
+    def set_preview(self, task_id: str, worker_id: str, preview_name: str, progress: float | None,
+                    now: int) -> bool:
+        return self.count("set_preview", {"id": task_id, "worker_id": worker_id, "preview_name": preview_name,
+                                          "progress": progress, "now": now}) == 1
 
     def complete(self, task_id: str, worker_id: str, result_name: str, now: int) -> bool:
         return self.count("complete", {"id": task_id, "worker_id": worker_id, "result_name": result_name,

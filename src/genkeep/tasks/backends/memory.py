@@ -135,17 +135,26 @@ class MemoryBackend(TaskBackend):
             self._replace(task, progress=progress, updated_at=now)
             return True
 
+    def set_preview(self, task_id: str, worker_id: str, preview_name: str, progress: float | None,
+                    now: int) -> bool:
+        with self._locked():
+            if (task := self._held(task_id, worker_id)) is None:
+                return False
+            self._replace(task, preview_name=preview_name, updated_at=now,
+                          progress=task.progress if progress is None else progress)
+            return True
+
     def complete(self, task_id: str, worker_id: str, result_name: str, now: int) -> bool:
         with self._locked():
             if (task := self._held(task_id, worker_id)) is None:
                 return False
             self._replace(task, status=TaskStatus.COMPLETED, result_name=result_name, progress=1.0,
-                          finished_at=now, updated_at=now, worker_id=None, lease_expires_at=None)
+                          finished_at=now, updated_at=now, worker_id=None, lease_expires_at=None, preview_name=None)
             return True
 
     def _finish_failed(self, task: Task, code: str, message: str, now: int) -> None:
         self._replace(task, status=TaskStatus.FAILED, error=TaskError(code, message), finished_at=now,
-                      updated_at=now, worker_id=None, lease_expires_at=None)
+                      updated_at=now, worker_id=None, lease_expires_at=None, preview_name=None)
 
     def fail(self, task_id: str, code: str, message: str, now: int, *, worker_id: str | None = None,
              owner_id: str | None = None) -> bool:

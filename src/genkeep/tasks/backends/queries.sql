@@ -81,43 +81,47 @@ WHERE id = :id AND worker_id = :worker_id AND status = 'processing'
 UPDATE tasks SET progress = :progress, updated_at = :now
 WHERE id = :id AND worker_id = :worker_id AND status = 'processing'
 
+-- set_preview --
+UPDATE tasks SET preview_name = :preview_name, progress = COALESCE(:progress, progress), updated_at = :now
+WHERE id = :id AND worker_id = :worker_id AND status = 'processing'
+
 -- complete --
 -- Compare-and-set: a late result after a timeout, a cancel or a takeover changes nothing.
 UPDATE tasks
 SET status = 'completed', result_name = :result_name, progress = 1.0, finished_at = :now, updated_at = :now,
-    worker_id = NULL, lease_expires_at = NULL
+    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
 WHERE id = :id AND worker_id = :worker_id AND status IN ('pending', 'processing')
 
 -- fail_held --
 UPDATE tasks
 SET status = 'failed', error_code = :code, error_message = :message, finished_at = :now, updated_at = :now,
-    worker_id = NULL, lease_expires_at = NULL
+    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
 WHERE id = :id AND worker_id = :worker_id AND status IN ('pending', 'processing')
 
 -- fail_owned --
 UPDATE tasks
 SET status = 'failed', error_code = :code, error_message = :message, finished_at = :now, updated_at = :now,
-    worker_id = NULL, lease_expires_at = NULL
+    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
 WHERE id = :id AND owner_id = :owner_id AND status IN ('pending', 'processing')
 
 -- sweep_timed_out --
 UPDATE tasks
 SET status = 'failed', error_code = 'timeout', error_message = :message, finished_at = :now, updated_at = :now,
-    worker_id = NULL, lease_expires_at = NULL
+    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
 WHERE status IN ('pending', 'processing') AND created_at < :created_before
 RETURNING id
 
 -- sweep_one_timed_out --
 UPDATE tasks
 SET status = 'failed', error_code = 'timeout', error_message = :message, finished_at = :now, updated_at = :now,
-    worker_id = NULL, lease_expires_at = NULL
+    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
 WHERE id = :id AND status IN ('pending', 'processing') AND created_at < :created_before
 RETURNING id
 
 -- sweep_exhausted --
 UPDATE tasks
 SET status = 'failed', error_code = 'interrupted', error_message = :message, finished_at = :now,
-    updated_at = :now, worker_id = NULL, lease_expires_at = NULL
+    updated_at = :now, worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
 WHERE status IN ('pending', 'processing') AND attempts >= :max_attempts AND lease_expires_at < :now
 RETURNING id
 
