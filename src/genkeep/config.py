@@ -59,6 +59,7 @@ class Settings:
     worker_poll_interval: float = 1.0
     max_unfinished_per_owner: int = 10
     max_unfinished: int = 1000
+    retention_days: float = 0.0
     # 0 means a tenth of the task timeout: see min_time_left.
     min_time_left_setting: float = 0.0
     max_upload_bytes: int = 15 * 1024 * 1024
@@ -111,6 +112,7 @@ class Settings:
             worker_poll_interval=_float(env, "GENKEEP_WORKER_POLL_INTERVAL", 1.0, minimum=0.05),
             max_unfinished_per_owner=_int(env, "GENKEEP_MAX_UNFINISHED_PER_OWNER", 10, minimum=1),
             max_unfinished=_int(env, "GENKEEP_MAX_UNFINISHED", 1000, minimum=1),
+            retention_days=_float(env, "GENKEEP_RETENTION_DAYS", 0.0),
             min_time_left_setting=_float(env, "GENKEEP_MIN_TIME_LEFT", 0.0),
             max_upload_bytes=_int(env, "GENKEEP_MAX_UPLOAD_BYTES", 15 * 1024 * 1024, minimum=1024),
             max_image_pixels=_int(env, "GENKEEP_MAX_IMAGE_PIXELS", 40_000_000, minimum=10_000),

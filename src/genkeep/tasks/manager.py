@@ -390,6 +390,24 @@ class TaskManager:
             self._notify_others(EVENT_SWEPT)
         return timed_out + exhausted
 
+    def remove_expired(self, batch: int = 500) -> int:
+        """Retention: remove finished tasks (and their images) older than GENKEEP_RETENTION_DAYS; 0 keeps all."""
+        if not self.settings.retention_days:
+            return 0
+        cutoff = now_millis() - int(self.settings.retention_days * 86_400_000)
+        removed = 0
+        while ids := self.backend.expired_finished(cutoff, batch):
+            for task_id in ids:
+                if self.backend.delete_expired(task_id):
+                    self.storage.remove_task(task_id)
+                    removed += 1
+            if len(ids) < batch:
+                break
+        if removed:
+            log.info("retention: removed %d finished tasks older than %g days", removed,
+                     self.settings.retention_days)
+        return removed
+
     def recover_incoming(self) -> None:
         """Finish or discard file moves that a crash interrupted between a row's commit and its files' move."""
         from genkeep.storage import ABANDONED_AFTER_SECONDS

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
+from genkeep.tasks.errors import Unavailable
 from genkeep.tasks.manager import TaskManager
 
 log = logging.getLogger(__name__)
+
+
+RETENTION_INTERVAL_S = 3600
 
 
 class Sweeper:
@@ -28,9 +33,16 @@ class Sweeper:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        next_retention = time.monotonic()
         while not self._stop.wait(self.interval):
             try:
                 self.manager.sweep()
+                if time.monotonic() >= next_retention:
+                    # Hourly: old finished tasks are no hurry, and finding them reads the history.
+                    next_retention = time.monotonic() + RETENTION_INTERVAL_S
+                    self.manager.remove_expired()
+            except Unavailable as fault:
+                log.warning("sweep failed (%s); trying again in %s s", fault.code, self.interval)
             except Exception:
-                # A database hiccup must not end sweeping: the next round tries again.
+                # Whatever happens, sweeping goes on: the next round tries again.
                 log.exception("sweep failed; trying again in %s s", self.interval)

@@ -122,6 +122,14 @@ class TaskBackend(abc.ABC):
     @abc.abstractmethod
     def existing_ids(self, task_ids: Sequence[str]) -> set[str]: ...
 
+    @abc.abstractmethod
+    def expired_finished(self, finished_before: int, limit: int) -> list[str]:
+        """Ids of tasks finished before the cut-off (retention)."""
+
+    @abc.abstractmethod
+    def delete_expired(self, task_id: str) -> bool:
+        """Remove a finished task's row (retention), whoever owns it."""
+
     # ---- the worker's side ----------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -274,6 +282,13 @@ class SqlBackend(TaskBackend):
 
     def delete_finished(self, task_id: str, owner_id: str) -> bool:
         return self.count("delete_finished", {"id": task_id, "owner_id": owner_id}) == 1
+
+    def expired_finished(self, finished_before: int, limit: int) -> list[str]:
+        return [row[0] for row in self.rows("expired_finished", {"finished_before": finished_before,
+                                                                 "limit": limit})]
+
+    def delete_expired(self, task_id: str) -> bool:
+        return self.count("delete_one_finished", {"id": task_id}) == 1
 
     def existing_ids(self, task_ids: Sequence[str]) -> set[str]:
         if not task_ids:

@@ -82,6 +82,18 @@ class MemoryBackend(TaskBackend):
             del self.tasks[task_id]
             return True
 
+    def expired_finished(self, finished_before: int, limit: int) -> list[str]:
+        with self._locked():
+            return [t.id for t in self.tasks.values() if t.is_final and (t.finished_at or 0) < finished_before][:limit]
+
+    def delete_expired(self, task_id: str) -> bool:
+        with self._locked():
+            task = self.tasks.get(task_id)
+            if task is None or not task.is_final:
+                return False
+            del self.tasks[task_id]
+            return True
+
     def existing_ids(self, task_ids: Sequence[str]) -> set[str]:
         with self._locked():
             return {task_id for task_id in task_ids if task_id in self.tasks}

@@ -125,6 +125,13 @@ SET status = 'failed', error_code = 'interrupted', error_message = :message, fin
 WHERE status IN ('pending', 'processing') AND attempts >= :max_attempts AND lease_expires_at < :now
 RETURNING id
 
+-- expired_finished --
+-- Retention: finished tasks older than the cut-off, a batch at a time (runs hourly; no index needed for that).
+SELECT id FROM tasks WHERE status IN ('completed', 'failed') AND finished_at < :finished_before LIMIT :limit
+
+-- delete_one_finished --
+DELETE FROM tasks WHERE id = :id AND status IN ('completed', 'failed')
+
 -- existing_ids --
 SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(:ids))
 
