@@ -133,6 +133,7 @@ class Verdict:
     accepted: int
     completed: int = 0
     failed: Counter[str] = field(default_factory=Counter)
+    asked_to_fail: int = 0  # failed because the prompt said so: the engine's verdict, not a fault
     lost: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
     takeover: float | None = None
@@ -145,6 +146,8 @@ class Verdict:
 
     def table_row(self) -> str:
         failed = " ".join(f"{code}:{count}" for code, count in sorted(self.failed.items())) or "-"
+        if self.asked_to_fail:
+            failed += f" (asked to fail: {self.asked_to_fail})"
 
         def seconds(value: float | None) -> str:
             return "-" if value is None else f"{value:.2f}"
@@ -169,6 +172,7 @@ def judge(scenario: str, *, limits: Limits, accepted: dict[str, str], rows: dict
             verdict.completed += 1
         elif row.status == "failed":
             verdict.failed[row.error_code or "?"] += 1
+            verdict.asked_to_fail += row.asked_to_fail
 
     verdict.lost = [task_id for task_id in accepted if task_id not in rows or not rows[task_id].is_final]
     if verdict.lost:

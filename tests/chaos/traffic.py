@@ -92,7 +92,8 @@ class TaskStream:
         return [task_id for task_id, prompt in self.accepted.items() if word in prompt]
 
     def _loop(self) -> None:
-        limits = httpx.Limits(max_connections=self.concurrency)
+        # A fresh connection per request: a kept-alive one the server closed meanwhile would fail as "no answer".
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=0)
         with httpx.Client(base_url=self.base_url, timeout=self.request_timeout, limits=limits) as client, \
                 ThreadPoolExecutor(self.concurrency, thread_name_prefix="task-stream") as submitters:
             number = 0
