@@ -151,8 +151,9 @@ class Cluster:
     def alive(self) -> list[Member]:
         return [member for member in self.members if member.process.poll() is None]
 
-    def logs(self, kind: str = "") -> str:
-        return "".join(path.read_text(errors="replace") for path in sorted(self.folder.glob(f"{kind}*.log")))
+    def logs(self, kind: str) -> str:
+        """Everything the processes of one kind ("serve" or "worker") printed."""
+        return "".join(path.read_text(errors="replace") for path in sorted(self.folder.glob(f"{kind}-*.log")))
 
     def close(self) -> None:
         for member in self.alive():
