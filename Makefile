@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest jstest bench clean
+.PHONY: run test lint typecheck pytest jstest chaos bench clean
 
 $(BIN)/genkeep-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ jstest:
 		if [ "$$GENKEEP_REQUIRE_NODE" = 1 ]; then exit 1; fi; fi
 
 test: lint typecheck jstest pytest
+
+# The chaos suite's long form: more kill rounds, longer blips, cut and faults (`make test` runs its short form).
+chaos: $(BIN)/genkeep-test-installed
+	GENKEEP_CHAOS=long $(BIN)/pytest -q -m chaos tests/chaos
 
 bench: $(BIN)/genkeep-test-installed
 	$(BIN)/python bench/run.py

@@ -2,7 +2,10 @@
 
 Prompt words: "fail" → EngineError; "crash" → an unexpected exception; "slow:N" → takes N seconds (stoppable).
 Every run appends the task id to the file named by GENKEEP_TEST_RUN_LOG, so tests count engine runs across
-processes.
+processes. With GENKEEP_TEST_RUN_EVENTS, every run also writes "start <task> <run> <pid> <time>" when it begins
+and "end <task> <run> <pid> <time> <outcome>" when it returns or raises (wall-clock seconds, shared by every
+process on the machine), so tests see which runs of one task overlapped; a run killed with its process has no
+end line.
 """
 
 from __future__ import annotations
@@ -10,11 +13,26 @@ from __future__ import annotations
 import io
 import os
 import re
+import secrets
+import time
 
 from PIL import Image
 
 from genkeep.config import Settings
 from genkeep.engines.base import EngineContext, EngineError, EngineJob, EngineResult, RunToCompletionEngine
+
+
+def _record_event(*words: str) -> None:
+    path = os.environ.get("GENKEEP_TEST_RUN_EVENTS")
+    if not path:
+        return
+    line = (" ".join(words) + "\n").encode()
+    # One O_APPEND write per line: lines from concurrent threads and processes never interleave.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
 
 
 class ScriptedEngine(RunToCompletionEngine):
@@ -26,6 +44,18 @@ class ScriptedEngine(RunToCompletionEngine):
         if log_path:
             with open(log_path, "a") as log:
                 log.write(job.task_id + "\n")
+        run_id = secrets.token_hex(4)
+        _record_event("start", job.task_id, run_id, str(os.getpid()), f"{time.time():.6f}")
+        outcome = "ok"
+        try:
+            return self._run(job, ctx)
+        except BaseException as error:
+            outcome = type(error).__name__
+            raise
+        finally:
+            _record_event("end", job.task_id, run_id, str(os.getpid()), f"{time.time():.6f}", outcome)
+
+    def _run(self, job: EngineJob, ctx: EngineContext) -> EngineResult:
         prompt = job.prompt or ""
         match = re.search(r"slow:([\d.]+)", prompt)
         if match:

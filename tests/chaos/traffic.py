@@ -1,0 +1,195 @@
+"""Clients, as users would be: a steady stream of new tasks, and probes that time one route again and again.
+
+Both are bounded (they stop when told, every request has a timeout) and talk to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+
+from tests.chaos.cluster import OWNER_HEADER
+from tests.support.images import png_bytes
+
+OWNERS = ("ana", "bo", "chen")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request: when it started (wall clock), how long it took, and its status (None: no answer at all)."""
+
+    started: float
+    seconds: float
+    status: int | None
+    detail: str = ""
+
+
+def timed(client: httpx.Client, method: str, url: str, **kwargs: object) -> tuple[Answer, httpx.Response | None]:
+    started, clock = time.time(), time.monotonic()
+    try:
+        response = client.request(method, url, **kwargs)  # type: ignore[arg-type]
+    except httpx.HTTPError as error:
+        return Answer(started, time.monotonic() - clock, None, type(error).__name__), None
+    detail = ""
+    if response.status_code >= 400:
+        detail = f"{response.headers.get('content-type', '')} retry-after={response.headers.get('retry-after')}"
+    return Answer(started, time.monotonic() - clock, response.status_code, detail), response
+
+
+def keep_going(seconds: float) -> None:
+    """Let the load (and the fault) go on for a set time: a duration of the scenario, not a wait on a condition."""
+    threading.Event().wait(seconds)
+
+
+def during(answers: Iterable[Answer], start: float, end: float) -> list[Answer]:
+    return [answer for answer in answers if start <= answer.started < end]
+
+
+@dataclass
+class TaskStream:
+    """Submits a task every `interval` seconds, each with its own Idempotency-Key, retried (with the same key)
+    through refusals, 5xx and a restarting server for up to `give_up_after` seconds, the way a careful client
+    does. Submissions overlap (up to `concurrency` at once), so a hanging or retried one does not slow the pace.
+    `prompt_for(n)` scripts the n-th task; every `image_every`-th task also uploads a reference image."""
+
+    base_url: str
+    prompt_for: Callable[[int], str]
+    interval: float
+    image_every: int = 0
+    request_timeout: float = 10.0
+    give_up_after: float = 15.0
+    concurrency: int = 8
+    accepted: dict[str, str] = field(default_factory=dict)  # task id → prompt
+    owner_of: dict[str, str] = field(default_factory=dict)  # task id → owner
+    accepted_at: dict[str, float] = field(default_factory=dict)  # task id → when the client heard 201/200
+    answers: list[Answer] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> TaskStream:
+        self._thread = threading.Thread(target=self._loop, name="task-stream", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.request_timeout + 5)
+
+    def __enter__(self) -> TaskStream:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def ids_with(self, word: str) -> list[str]:
+        return [task_id for task_id, prompt in self.accepted.items() if word in prompt]
+
+    def _loop(self) -> None:
+        # A fresh connection per request: a kept-alive one the server closed meanwhile would fail as "no answer".
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=0)
+        with httpx.Client(base_url=self.base_url, timeout=self.request_timeout, limits=limits) as client, \
+                ThreadPoolExecutor(self.concurrency, thread_name_prefix="task-stream") as submitters:
+            number = 0
+            while not self._stop.is_set():
+                submitters.submit(self._submit, client, number)
+                number += 1
+                self._stop.wait(self.interval)
+            # Submissions not yet begun are dropped; those under way finish their current request and stop.
+            submitters.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self, client: httpx.Client, number: int) -> None:
+        prompt = self.prompt_for(number)
+        owner = OWNERS[number % len(OWNERS)]
+        headers = {OWNER_HEADER: owner, "Idempotency-Key": uuid.uuid4().hex}
+        files = None
+        if self.image_every and number % self.image_every == 0:
+            files = [("reference_images", ("reference.png", png_bytes(), "image/png"))]
+        deadline = time.monotonic() + self.give_up_after
+        while True:
+            answer, response = timed(client, "POST", "/api/tasks", data={"type": "CREATE", "prompt": prompt},
+                                     files=files, headers=headers)
+            self.answers.append(answer)
+            if response is not None and response.status_code in (200, 201):
+                task_id = response.json()["id"]
+                self.owner_of[task_id] = owner
+                self.accepted_at[task_id] = time.time()
+                self.accepted[task_id] = prompt
+                return
+            if response is not None and response.status_code < 500 and response.status_code != 429:
+                return  # refused for a reason a retry will not change
+            if time.monotonic() > deadline or self._stop.wait(0.25):
+                return
+
+
+@dataclass
+class RouteProbe:
+    """Times one route every `interval` seconds on its own thread (its own connection), until stopped."""
+
+    base_url: str
+    path: str
+    interval: float = 0.2
+    request_timeout: float = 10.0
+    headers: dict[str, str] = field(default_factory=dict)
+    answers: list[Answer] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> RouteProbe:
+        self._thread = threading.Thread(target=self._loop, name=f"probe {self.path}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.request_timeout + 5)
+
+    def _loop(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=self.request_timeout, headers=self.headers) as client:
+            while not self._stop.is_set():
+                answer, _ = timed(client, "GET", self.path)
+                self.answers.append(answer)
+                self._stop.wait(self.interval)
+
+
+@dataclass
+class Poller:
+    """Polls the status of accepted tasks round-robin, like open pages do, and keeps every answer."""
+
+    base_url: str
+    stream: TaskStream
+    interval: float = 0.1
+    request_timeout: float = 10.0
+    answers: list[Answer] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Poller:
+        self._thread = threading.Thread(target=self._loop, name="status-poller", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.request_timeout + 5)
+
+    def _loop(self) -> None:
+        number = 0
+        with httpx.Client(base_url=self.base_url, timeout=self.request_timeout) as client:
+            while not self._stop.is_set():
+                ids = list(self.stream.accepted)
+                if ids:
+                    task_id = ids[number % len(ids)]
+                    answer, _ = timed(client, "GET", f"/api/tasks/{task_id}",
+                                      headers={OWNER_HEADER: self.stream.owner_of[task_id]})
+                    self.answers.append(answer)
+                    number += 1
+                self._stop.wait(self.interval)
