@@ -74,8 +74,7 @@ def test_the_caps_hold_for_the_owner_and_for_the_studio(backend: TaskBackend) ->
     with pytest.raises(CapReached) as studio_cap:
         backend.insert(new("c"), caps)
     assert studio_cap.value.scope == "studio"
-    assert asyncio.run(backend.acount_unfinished(None)) == 3
-    assert asyncio.run(backend.acount_unfinished("a")) == 2
+    assert asyncio.run(backend.aroom("a")) == (2, 3)
 
 
 def test_the_owner_cap_holds_under_concurrent_accepts(backend: TaskBackend) -> None:

@@ -149,9 +149,10 @@ class TaskManager:
 
     async def check_room(self, owner_id: str) -> None:
         """Refuse early, before a request's body is read or any image decoded, when a cap is already reached."""
-        if await self.backend.acount_unfinished(owner_id) >= self.caps.per_owner:
+        owner, studio = await self.backend.aroom(owner_id)
+        if owner >= self.caps.per_owner:
             raise self._cap_error(CapReached("owner", self.caps.per_owner))
-        if await self.backend.acount_unfinished(None) >= self.caps.studio:
+        if studio >= self.caps.studio:
             raise self._cap_error(CapReached("studio", self.caps.studio))
 
     def _cap_error(self, reached: CapReached) -> TooManyUnfinished:

@@ -59,6 +59,7 @@ class WorkerPool:
         threads = [threading.Thread(target=self._work_loop, name=f"genkeep-worker-{index}", daemon=True)
                    for index in range(self.concurrency)]
         threads.append(threading.Thread(target=self._heartbeat_loop, name="genkeep-heartbeat", daemon=True))
+        threads.append(threading.Thread(target=self._lease_guard_loop, name="genkeep-lease-guard", daemon=True))
         if self.manager.backend.notifies_across_processes:
             threads.append(threading.Thread(target=self.manager.backend.listen, name="genkeep-listen",
                                             args=(self.on_event, self._finished.is_set), daemon=True))
@@ -114,10 +115,12 @@ class WorkerPool:
     # ---- loops ----------------------------------------------------------------------------------------------
 
     def _claim(self) -> TaskRun | None:
+        # The lease is counted from before the claim: the database's clock started no later than this.
+        asked_at = time.monotonic()
         claimed = self.manager.claim(self.worker_id, self.engine_names, limit=1)
         if not claimed:
             return None
-        run = TaskRun(claimed[0])
+        run = TaskRun(claimed[0], renewed_at=asked_at)
         with self._lock:
             self._runs[run.task.id] = run
         return run
@@ -158,6 +161,21 @@ class WorkerPool:
             with self._lock:
                 self._runs.pop(run.task.id, None)
 
+    def _lease_guard_loop(self) -> None:
+        """Stops every run whose lease may run out before it is renewed: another worker may claim it then.
+
+        Its own thread, since a renewal can itself hang on the database for seconds."""
+        margin = self.settings.lease_seconds * LEASE_SAFETY
+        while not self._finished.wait(min(0.1, self.settings.lease_seconds / 20)):
+            moment = time.monotonic()
+            with self._lock:
+                runs = list(self._runs.values())
+            for run in runs:
+                if not run.lease_lost and moment - run.renewed_at > margin:
+                    log.warning("task %s: lease not renewed for %.1f s; stopping its engine", run.task.id,
+                                moment - run.renewed_at)
+                    run.halt(lease_lost=True)
+
     def _heartbeat_loop(self) -> None:
         lease = self.settings.lease_seconds
         interval = max(0.1, min(lease / 4, 2.0))
@@ -173,10 +191,6 @@ class WorkerPool:
                 kept = self.manager.renew(self.worker_id, list(held))
             except Exception as error:
                 log.warning("lease renewal failed (%s); trying again", type(error).__name__)
-                for run in held.values():
-                    if moment - run.renewed_at > lease * LEASE_SAFETY:
-                        # Another worker may claim it soon: stop before that can happen.
-                        run.halt(lease_lost=True)
                 continue
             for task_id, run in held.items():
                 if task_id in kept:

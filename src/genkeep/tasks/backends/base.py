@@ -113,8 +113,8 @@ class TaskBackend(abc.ABC):
         """Up to limit + 1 tasks (the extra one says there is a next page), newest first."""
 
     @abc.abstractmethod
-    async def acount_unfinished(self, owner_id: str | None) -> int:
-        """Unfinished tasks of one owner, or of the whole studio (owner_id None)."""
+    async def aroom(self, owner_id: str) -> tuple[int, int]:
+        """Unfinished tasks of one owner, and of the whole studio."""
 
     @abc.abstractmethod
     def delete_finished(self, task_id: str, owner_id: str) -> bool: ...
@@ -273,12 +273,9 @@ class SqlBackend(TaskBackend):
         statement, params = self.list_statement(query)
         return [Task.from_row(row) for row in await self.arows(statement, params)]
 
-    async def acount_unfinished(self, owner_id: str | None) -> int:
-        if owner_id is None:
-            rows = await self.arows(self.sql["count_unfinished"], {})
-        else:
-            rows = await self.arows(self.sql["count_unfinished_of_owner"], {"owner_id": owner_id})
-        return int(rows[0][0])
+    async def aroom(self, owner_id: str) -> tuple[int, int]:
+        [(owner, studio)] = await self.arows(self.sql["room"], {"owner_id": owner_id})
+        return int(owner), int(studio)
 
     def delete_finished(self, task_id: str, owner_id: str) -> bool:
         return self.count("delete_finished", {"id": task_id, "owner_id": owner_id}) == 1

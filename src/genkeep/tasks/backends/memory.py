@@ -70,9 +70,10 @@ class MemoryBackend(TaskBackend):
         found.sort(key=lambda t: (t.created_at, t.id), reverse=True)
         return found[: query.limit + 1]
 
-    async def acount_unfinished(self, owner_id: str | None) -> int:
+    async def aroom(self, owner_id: str) -> tuple[int, int]:
         with self._locked():
-            return sum(1 for t in self._unfinished() if owner_id in (None, t.owner_id))
+            unfinished = list(self._unfinished())
+            return sum(1 for t in unfinished if t.owner_id == owner_id), len(unfinished)
 
     def delete_finished(self, task_id: str, owner_id: str) -> bool:
         with self._locked():

@@ -32,11 +32,18 @@ from genkeep.tasks.errors import DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "genkeep_tasks"
-CONNECT_TIMEOUT_S = 3
-# Longest a statement may take, enforced by the server when it answers and by the watchdog when it does not.
-STATEMENT_TIMEOUT_S = 5.0
-# How long a caller waits for a free pooled connection before the database counts as unavailable.
-POOL_WAIT_S = 4.0
+# The budgets below keep every database route's answer (an error included) well within 5 s when the database
+# stops answering: a read gives up after READ_TIMEOUT_S, a write transaction's statement after STATEMENT_TIMEOUT_S,
+# waiting for a pooled connection after POOL_WAIT_S, opening one after CONNECT_TIMEOUT_S.
+CONNECT_TIMEOUT_S = 2
+STATEMENT_TIMEOUT_S = 2.5
+READ_TIMEOUT_S = 2.0
+POOL_WAIT_S = 1.5
+# Statements over many rows (a mass sweep, retention) may take longer, on the sweeper's thread only.
+SLOW_STATEMENTS = ("sweep_timed_out", "sweep_exhausted", "expired_finished")
+SLOW_STATEMENT_TIMEOUT_S = 30.0
+# A read whose connection failed this fast met a connection the server had dropped: one retry is worth it.
+STALE_CONNECTION_S = 0.5
 _PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)")
 
 
@@ -58,7 +65,7 @@ def _cut(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
     with contextlib.suppress(Exception):
         with socket.socket(fileno=os.dup(conn.fileno())) as sock:
             sock.shutdown(socket.SHUT_RDWR)
-        log.warning("a database call passed its %s s deadline; its connection was cut", STATEMENT_TIMEOUT_S)
+        log.warning("a database call passed its deadline; its connection was cut")
 
 
 class Watchdog:
@@ -126,16 +133,23 @@ def _faults() -> Iterator[None]:
 
 
 class _Connection:
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], slow: frozenset[str]) -> None:
         self.conn = conn
+        self.slow = slow
+
+    def _deadline(self, statement: str) -> float:
+        if statement in self.slow:
+            self.conn.execute(f"SET LOCAL statement_timeout = {int(SLOW_STATEMENT_TIMEOUT_S * 1000)}")
+            return SLOW_STATEMENT_TIMEOUT_S
+        return STATEMENT_TIMEOUT_S
 
     def rows(self, statement: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        with watchdog().deadline(self.conn, STATEMENT_TIMEOUT_S):
+        with watchdog().deadline(self.conn, self._deadline(statement)):
             cursor = self.conn.execute(statement, params)
             return cursor.fetchall() if cursor.description is not None else []
 
     def count(self, statement: str, params: Mapping[str, Any]) -> int:
-        with watchdog().deadline(self.conn, STATEMENT_TIMEOUT_S):
+        with watchdog().deadline(self.conn, self._deadline(statement)):
             return self.conn.execute(statement, params).rowcount
 
 
@@ -152,12 +166,14 @@ class PostgresBackend(SqlBackend):
         self.apool_size = pool_size
 
     def prepare(self, statements: dict[str, str]) -> dict[str, str]:
-        return {name: _PARAMETER.sub(r"%(\1)s", body) for name, body in statements.items()}
+        prepared = {name: _PARAMETER.sub(r"%(\1)s", body) for name, body in statements.items()}
+        self.slow = frozenset(prepared[name] for name in SLOW_STATEMENTS)
+        return prepared
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool) -> Iterator[_Connection]:
         with _faults(), self.pool.connection() as conn, conn.transaction():
-            yield _Connection(conn)
+            yield _Connection(conn, self.slow)
 
     # ---- reads on the event loop ----------------------------------------------------------------------------
 
@@ -188,17 +204,19 @@ class PostgresBackend(SqlBackend):
         # One retry: a pooled connection the server dropped (a restart, a blip) fails its first use; the pool
         # replaces it, and a read is safe to repeat.
         for attempt in (1, 2):
+            started = time.monotonic()
             try:
                 with _faults():
                     async with self._aconnection() as conn:
-                        cut = asyncio.get_running_loop().call_later(STATEMENT_TIMEOUT_S, _cut, conn)
+                        cut = asyncio.get_running_loop().call_later(READ_TIMEOUT_S, _cut, conn)
                         try:
                             cursor = await conn.execute(statement, params)
                             return await cursor.fetchall()
                         finally:
                             cut.cancel()
             except DatabaseUnavailable as error:
-                if attempt == 2 or isinstance(error.__cause__, PoolTimeout):
+                stale = time.monotonic() - started < STALE_CONNECTION_S
+                if attempt == 2 or not stale or isinstance(error.__cause__, PoolTimeout):
                     raise
         raise AssertionError("unreachable")
 

@@ -24,6 +24,16 @@ WHERE owner_id = :owner_id AND status IN ('pending', 'processing')
 -- count_unfinished --
 SELECT count(*) FROM tasks WHERE status IN ('pending', 'processing')
 
+-- room --
+-- Unfinished tasks of one owner, and of the whole studio: the caps, read in one round trip.
+SELECT (SELECT count(*) FROM tasks WHERE owner_id = :owner_id AND status IN ('pending', 'processing')),
+       (SELECT count(*) FROM tasks WHERE status IN ('pending', 'processing'))
+
+-- room@sqlite --
+SELECT (SELECT count(*) FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created
+        WHERE owner_id = :owner_id AND status IN ('pending', 'processing')),
+       (SELECT count(*) FROM tasks WHERE status IN ('pending', 'processing'))
+
 -- lock_owner@postgresql --
 -- Serialises one owner's accepts for the length of the transaction, so the per-owner cap holds under concurrency.
 SELECT pg_advisory_xact_lock(hashtextextended(:owner_id, 7412))
