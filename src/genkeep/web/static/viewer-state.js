@@ -153,10 +153,19 @@ export class ZoomPan {
 
   /** The viewport changed size (a rotated phone, a resized window): a fitted picture stays fitted. */
   resize(width, height) {
+    // A zoomed picture keeps the point that was in the middle of the view in the middle.
+    const middle = this.#center();
+    const dx = width / 2 - middle.x;
+    const dy = height / 2 - middle.y;
     this.#viewWidth = width;
     this.#viewHeight = height;
-    if (this.#fitted) this.fit();
-    else this.#setScale(this.#scale, this.#center());
+    if (this.#fitted) {
+      this.fit();
+    } else {
+      this.#x += dx;
+      this.#y += dy;
+      this.#setScale(this.#scale, this.#center());
+    }
   }
 
   fit() {

@@ -343,7 +343,8 @@ export class ResultViewer {
     const rows = [];
     if (task.engine) rows.push([t("viewer.engine"), task.engine]);
     if (size) rows.push([t("viewer.size"), t("viewer.size_value", {width: size.width, height: size.height})]);
-    rows.push([t("viewer.made"), formatTime(task.finished_at ?? task.updated_at)]);
+    rows.push([t(task.status === "completed" ? "viewer.made" : "viewer.ended"),
+      formatTime(task.finished_at ?? task.updated_at)]);
     const took = Date.parse(task.finished_at ?? "") - Date.parse(task.created_at ?? "");
     if (Number.isFinite(took)) rows.push([t("viewer.took"), formatElapsed(took)]);
     this.#ui.facts.replaceChildren(...rows.map(([name, value]) => h("div", {class: "viewer-fact"},
@@ -532,6 +533,11 @@ export class ResultViewer {
     ui.divider.style.transform = `translateX(${x}px)`;
     ui.divider.style.top = `${top}px`;
     ui.divider.style.height = `${Math.max(0, bottom - top)}px`;
+    // "Before" and "After" sit in the picture's visible corners.
+    const left = Math.max(0, box.left);
+    ui.tags.style.left = `${left}px`;
+    ui.tags.style.top = `${top}px`;
+    ui.tags.style.width = `${Math.max(0, Math.min(width, box.left + box.width) - left)}px`;
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -542,9 +548,8 @@ export class ResultViewer {
       this.#trapFocus(event);
       return;
     }
+    // The divider handles (and stops) its own arrow, Home, End and Page keys; every other key works there too.
     if (event.altKey || event.ctrlKey || event.metaKey) return;
-    const onControl = event.target.closest?.("[role=slider], input, textarea, select");
-    if (onControl) return;
     const pan = (dx, dy) => this.#zoomed(() => this.#zoom.panBy(dx, dy));
     const actions = {
       ArrowLeft: () => (event.shiftKey ? pan(PAN_STEP, 0) : this.#go(-1)),
