@@ -235,6 +235,15 @@ describe("zoom and pan", () => {
     assert.equal(zoom.fitted, false);
   });
 
+  test("a zoomed picture keeps what was in the middle of the screen in the middle when the screen changes", () => {
+    const zoom = viewed(2000, 2000);
+    zoom.zoomTo(1, {x: 400, y: 300}); // picture point (1000, 1000) in the middle of 800 x 600
+    zoom.panBy(-100, -50); // now (1100, 1050) is in the middle
+    zoom.resize(360, 640);
+    assert.equal(zoom.x + 1100, 180);
+    assert.equal(zoom.y + 1050, 320);
+  });
+
   test("the divider's pointer position is a fraction of the picture's width", () => {
     const zoom = viewed(1200, 1200); // drawn from x=100 to x=700
     assert.equal(zoom.fractionAt(100), 0);

@@ -57,6 +57,7 @@ export class ResultViewer {
   #dragDivider = null;
   #gesture = null;
   #lastTap = null;
+  #lastPointerType = "mouse";
 
   /**
    * @param {object} options
@@ -605,12 +606,14 @@ export class ResultViewer {
     }, {passive: false});
 
     canvas.addEventListener("dblclick", (event) => {
-      if (ui.picture.hidden || event.target.closest(".viewer-divider")) return;
+      // A finger's double tap is handled with the other touch gestures (some browsers also send dblclick).
+      if (ui.picture.hidden || event.target.closest(".viewer-divider") || this.#lastPointerType === "touch") return;
       this.#zoomed(() => this.#zoom.toggleActual(local(event)));
     });
 
     canvas.addEventListener("pointerdown", (event) => {
       if (ui.picture.hidden || event.button !== 0) return;
+      this.#lastPointerType = event.pointerType;
       canvas.setPointerCapture(event.pointerId);
       const point = local(event);
       if (event.target.closest(".viewer-divider")) {
