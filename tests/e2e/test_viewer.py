@@ -238,6 +238,14 @@ def test_use_as_product_photo_takes_a_create_result_to_a_finished_white_backgrou
     original = page.request.get(created["image_url"]).body()
     assert pixels(sent) == pixels(original)
 
+    # A link naming a result that is gone (or someone else's) fills nothing and says so beside the slot.
+    page.goto("/create")
+    page.goto("/white-background#use=00000000000000000000000000000000&as=product")
+    expect(page.locator("#reference_images-error")).to_have_text(
+        "That result's image is no longer available; choose a file instead.")
+    expect(preview).to_be_hidden()
+    expect(page).not_to_have_url(re.compile("use="))
+
 
 def pixels(data: bytes) -> bytes:
     with Image.open(io.BytesIO(data)) as image:

@@ -46,6 +46,7 @@ export class ResultViewer {
   #ui;
   #menu;
   #menuOpener = null;
+  #pressedOpener = null; // the open menu's button, pressed: that press closes the menu, its click must not reopen it
 
   #task = null; // the task shown
   #opener = null; // what opened the viewer, to give focus back to
@@ -85,6 +86,10 @@ export class ResultViewer {
     this.#menu = this.#buildMenu();
     document.body.append(this.#ui.dialog, this.#menu);
     document.addEventListener("click", (event) => this.#onDocumentClick(event));
+    // Before the popover's light dismiss, which also happens on pointerdown.
+    document.addEventListener("pointerdown", (event) => {
+      this.#pressedOpener = this.#menuOpener?.contains(event.target) ? this.#menuOpener : null;
+    }, {capture: true});
     addEventListener("hashchange", () => this.#onAddressChange());
     addEventListener("popstate", () => this.#onAddressChange());
     new ResizeObserver(() => this.#measure()).observe(this.#ui.canvas);
@@ -555,8 +560,8 @@ export class ResultViewer {
     const actions = {
       ArrowLeft: () => (event.shiftKey ? pan(PAN_STEP, 0) : this.#go(-1)),
       ArrowRight: () => (event.shiftKey ? pan(-PAN_STEP, 0) : this.#go(1)),
-      ArrowUp: () => event.shiftKey && pan(0, PAN_STEP),
-      ArrowDown: () => event.shiftKey && pan(0, -PAN_STEP),
+      // Up and down without Shift are left to scroll the details.
+      ...(event.shiftKey ? {ArrowUp: () => pan(0, PAN_STEP), ArrowDown: () => pan(0, -PAN_STEP)} : {}),
       Home: () => this.#goTo("first"),
       End: () => this.#goTo("last"),
       "+": () => this.#zoomed(() => this.#zoom.zoomBy(ZOOM_STEP)),
@@ -689,7 +694,8 @@ export class ResultViewer {
 
   #buildMenu() {
     const menu = h("div", {class: "use-as-menu", id: "use-as-menu", popover: "auto", "aria-label": t("use_as.title")});
-    menu.addEventListener("toggle", (event) => {
+    // beforetoggle, not toggle: it comes at once, while the opener it concerns is still the one recorded.
+    menu.addEventListener("beforetoggle", (event) => {
       if (event.newState !== "closed" || !this.#menuOpener) return;
       const opener = this.#menuOpener;
       this.#menuOpener = null;
@@ -719,6 +725,9 @@ export class ResultViewer {
     const task = cardTask(card);
     if (!task?.image_url) return;
     const menu = this.#menu;
+    const pressed = this.#pressedOpener;
+    this.#pressedOpener = null;
+    if (pressed === button) return;
     if (menu.matches(":popover-open")) {
       const same = this.#menuOpener === button;
       menu.hidePopover();
