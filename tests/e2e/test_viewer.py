@@ -114,6 +114,15 @@ def test_open_zoom_compare_next_and_escape_gives_the_focus_back(page: Page) -> N
     expect(level).to_have_text("100%")
     box = dialog.locator(".viewer-picture").bounding_box()
     assert box is not None and round(box["width"]) == 1024
+    # Dragging moves the zoomed picture with the pointer.
+    middle = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(*middle)
+    page.mouse.down()
+    page.mouse.move(middle[0] - 120, middle[1] - 90, steps=4)
+    page.mouse.up()
+    moved = dialog.locator(".viewer-picture").bounding_box()
+    assert moved is not None
+    assert (round(moved["x"] - box["x"]), round(moved["y"] - box["y"])) == (-120, -90)
     page.keyboard.press("+")
     expect(level).to_have_text("125%")
     page.keyboard.press("0")

@@ -243,7 +243,6 @@ export class ResultViewer {
       h("div", {class: "viewer-topbar"}, ui.count, ui.close),
       ui.canvas, ui.previous, ui.next, ui.toolbar);
 
-    ui.kind = h("span", {class: "viewer-kind"});
     ui.status = h("span", {class: "pill"});
     ui.title = h("h2", {id: "viewer-title", class: "viewer-title"});
     ui.prompt = h("p", {id: "viewer-prompt", class: "viewer-prompt"});
@@ -301,8 +300,6 @@ export class ResultViewer {
     const changed = this.#task?.id !== task.id;
     this.#task = task;
     const completed = task.status === "completed" && Boolean(task.image_url);
-    ui.dialog.dataset.status = task.status;
-    ui.dialog.dataset.taskId = task.id;
 
     ui.title.textContent = typeLabel(task.type);
     ui.status.className = `pill pill--${task.status}`;
