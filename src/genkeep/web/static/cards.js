@@ -1,6 +1,7 @@
 // One card per task, for the studio pages and the home page. A card keeps its element from "in progress" to
 // "history": its media box has a fixed shape, so the spinner turning into the image moves nothing around it.
 import {formatElapsed, formatTime, t, taskErrorText, typeLabel} from "./i18n.js";
+import {hashWithTask} from "./viewer-state.js";
 
 const ICONS = "/static/icons/icons.svg";
 
@@ -30,7 +31,16 @@ export function icon(name, size = 18) {
 
 export const isBusy = (task) => task.status === "pending" || task.status === "processing";
 
-function referenceName(task, index) {
+// Each card's latest task, for the viewer: it opens at once, without asking the server again.
+const shownTasks = new WeakMap();
+
+/** The task a card shows, or null. */
+export function cardTask(card) {
+  return shownTasks.get(card) ?? null;
+}
+
+/** What the reference image at `index` is to its task: the product, the person, the garment, reference n. */
+export function referenceName(task, index) {
   if (task.type === "CLOTHING_CHANGE") return index === 0 ? t("form.person") : t("form.garment");
   if (task.type === "WHITE_BACKGROUND") return t("form.product");
   return t("card.reference", {n: index + 1});
@@ -67,12 +77,12 @@ function resultMedia(task) {
   // Fade in once decoded: the box already has its final size, so only the picture changes.
   img.addEventListener("load", () => img.classList.add("is-loaded"), {once: true});
   if (img.complete) img.classList.add("is-loaded");
-  return h("a", {class: "media-result", href: task.image_url, target: "_blank", rel: "noopener",
-    title: t("card.open")}, img);
+  // A link to the viewer's own address: Enter opens it, and so does a new tab.
+  return h("a", {class: "media-result media-open", href: hashWithTask("", task.id), title: t("card.open")}, img);
 }
 
 function errorMedia(task) {
-  return h("div", {class: "media-error"},
+  return h("a", {class: "media-error media-open", href: hashWithTask("", task.id), title: t("card.details")},
     icon("alert", 28),
     h("strong", {text: t("card.failed_title")}),
     h("p", {class: "error-message", text: taskErrorText(task.error)}));
@@ -103,7 +113,10 @@ function actions(task) {
   if (task.status === "completed" && task.image_url) {
     return h("div", {class: "card-actions"},
       h("a", {class: "button button--primary button--small", href: task.image_url, download: ""},
-        icon("download", 16), h("span", {text: t("card.download")})));
+        icon("download", 16), h("span", {text: t("card.download")})),
+      h("button", {type: "button", class: "icon-button", dataset: {action: "use-as"}, "aria-expanded": "false",
+        "aria-controls": "use-as-menu", "aria-label": t("card.use_as"), title: t("card.use_as")},
+      icon("next-step", 17)));
   }
   return h("div", {class: "card-actions"},
     h("button", {type: "button", class: "button button--primary button--small", dataset: {action: "retry"}},
@@ -139,6 +152,7 @@ export function createCard(task, {now = Date.now(), withType = false, typePath =
 export function renderCard(card, task, {now = Date.now(), withType = false} = {}) {
   const status = task.status;
   const busy = isBusy(task);
+  shownTasks.set(card, task);
   card.setAttribute("aria-busy", busy ? "true" : "false");
   card.dataset.type = task.type;
   if (card.dataset.status === status) {
@@ -156,7 +170,7 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
   card.querySelector(".card-media").replaceChildren(media(task));
   card.querySelector(".card-foot").replaceChildren(metaRow(task, now, {withType}), actions(task));
   // The button the user was on may be gone (cancel becomes download); keep them in the card.
-  if (hadFocus) card.querySelector(".card-actions a, .card-actions button, .media-result")?.focus();
+  if (hadFocus) card.querySelector(".card-actions a, .card-actions button, .media-open")?.focus();
 }
 
 /** Refreshes the "running for …" text of every busy card from one clock. */

@@ -2,8 +2,10 @@
 import {api, taskListPath} from "./api.js";
 import {createCard} from "./cards.js";
 import {config, t} from "./i18n.js";
+import {ResultViewer} from "./viewer.js";
 
 const recent = document.getElementById("recent");
+const viewer = new ResultViewer({items: () => [...recent.querySelectorAll(".card")], typePaths: config.typePaths});
 
 async function showRecent() {
   try {
@@ -18,6 +20,7 @@ async function showRecent() {
     empty.hidden = false;
   } finally {
     recent.setAttribute("aria-busy", "false");
+    viewer.listChanged();
   }
 }
 
@@ -36,5 +39,6 @@ async function showBusy() {
   }
 }
 
+viewer.start();
 showRecent();
 showBusy();

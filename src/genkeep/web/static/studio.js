@@ -1,8 +1,10 @@
 // A generation type's page: the form, the tasks in progress (kept by the recovery client) and the history.
 import {ApiError, api, newIdempotencyKey, taskListPath} from "./api.js";
 import {createCard, h, icon, renderCard, tickElapsed} from "./cards.js";
+import {handoffFileName, handoffFromHash, hashWithoutHandoff} from "./handoff.js";
 import {announce, config, t, taskErrorText} from "./i18n.js";
 import {TaskMonitor} from "./recovery.js";
+import {ResultViewer} from "./viewer.js";
 
 const TYPE = config.type;
 const HISTORY_PAGE = 12;
@@ -25,6 +27,16 @@ const clock = {
 };
 
 const findCard = (list, id) => list.querySelector(`[data-id="${CSS.escape(id)}"]`);
+
+// The viewer browses the finished cards in the order they are shown: any still settling in place, then history.
+const viewer = new ResultViewer({
+  items: () => [...document.querySelectorAll(
+    "#in-progress .card[data-status=completed], #in-progress .card[data-status=failed], #history .card")],
+  hasMore: () => Boolean(historyCursor),
+  loadMore: () => loadHistory({more: true}),
+  retry: async (id) => Boolean(await startRetry(id)),
+  typePaths: config.typePaths,
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // Moving cards without jumps: measure, change the DOM, then animate each card from where it was (FLIP).
@@ -65,6 +77,7 @@ function updateSections() {
   badge.textContent = String(busy);
   $("#history-empty").hidden = historyList.children.length > 0 || historyList.getAttribute("aria-busy") === "true"
     || !$("#history-error").hidden;
+  viewer.listChanged();
 }
 
 // Newest first, by created_at, wherever a card comes from (the list, this tab, a retry).
@@ -198,17 +211,23 @@ async function cancelTask(card, button) {
   }
 }
 
-async function retryTask(card, button) {
-  button.disabled = true;
+/** Starts a failed task again: the new task, or null (the reason is announced). */
+async function startRetry(id) {
   try {
-    const task = await api(`/api/tasks/${encodeURIComponent(card.dataset.id)}/retry`, {method: "POST"});
+    const task = await api(`/api/tasks/${encodeURIComponent(id)}/retry`, {method: "POST"});
     monitor.watch(task);
     announce(t("announce.started"));
+    return task;
   } catch (error) {
     announce(error.detail ?? t("form.error.network"));
-  } finally {
-    button.disabled = false;
+    return null;
   }
+}
+
+async function retryTask(card, button) {
+  button.disabled = true;
+  await startRetry(card.dataset.id);
+  button.disabled = false;
 }
 
 async function deleteTask(card, button) {
@@ -480,13 +499,52 @@ form.addEventListener("submit", async (event) => {
 });
 
 // ---------------------------------------------------------------------------------------------------------
-// Start: the running "elapsed" texts, the history, and the recovery of unfinished tasks.
+// "Use as …": a finished result arrives in this page's form from a link (see handoff.js). Its image is fetched
+// with the owner's cookie and goes into the slot through the same functions as a chosen file, so it is
+// previewed, checked and uploaded exactly like one.
+
+const HANDOFF_LABELS = {product: "form.product", person: "form.person", garment: "form.garment",
+  reference: "form.reference"};
+
+async function takeHandoff() {
+  const handoff = handoffFromHash(location.hash, TYPE);
+  if (!handoff) return;
+  // Taken once: a reload must not put the image back after the user removed it.
+  history.replaceState(history.state, "", location.pathname + location.search + hashWithoutHandoff(location.hash));
+  showFieldError("reference_images", null);
+  let file;
+  try {
+    const task = await api(`/api/tasks/${encodeURIComponent(handoff.taskId)}`);
+    if (!task.image_url) throw new Error("the task has no image");
+    const response = await fetch(task.image_url, {credentials: "same-origin"});
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const blob = await response.blob();
+    file = new File([blob], handoffFileName(task.id, blob.type), {type: blob.type});
+  } catch {
+    showFieldError("reference_images", t("use_as.gone"));
+    focusField("reference_images");
+    return;
+  }
+  if (handoff.as === "reference") addReferences([file]);
+  else fillSlots(handoff.as, [file]);
+  announce(t("use_as.added", {slot: t(HANDOFF_LABELS[handoff.as])}));
+  // On to what the form still needs: the prompt, the other photo, or nothing but Generate.
+  const missing = validate();
+  if (missing.length) focusField(missing[0][0]);
+  else submitButton.focus();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Start: the running "elapsed" texts, the history, the viewer, and the recovery of unfinished tasks.
 
 setInterval(() => tickElapsed(progressList, clock.now()), 1000);
 updateCounter();
 renderReferences();
 updateSections();
 loadHistory();
+viewer.start();
+takeHandoff();
+addEventListener("hashchange", takeHandoff);
 monitor.start().then(() => {
   // Lets tests (and anyone curious) know the unfinished tasks have been looked for at least once.
   document.documentElement.dataset.recovered = "true";
@@ -495,7 +553,7 @@ monitor.start().then(() => {
 });
 
 // Exposed for people debugging in the console and for the browser tests.
-window.genkeep = {monitor};
+window.genkeep = {monitor, viewer};
 addEventListener("pagehide", () => monitor.stop());
 addEventListener("pageshow", (event) => {
   if (event.persisted) monitor.start(); // back/forward cache: pick up where the page left off
