@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import PIL.Image
+
 from genkeep.config import Settings
 from genkeep.engines.base import (
     Engine,
@@ -62,6 +64,11 @@ class TaskContext:
         if moment - self._running.last_progress_write >= PROGRESS_WRITE_INTERVAL or fraction >= 1.0:
             self._running.last_progress_write = moment
             self._store.set_progress(self._running.task.id, max(0.0, min(1.0, fraction)))
+
+    def report_preview(self, image: bytes | PIL.Image.Image, fraction: float | None = None) -> None:
+        # Previews are not stored yet; the progress they carry is.
+        if fraction is not None:
+            self.report_progress(fraction)
 
     def should_stop(self) -> bool:
         return self._running.stop.is_set()

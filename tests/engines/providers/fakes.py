@@ -24,6 +24,7 @@ from PIL import Image
 
 from genkeep.engines.base import EngineJob, EngineStopped
 from genkeep.tasks.model import TaskType
+from tests.support.previews import Preview, received
 
 
 @dataclass
@@ -171,13 +172,22 @@ class FakeContext:
     """An EngineContext whose sleep returns at once (the fakes advance per request, not per second)."""
 
     stop_after_sleeps: int | None = None
+    stop_after_previews: int | None = None
     max_sleeps: int = 200
     progress: list[float] = field(default_factory=list)
+    previews: list[Preview] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
     stopped: bool = False
 
     def report_progress(self, fraction: float) -> None:
         self.progress.append(fraction)
+
+    def report_preview(self, image: bytes | Image.Image, fraction: float | None = None) -> None:
+        self.previews.append(received(image, fraction))
+        if fraction is not None:
+            self.progress.append(fraction)
+        if self.stop_after_previews is not None and len(self.previews) >= self.stop_after_previews:
+            self.stopped = True
 
     def should_stop(self) -> bool:
         return self.stopped
