@@ -67,6 +67,9 @@ class Reply:
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
+    # Sent instead of `body` with chunked transfer encoding, one chunk as each piece is ready (a server-sent
+    # event stream); the iterator may block to hold the stream open.
+    chunks: Iterator[bytes] | None = None
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> Reply:
@@ -120,6 +123,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
+        if reply.chunks is not None:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for chunk in reply.chunks:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                # The client went away mid-stream (a stopped task closes its stream early).
+                self.close_connection = True
+            return
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
