@@ -250,11 +250,13 @@ def image_result(provider: Provider, data: bytes) -> EngineResult:
 
 
 def poll(
-    ctx: EngineContext, look: Callable[[], T | None], *, first_delay: float, max_delay: float, backoff: float = 1.5
+    ctx: EngineContext, look: Callable[[], T | None], *, first_delay: float, max_delay: float, backoff: float = 1.5,
+    pause: Callable[[float], None] | None = None,
 ) -> T:
     """Call `look` until it returns a value, sleeping with backoff between calls (ctx.sleep honours stop).
 
-    A few provider_unavailable failures in a row are waited out rather than failing the job.
+    A few provider_unavailable failures in a row are waited out rather than failing the job. `pause` replaces
+    ctx.sleep between looks (it must honour stop too, and may return early when a look is worth making at once).
     """
     delay = first_delay
     failures = 0
@@ -270,7 +272,7 @@ def poll(
             failures = 0
             if value is not None:
                 return value
-        ctx.sleep(delay)
+        (pause or ctx.sleep)(delay)
         delay = min(delay * backoff, max_delay)
 
 
