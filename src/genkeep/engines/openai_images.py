@@ -99,7 +99,7 @@ class OpenAIImagesEngine(RunToCompletionEngine):
         except openai.APIConnectionError as exc:
             raise PROVIDER.unreachable(str(self.client.base_url), str(exc.__cause__ or exc)) from None
         except openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
+            raise self._status_failure(exc) from None
         except openai.APIResponseValidationError:
             raise PROVIDER.malformed("an Images response that does not match the API") from None
         except openai.APIError as exc:
@@ -138,7 +138,8 @@ class OpenAIImagesEngine(RunToCompletionEngine):
                     # The client raises on an error event shaped {"error": {...}}; this is one without the wrapper.
                     raise _generation_failed(str(getattr(event, "code", "") or ""),
                                              str(getattr(event, "message", "") or ""))
-                # The stream may go on for a minute: a canceled or timed-out task stops listening here.
+                # The stream may go on for a minute: a canceled or timed-out task stops listening here and frees
+                # its worker (what was drawn so far is billed either way).
                 ctx.check()
         raise PROVIDER.malformed("an image stream that ended without the finished image")
 
@@ -154,7 +155,7 @@ class OpenAIImagesEngine(RunToCompletionEngine):
             return download_image(self._downloads, PROVIDER, image.url)
         raise PROVIDER.malformed("an Images response with neither b64_json nor url")
 
-    def _status_error(self, exc: openai.APIStatusError) -> EngineError:
+    def _status_failure(self, exc: openai.APIStatusError) -> EngineError:
         error = _status_error(exc)
         detail = error.message.lower()
         if self.stream and exc.status_code == 400 and ("stream" in detail or "partial_images" in detail):

@@ -6,7 +6,8 @@ not_image, refused.
 
 A request with stream=true (a JSON boolean for generations, the form field "true" for edits) is answered as the
 real API streams: server-sent events, sent as chunks, `partial_images` partial images drawn toward the result,
-then the completed event. Stream modes: stream_error (an error event after the first partial image), stall (the
+then the completed event. Stream modes: stream_error (an error event after the first partial image, its details
+wrapped in "error"), stream_error_flat (the same, its details at the top level), stall (the
 stream stops after the first partial image and stays open), ignores_stream (a gateway that answers plain JSON).
 can_stream=False is a gateway that rejects the streaming parameters.
 """
@@ -80,7 +81,7 @@ class FakeOpenAI(FakeApp):
             return _error(400, f"Unknown parameter: '{name}'.", "invalid_request_error", "unknown_parameter")
         endpoint = request.path.rsplit("/", 1)[-1]
         self.calls.append((endpoint, fields, images))
-        if streaming and self.mode in ("ok", "not_image", "stream_error", "stall"):
+        if streaming and self.mode in ("ok", "not_image", "stream_error", "stream_error_flat", "stall"):
             count = int(fields.get("partial_images") or 0)
             prefix = "image_generation" if endpoint == "generations" else "image_edit"
             return Reply(200, content_type="text/event-stream; charset=utf-8",
@@ -94,11 +95,12 @@ class FakeOpenAI(FakeApp):
             image = base64.b64encode(png(partial_color(index, count), PARTIAL_SIZE)).decode()
             yield _event(f"{prefix}.partial_image", {"type": f"{prefix}.partial_image", "b64_json": image,
                                                      "partial_image_index": index, **common})
-            if self.mode == "stream_error":
-                yield _event("error", {"type": "error", "error": {
-                    "type": "image_generation_user_error", "code": "moderation_blocked", "param": None,
-                    "message": "Your request was rejected by the safety system. The generated image may contain "
-                               "content that is not allowed by our safety system."}})
+            if self.mode in ("stream_error", "stream_error_flat"):
+                details = {"type": "image_generation_user_error", "code": "moderation_blocked", "param": None,
+                           "message": "Your request was rejected by the safety system. The generated image may "
+                                      "contain content that is not allowed by our safety system."}
+                body = {"error": details} if self.mode == "stream_error" else details
+                yield _event("error", {**body, "type": "error"})
                 return
             if self.mode == "stall":
                 # Never finishes: the client stops listening, or the server stops.

@@ -17,6 +17,7 @@ import io
 import json
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -237,6 +238,12 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, app: FakeApp) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.app = app
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that drops its connection (a stopped task closing its stream early) is no fault of the fake.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 AppT = TypeVar("AppT", bound=FakeApp)

@@ -263,8 +263,9 @@ def test_a_gateway_that_ignores_stream_still_delivers_the_image(
     assert ctx.previews == []
 
 
-def test_an_error_event_in_the_middle_of_the_stream(engine: OpenAIImagesEngine, fake: FakeOpenAI) -> None:
-    fake.mode = "stream_error"
+@pytest.mark.parametrize("mode", ["stream_error", "stream_error_flat"])
+def test_an_error_event_in_the_middle_of_the_stream(engine: OpenAIImagesEngine, fake: FakeOpenAI, mode: str) -> None:
+    fake.mode = mode
     ctx = FakeContext()
     with pytest.raises(EngineError) as caught:
         engine.run(make_job(TaskType.CREATE), ctx)
