@@ -22,9 +22,12 @@ RUNS = 3
 
 
 class QuietContext:
-    """An EngineContext that never stops the engine and drops progress reports."""
+    """An EngineContext that never stops the engine and drops progress and preview reports."""
 
     def report_progress(self, fraction: float) -> None:
+        return None
+
+    def report_preview(self, image: object, fraction: float | None = None) -> None:
         return None
 
     def should_stop(self) -> bool:

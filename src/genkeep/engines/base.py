@@ -6,8 +6,8 @@
   provider's job id in the task row before the first poll, so a worker that takes the task over resumes the
   same job instead of paying for a new one.
 
-Engines run on worker threads, never on the web server's event loop. They report progress and learn that they
-must stop (timeout, cancel, shutdown) through the EngineContext.
+Engines run on worker threads, never on the web server's event loop. They report progress and intermediate
+previews, and learn that they must stop (timeout, cancel, shutdown), through the EngineContext.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import abc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+import PIL.Image
 
 from genkeep.tasks.model import TaskType
 
@@ -62,6 +64,11 @@ class EngineContext(Protocol):
 
     def report_progress(self, fraction: float) -> None:
         """Tell the user how far along the generation is (0.0 to 1.0)."""
+
+    def report_preview(self, image: bytes | PIL.Image.Image, fraction: float | None = None) -> None:
+        """Show the user an intermediate picture (any size; encoded bytes of PNG/JPEG/WebP, or a PIL image) and,
+        optionally, how far along the generation is. Never raises; cheap to call often (the worker keeps at most
+        about one per second per task and shrinks it)."""
 
     def should_stop(self) -> bool:
         """True once the result is no longer wanted; the engine should stop soon."""

@@ -9,6 +9,10 @@ the placeholder's type ({{seed}} becomes a number).
 
 The prompt_id is chosen by genkeep, derived from the task id, so a worker that crashed after POST /prompt but
 before the id was saved finds the job again instead of queueing it twice.
+
+While it waits, genkeep listens on ComfyUI's websocket for the prompt's preview frames and sampler progress
+(comfyui_websocket.py); the prompt is queued with a client_id of its own, because ComfyUI sends a prompt's
+previews only to the socket of the client that queued it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import httpx
 
 from genkeep.config import Settings, SettingsError
 from genkeep.engines.base import EngineContext, EngineError, EngineJob, EngineResult, SubmitPollEngine
+from genkeep.engines.comfyui_websocket import PromptWatch, watching
 from genkeep.engines.prompts import render, template_for
 from genkeep.engines.provider_http import (
     Provider,
@@ -44,7 +49,6 @@ DEFAULT_TIMEOUT = 30.0
 # ComfyUI runs next to genkeep: poll briskly, it costs nothing.
 FIRST_POLL_DELAY = 0.5
 MAX_POLL_DELAY = 3.0
-CLIENT_ID = "genkeep"
 
 # Fixed namespace: the prompt_id of a task must be the same in every genkeep process, forever.
 PROMPT_ID_NAMESPACE = uuid.UUID("6f0c2a57-1d7e-4c1b-9a59-3f5c0c8e2b11")
@@ -66,6 +70,14 @@ def prompt_id_for(task_id: str) -> str:
     return str(uuid.uuid5(PROMPT_ID_NAMESPACE, task_id))
 
 
+def client_id_for(task_id: str) -> str:
+    """The client_id a task's prompt is queued with, and its websocket opened with, by whichever worker waits.
+
+    One per task: ComfyUI keeps one socket per client id, so workers sharing one would take each other's.
+    """
+    return f"genkeep-{prompt_id_for(task_id)}"
+
+
 class ComfyUIEngine(SubmitPollEngine):
     """Runs genkeep's workflows on a ComfyUI server."""
 
@@ -75,14 +87,14 @@ class ComfyUIEngine(SubmitPollEngine):
         self.settings = ProviderSettings(settings, PREFIX)
         folder = Path(self.settings.text("WORKFLOWS", str(BUNDLED_WORKFLOWS))).expanduser()
         self.workflows = {task_type: _load_workflow(folder, task_type) for task_type in TaskType}
-        headers = {}
+        self._headers: dict[str, str] = {}
         api_key = self.settings.text("API_KEY")
         if api_key:
             # For a ComfyUI behind an authenticating proxy; ComfyUI itself has no keys.
-            headers["Authorization"] = f"Bearer {api_key}"
+            self._headers["Authorization"] = f"Bearer {api_key}"
         self._api = httpx.Client(
             base_url=self.settings.text("URL", DEFAULT_URL).rstrip("/") + "/",
-            headers=headers,
+            headers=self._headers,
             timeout=self.settings.seconds("TIMEOUT", DEFAULT_TIMEOUT),
         )
 
@@ -111,7 +123,7 @@ class ComfyUIEngine(SubmitPollEngine):
                 f"The ComfyUI workflow {_file_name(job.type)} needs {', '.join(missing)}, "
                 f"but this task has {len(job.reference_paths)} reference image(s).",
             )
-        body = {"prompt": _fill(workflow, values), "client_id": CLIENT_ID, "prompt_id": prompt_id}
+        body = {"prompt": _fill(workflow, values), "client_id": client_id_for(job.task_id), "prompt_id": prompt_id}
         answer = send_json(self._api, PROVIDER, "POST", "prompt", json=body, read_error=_read_error)
         queued = field(answer, "prompt_id")
         if not isinstance(queued, str) or not queued:
@@ -121,16 +133,22 @@ class ComfyUIEngine(SubmitPollEngine):
         return queued
 
     def wait(self, job: EngineJob, provider_job_id: str, ctx: EngineContext) -> EngineResult:
-        """Poll /history until the prompt finished; fetch its image from /view."""
-        return poll(ctx, lambda: self._look(provider_job_id, ctx), first_delay=FIRST_POLL_DELAY,
-                    max_delay=MAX_POLL_DELAY)
+        """Poll /history until the prompt finished, showing its previews meanwhile; fetch its image from /view."""
+        with watching(self._api.base_url, client_id_for(job.task_id), provider_job_id, self._headers,
+                      ctx) as watch:
+            return poll(ctx, lambda: self._look(provider_job_id, ctx, watch), first_delay=FIRST_POLL_DELAY,
+                        max_delay=MAX_POLL_DELAY, pause=watch.pause if watch is not None else None)
 
-    def _look(self, prompt_id: str, ctx: EngineContext) -> EngineResult | None:
+    def _look(self, prompt_id: str, ctx: EngineContext, watch: PromptWatch | None) -> EngineResult | None:
         state = self._state(prompt_id)
         if state is None:
             raise LOST_JOB
+        if state == "pending":
+            ctx.report_progress(0.1)
+        elif state == "running" and watch is None:
+            # Without the websocket's sampler progress, "running" is all genkeep knows.
+            ctx.report_progress(0.5)
         if isinstance(state, str):
-            ctx.report_progress(0.5 if state == "running" else 0.1)
             return None
         status = field(state, "status")
         if field(status, "status_str") == "error":

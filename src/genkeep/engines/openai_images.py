@@ -1,8 +1,12 @@
 """OpenAI Images (and OpenAI-compatible gateways) through the official `openai` client.
 
 CREATE without reference images uses images.generate; everything with images uses images.edit, the images in
-upload order (CLOTHING_CHANGE: the person, then the garment). One synchronous call makes the image, so this is
-a run-to-completion engine, and not rerun-safe: a rerun generates, and bills, again.
+upload order (CLOTHING_CHANGE: the person, then the garment). One call makes the image, so this is a
+run-to-completion engine, and not rerun-safe: a rerun generates, and bills, again.
+
+The call streams (server-sent events): OpenAI sends up to GENKEEP_OPENAI_PARTIAL_IMAGES partial images while it
+draws, each shown as a preview, then the finished image in the completed event. GENKEEP_OPENAI_STREAM=0 makes
+one plain call instead, for gateways that cannot stream.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import httpx
 import openai
+from openai.types import ImagesResponse
 
 from genkeep.config import Settings, SettingsError
 from genkeep.engines.base import EngineContext, EngineError, EngineJob, EngineResult, RunToCompletionEngine
@@ -30,8 +35,17 @@ from genkeep.engines.provider_http import (
 PREFIX = "GENKEEP_OPENAI_"
 DEFAULT_MODEL = "gpt-image-1"
 DEFAULT_SIZE = "1024x1024"
-# gpt-image-1 often needs one to two minutes for an edit; the task itself may last 5 minutes.
+# gpt-image-1 often needs one to two minutes for an edit; the task itself may last 5 minutes. While streaming,
+# this is the longest wait for the next event.
 DEFAULT_TIMEOUT = 180.0
+# Each partial image costs about 100 output tokens more; the API allows 0 to 3.
+DEFAULT_PARTIAL_IMAGES = 2
+# Where the progress bar stands once the request is out, and once the image is in.
+SENT = 0.05
+RECEIVED = 0.95
+
+PARTIAL_EVENTS = {"image_generation.partial_image", "image_edit.partial_image"}
+COMPLETED_EVENTS = {"image_generation.completed", "image_edit.completed"}
 
 # Error codes OpenAI uses when its safety system refuses a prompt or an image.
 _REFUSAL_CODES = {"content_policy_violation", "moderation_blocked"}
@@ -56,6 +70,8 @@ class OpenAIImagesEngine(RunToCompletionEngine):
         self.size = self.settings.text("SIZE", DEFAULT_SIZE)
         self.timeout = self.settings.seconds("TIMEOUT", DEFAULT_TIMEOUT)
         self.base_url = self.settings.text("BASE_URL") or None
+        self.stream = self.settings.switch("STREAM", True)
+        self.partial_images = self.settings.whole_number("PARTIAL_IMAGES", DEFAULT_PARTIAL_IMAGES, 1, 3)
         if client is None:
             api_key = self.settings.text("API_KEY")
             if not api_key:
@@ -74,49 +90,130 @@ class OpenAIImagesEngine(RunToCompletionEngine):
             raise EngineError("invalid_input", "This task needs a prompt for OpenAI; add one and retry.")
         images = [_image_file(path) for path in job.reference_paths]
         ctx.check()
-        ctx.report_progress(0.05)
+        ctx.report_progress(SENT)
         try:
-            if images:
-                # One image goes as the `image` field, several as `image[]`: gateways and older models
-                # (dall-e-2) accept only the single form.
-                response = self.client.images.edit(
-                    model=self.model, prompt=prompt, image=images if len(images) > 1 else images[0],
-                    size=self.size, n=1,
-                )
-            else:
-                response = self.client.images.generate(model=self.model, prompt=prompt, size=self.size, n=1)
+            answer = self._request(prompt, images)
+            image = self._streamed(answer, ctx) if self.stream else _first_image(answer)
         except openai.APITimeoutError:
             raise PROVIDER.timed_out(self.timeout) from None
         except openai.APIConnectionError as exc:
             raise PROVIDER.unreachable(str(self.client.base_url), str(exc.__cause__ or exc)) from None
         except openai.APIStatusError as exc:
-            raise _status_error(exc) from None
+            raise self._status_failure(exc) from None
         except openai.APIResponseValidationError:
             raise PROVIDER.malformed("an Images response that does not match the API") from None
+        except openai.APIError as exc:
+            # An error event in the middle of a stream: the request was accepted, the generation failed.
+            raise _stream_error(exc) from None
         # Paid for: hand it to the worker even if a stop came meanwhile; finishing is compare-and-set, so a
         # canceled or timed-out task ignores it and a shutting-down worker still saves it.
-        ctx.report_progress(0.95)
-        return self._result(response)
+        ctx.report_progress(RECEIVED)
+        return self._result(image)
 
-    def _result(self, response: Any) -> EngineResult:
-        # Any, not ImagesResponse: a gateway that answers HTML makes the client hand back a plain str.
-        first = response.data[0] if getattr(response, "data", None) else None
-        if first is None:
-            raise PROVIDER.malformed("an Images response without any image")
-        if first.b64_json:
+    def _request(self, prompt: str, images: list[tuple[str, bytes, str]]) -> Any:
+        """One Images call: an edit when there are reference images, else a generation; streaming if set."""
+        options: dict[str, Any] = {"model": self.model, "prompt": prompt, "size": self.size, "n": 1}
+        if self.stream:
+            options.update(stream=True, partial_images=self.partial_images)
+        if images:
+            # One image goes as the `image` field, several as `image[]`: gateways and older models
+            # (dall-e-2) accept only the single form.
+            return self.client.images.edit(image=images if len(images) > 1 else images[0], **options)
+        return self.client.images.generate(**options)
+
+    def _streamed(self, events: Any, ctx: EngineContext) -> Any:
+        """Show each partial image as a preview; the completed event carries the image."""
+        with events:  # closes the connection also when a stop ends the stream early
+            response = events.response
+            if "text/event-stream" not in response.headers.get("content-type", ""):
+                # A gateway that ignores `stream` answers as if it had not been asked to.
+                return _first_image(_plain_response(response))
+            for event in events:
+                kind = getattr(event, "type", None)
+                if kind in COMPLETED_EVENTS:
+                    return event
+                if kind in PARTIAL_EVENTS:
+                    _show_partial(event, self.partial_images, ctx)
+                elif kind == "error":
+                    # The client raises on an error event shaped {"error": {...}}; this is one without the wrapper.
+                    raise _generation_failed(str(getattr(event, "code", "") or ""),
+                                             str(getattr(event, "message", "") or ""))
+                # The stream may go on for a minute: a canceled or timed-out task stops listening here and frees
+                # its worker (what was drawn so far is billed either way).
+                ctx.check()
+        raise PROVIDER.malformed("an image stream that ended without the finished image")
+
+    def _result(self, image: Any) -> EngineResult:
+        # Any: an item of ImagesResponse.data, or a stream's completed event; both carry b64_json.
+        if getattr(image, "b64_json", None):
             try:
-                data = base64.b64decode(first.b64_json, validate=True)
+                data = base64.b64decode(image.b64_json, validate=True)
             except (binascii.Error, ValueError):
                 raise PROVIDER.malformed("an image whose base64 does not decode") from None
             return image_result(PROVIDER, data)
-        if first.url:
-            return download_image(self._downloads, PROVIDER, first.url)
+        if getattr(image, "url", None):
+            return download_image(self._downloads, PROVIDER, image.url)
         raise PROVIDER.malformed("an Images response with neither b64_json nor url")
+
+    def _status_failure(self, exc: openai.APIStatusError) -> EngineError:
+        error = _status_error(exc)
+        detail = error.message.lower()
+        if self.stream and exc.status_code == 400 and ("stream" in detail or "partial_images" in detail):
+            return EngineError(error.code, f"{error.message.rstrip('.')}; if this gateway cannot stream images, "
+                                            f"set {PREFIX}STREAM=0.")
+        return error
 
     def close(self) -> None:
         """Release the HTTP connections."""
         self.client.close()
         self._downloads.close()
+
+
+def _first_image(response: Any) -> Any:
+    # Any, not ImagesResponse: a gateway that answers HTML makes the client hand back a plain str.
+    first = response.data[0] if getattr(response, "data", None) else None
+    if first is None:
+        raise PROVIDER.malformed("an Images response without any image")
+    return first
+
+
+def _plain_response(response: Any) -> ImagesResponse:
+    """The JSON answer of a gateway that was asked to stream and did not."""
+    try:
+        response.read()
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise PROVIDER.malformed("an Images response that is neither a stream nor JSON")
+    # Leniently, as the client itself reads answers: gateways leave out fields the API always sends.
+    return ImagesResponse.construct(**body)
+
+
+def _show_partial(event: Any, count: int, ctx: EngineContext) -> None:
+    """One partial image as a preview; one that does not decode is skipped, the finished image is what counts."""
+    try:
+        data = base64.b64decode(event.b64_json, validate=True)
+    except (binascii.Error, ValueError, TypeError, AttributeError):
+        return
+    index = getattr(event, "partial_image_index", 0)
+    index = min(max(index, 0), count - 1) if isinstance(index, int) else 0
+    # The partial images come spread over the drawing: the k-th of n stands about k/(n+1) of the way.
+    ctx.report_preview(data, SENT + (RECEIVED - SENT) * (index + 1) / (count + 1))
+
+
+def _stream_error(exc: openai.APIError) -> EngineError:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return _generation_failed(str(getattr(exc, "code", None) or body.get("code") or ""),
+                              str(body.get("message") or exc.message or ""))
+
+
+def _generation_failed(code: str, detail: str) -> EngineError:
+    """An accepted request whose generation failed: refused content, or another reason."""
+    detail = detail or "the image stream broke off with an error"
+    if code in _REFUSAL_CODES or "safety system" in detail.lower():
+        return PROVIDER.refused_content(detail)
+    return PROVIDER.job_failed(detail)
 
 
 def _status_error(exc: openai.APIStatusError) -> EngineError:

@@ -30,6 +30,9 @@ MAX_POLL_FAILURES = 3
 
 T = TypeVar("T")
 
+_ON = {"1", "true", "yes", "on"}
+_OFF = {"0", "false", "no", "off"}
+
 # Formats stored as they come; anything else is converted to PNG so every stored result displays in a browser.
 _KEPT_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
@@ -60,6 +63,30 @@ class ProviderSettings:
             raise SettingsError(f"{self.name(suffix)} must be a number of seconds, not {raw!r}.") from None
         if value <= 0:
             raise SettingsError(f"{self.name(suffix)} must be more than 0 seconds, not {raw!r}.")
+        return value
+
+    def switch(self, suffix: str, default: bool) -> bool:
+        """An on/off setting: 1, true, yes, on or 0, false, no, off."""
+        raw = self.text(suffix).lower()
+        if not raw:
+            return default
+        if raw in _ON:
+            return True
+        if raw in _OFF:
+            return False
+        raise SettingsError(f"{self.name(suffix)} must be 1 (on) or 0 (off), not {raw!r}.")
+
+    def whole_number(self, suffix: str, default: int, lowest: int, highest: int) -> int:
+        """A whole number from `lowest` to `highest`."""
+        raw = self.text(suffix)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = lowest - 1
+        if not lowest <= value <= highest:
+            raise SettingsError(f"{self.name(suffix)} must be a whole number from {lowest} to {highest}, not {raw!r}.")
         return value
 
 
@@ -223,11 +250,13 @@ def image_result(provider: Provider, data: bytes) -> EngineResult:
 
 
 def poll(
-    ctx: EngineContext, look: Callable[[], T | None], *, first_delay: float, max_delay: float, backoff: float = 1.5
+    ctx: EngineContext, look: Callable[[], T | None], *, first_delay: float, max_delay: float, backoff: float = 1.5,
+    pause: Callable[[float], None] | None = None,
 ) -> T:
     """Call `look` until it returns a value, sleeping with backoff between calls (ctx.sleep honours stop).
 
-    A few provider_unavailable failures in a row are waited out rather than failing the job.
+    A few provider_unavailable failures in a row are waited out rather than failing the job. `pause` replaces
+    ctx.sleep between looks (it must honour stop too, and may return early when a look is worth making at once).
     """
     delay = first_delay
     failures = 0
@@ -243,7 +272,7 @@ def poll(
             failures = 0
             if value is not None:
                 return value
-        ctx.sleep(delay)
+        (pause or ctx.sleep)(delay)
         delay = min(delay * backoff, max_delay)
 
 

@@ -57,3 +57,23 @@ def test_references_appear_in_the_picture(tmp_path: Path) -> None:
     green = (with_reference[..., 1] > 150) & (with_reference[..., 0] < 80) & (with_reference[..., 2] < 80)
     assert green.mean() > 0.05
     assert ((without[..., 1] > 150) & (without[..., 0] < 80)).mean() == 0
+
+
+def test_the_preview_is_a_low_resolution_draft_of_the_picture(tmp_path: Path) -> None:
+    product = np.full((400, 300, 3), 245, np.uint8)
+    product[80:360, 90:210] = (0, 200, 0)
+    path = save_rgb(tmp_path / "ref-1.png", product)
+    job = EngineJob(task_id="t", type=TaskType.CREATE, prompt="a red landscape", reference_paths=(path,))
+    ctx = FakeContext()
+    result = decode(LocalEngine(Settings()).run(job, ctx).data)
+
+    draft, = ctx.previews
+    assert draft.fraction is not None and 0 < draft.fraction < 1
+    assert ctx.progress == sorted(ctx.progress) and ctx.progress[-1] == 1.0
+    # A quarter of the size, the same scene: the result shrunk to the draft's size looks the same.
+    assert draft.size == (256, 256)
+    shrunk = np.asarray(Image.fromarray(result).resize(draft.size, Image.Resampling.BOX), int)
+    assert np.abs(shrunk - np.asarray(draft.image, int)).mean() < 4
+    green = (shrunk[..., 1] > 150) & (shrunk[..., 0] < 80)
+    draft_green = (np.asarray(draft.image)[..., 1] > 150) & (np.asarray(draft.image)[..., 0] < 80)
+    assert green.mean() > 0.05 and (green & draft_green).sum() > 0.8 * green.sum()

@@ -18,6 +18,7 @@ from genkeep.engines.local.white_background import CANVAS, compose_listing
 from genkeep.tasks.model import TaskType
 from tests.engines.local.conftest import FakeContext, save_rgb
 from tests.engines.local.synthetic import ProductPhoto
+from tests.support.previews import fractions_rise
 
 
 def job(*paths: Path, type: TaskType = TaskType.WHITE_BACKGROUND, prompt: str | None = None) -> EngineJob:
@@ -116,3 +117,45 @@ def test_an_already_cut_out_product_keeps_its_own_transparency(tmp_path: Path) -
     rgb = decode(LocalEngine(Settings(), use_model=False).run(job(path), FakeContext()).data)
     ys, _ = np.nonzero((rgb < 200).any(axis=2))
     assert abs((ys.max() + 1 - ys.min()) / 1024 - 0.85) <= 0.02
+
+
+def test_previews_show_the_cut_out_then_the_product_on_the_white_frame(
+        tmp_path: Path, photos: list[ProductPhoto]) -> None:
+    photo = photos[0]
+    path = save_rgb(tmp_path / "ref-1.png", photo.rgb)
+    ctx = FakeContext()
+    result = decode(LocalEngine(Settings()).run(job(path), ctx).data)
+
+    cut_out, placed = ctx.previews
+    assert fractions_rise(ctx.previews) and placed.fraction < 1.0  # type: ignore[operator]
+    assert ctx.progress == sorted(ctx.progress) and ctx.progress[-1] == 1.0
+    # First the product as segmentation found it, over white, framed as in the photo.
+    height, width = photo.rgb.shape[:2]
+    assert max(cut_out.size) <= 512 and abs(cut_out.size[0] / cut_out.size[1] - width / height) < 0.02
+    assert cut_out.color(0.01, 0.01) == (255, 255, 255)
+    ys, xs = np.nonzero(photo.truth)
+    inside = cut_out.color((xs.mean() + 0.5) / width, (ys.mean() + 0.5) / height)
+    assert np.abs(np.subtract(inside, photo.rgb[int(ys.mean()), int(xs.mean())])).max() < 40
+    assert inside != (255, 255, 255)
+    # Then the product centred on the white frame: the result without its final polish, the ground shadow.
+    assert placed.size == (512, 512)
+    shrunk = cv2.resize(result, placed.size, interpolation=cv2.INTER_AREA).astype(int)
+    differs = np.abs(shrunk - np.asarray(placed.image, int)).max(axis=2) > 8
+    assert 0 < differs.mean() < 0.03
+    rows = np.flatnonzero(differs.any(axis=1))
+    product = np.any(np.asarray(placed.image, int) < 250, axis=2)
+    product_rows = np.flatnonzero(np.any(product, axis=1))
+    # What the polish changed lies at the product's foot.
+    assert rows.min() >= (product_rows.min() + product_rows.max()) / 2
+
+
+def test_with_a_delay_each_preview_stays_on_screen_for_its_share(tmp_path: Path, photos: list[ProductPhoto]) -> None:
+    path = save_rgb(tmp_path / "ref-1.png", photos[0].rgb)
+    ctx = FakeContext()
+    LocalEngine(Settings(local_delay=3.0)).run(job(path), ctx)
+
+    # No waiting before the first preview; after each, half the delay in small slices.
+    assert ctx.events[0] == ("preview", 0)
+    second = ctx.events.index(("preview", 1))
+    assert sum(seconds for kind, seconds in ctx.events[1:second] if kind == "sleep") == pytest.approx(1.5)
+    assert sum(seconds for kind, seconds in ctx.events[second + 1:] if kind == "sleep") == pytest.approx(1.5)

@@ -2,17 +2,24 @@
 a fake EngineContext, images and jobs.
 
 A fake provider is a `FakeApp`: `handle(request)` returns a Reply, or HANG to never answer (until the server
-stops). Every request is recorded, so tests can count submissions.
+stops). Every request is recorded, so tests can count submissions. A Reply with `websocket` upgrades the
+connection (RFC 6455) and hands the open FakeWebSocket to that function.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import email.parser
 import email.policy
+import hashlib
 import io
 import json
+import socket
+import struct
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +31,7 @@ from PIL import Image
 
 from genkeep.engines.base import EngineJob, EngineStopped
 from genkeep.tasks.model import TaskType
+from tests.support.previews import Preview, received
 
 
 @dataclass
@@ -66,6 +74,11 @@ class Reply:
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
+    # Sent instead of `body` with chunked transfer encoding, one chunk as each piece is ready (a server-sent
+    # event stream); the iterator may block to hold the stream open.
+    chunks: Iterator[bytes] | None = None
+    # Accept a websocket upgrade instead, and call this with the open connection.
+    websocket: Callable[[FakeWebSocket], None] | None = None
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> Reply:
@@ -73,6 +86,73 @@ class Reply:
 
 
 HANG = Reply(status=-1)
+
+# RFC 6455's fixed key suffix for Sec-WebSocket-Accept.
+_WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class FakeWebSocket:
+    """The server end of one websocket connection, as much as the fakes need: text and binary messages out, the
+    client's pings and close answered. Messages go out unfragmented and unmasked, as servers send them."""
+
+    def __init__(self, connection: socket.socket, rfile: io.BufferedIOBase, wfile: io.BufferedIOBase) -> None:
+        self._connection = connection
+        self._rfile = rfile
+        self._wfile = wfile
+        self._lock = threading.Lock()
+        self.closed = threading.Event()
+
+    def send_text(self, text: str) -> None:
+        self._send(0x1, text.encode())
+
+    def send_json(self, data: Any) -> None:
+        self.send_text(json.dumps(data))
+
+    def send_binary(self, data: bytes) -> None:
+        self._send(0x2, data)
+
+    def drop(self) -> None:
+        """End the connection without a closing handshake, as a crashed server or a broken network does."""
+        self.closed.set()
+        with contextlib.suppress(OSError):
+            self._connection.shutdown(socket.SHUT_RDWR)
+
+    def serve(self) -> None:
+        """Read the client's frames until it closes the connection or the connection drops."""
+        while not self.closed.is_set():
+            head = self._rfile.read(2)
+            if len(head) < 2:
+                break
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", self._rfile.read(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", self._rfile.read(8))[0]
+            # Client frames are always masked.
+            mask = self._rfile.read(4) if head[1] & 0x80 else bytes(4)
+            payload = bytes(byte ^ mask[i % 4] for i, byte in enumerate(self._rfile.read(length)))
+            if opcode == 0x8:
+                self._send(0x8, payload[:2])
+                break
+            if opcode == 0x9:
+                self._send(0xA, payload)
+        self.closed.set()
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        length = len(payload)
+        if length < 126:
+            header = struct.pack("!BB", 0x80 | opcode, length)
+        elif length < 1 << 16:
+            header = struct.pack("!BBH", 0x80 | opcode, 126, length)
+        else:
+            header = struct.pack("!BBQ", 0x80 | opcode, 127, length)
+        with self._lock:
+            if self.closed.is_set() and opcode != 0x8:
+                return
+            try:
+                self._wfile.write(header + payload)
+            except OSError:
+                self.closed.set()
 
 
 class FakeApp:
@@ -82,6 +162,7 @@ class FakeApp:
         self.requests: list[Request] = []
         self.base_url = ""
         self.released = threading.Event()
+        self.websockets: list[FakeWebSocket] = []
 
     def handle(self, request: Request) -> Reply:
         raise NotImplementedError
@@ -117,8 +198,33 @@ class _Handler(BaseHTTPRequestHandler):
             app.released.wait(30)
             self.close_connection = True
             return
+        if reply.websocket is not None:
+            key = request.headers.get("sec-websocket-key", "")
+            accept = base64.b64encode(hashlib.sha1((key + _WEBSOCKET_GUID).encode()).digest()).decode()
+            self.send_response(101, "Switching Protocols")
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept)
+            self.end_headers()
+            websocket = FakeWebSocket(self.connection, self.rfile, self.wfile)
+            app.websockets.append(websocket)
+            reply.websocket(websocket)
+            websocket.serve()
+            self.close_connection = True
+            return
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
+        if reply.chunks is not None:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for chunk in reply.chunks:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                # The client went away mid-stream (a stopped task closes its stream early).
+                self.close_connection = True
+            return
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
@@ -132,6 +238,12 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, app: FakeApp) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.app = app
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that drops its connection (a stopped task closing its stream early) is no fault of the fake.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 AppT = TypeVar("AppT", bound=FakeApp)
@@ -148,6 +260,8 @@ def serving(app: AppT) -> Iterator[AppT]:
         yield app
     finally:
         app.released.set()
+        for websocket in app.websockets:
+            websocket.drop()
         server.shutdown()
         server.server_close()
         thread.join(5)
@@ -171,13 +285,26 @@ class FakeContext:
     """An EngineContext whose sleep returns at once (the fakes advance per request, not per second)."""
 
     stop_after_sleeps: int | None = None
+    stop_after_previews: int | None = None
+    # Called with the previews so far after each one arrives.
+    on_preview: Callable[[list[Preview]], None] | None = None
     max_sleeps: int = 200
     progress: list[float] = field(default_factory=list)
+    previews: list[Preview] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
     stopped: bool = False
 
     def report_progress(self, fraction: float) -> None:
         self.progress.append(fraction)
+
+    def report_preview(self, image: bytes | Image.Image, fraction: float | None = None) -> None:
+        self.previews.append(received(image, fraction))
+        if fraction is not None:
+            self.progress.append(fraction)
+        if self.stop_after_previews is not None and len(self.previews) >= self.stop_after_previews:
+            self.stopped = True
+        if self.on_preview is not None:
+            self.on_preview(self.previews)
 
     def should_stop(self) -> bool:
         return self.stopped

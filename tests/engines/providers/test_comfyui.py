@@ -6,17 +6,27 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from genkeep.config import Settings, SettingsError
 from genkeep.engines import load_engine
-from genkeep.engines.base import EngineError, EngineResult
-from genkeep.engines.comfyui import BUNDLED_WORKFLOWS, ComfyUIEngine, prompt_id_for
+from genkeep.engines.base import EngineError, EngineResult, EngineStopped
+from genkeep.engines.comfyui import BUNDLED_WORKFLOWS, ComfyUIEngine, client_id_for, prompt_id_for
 from genkeep.tasks.model import TaskType
 from tests.engines.providers.conftest import PERSON_COLOR
-from tests.engines.providers.fake_comfyui import PROXY_KEY, RESULT_COLOR, FakeComfyUI
+from tests.engines.providers.fake_comfyui import (
+    FOREIGN_COLOR,
+    PREVIEW_SIZE,
+    PREVIEW_STEPS,
+    PROXY_KEY,
+    RESULT_COLOR,
+    FakeComfyUI,
+    preview_color,
+)
 from tests.engines.providers.fakes import FakeContext, image_color, make_job, serving
+from tests.support.previews import Preview, fractions_rise
 
 
 @pytest.fixture
@@ -70,7 +80,9 @@ def test_create_runs_the_bundled_workflow(engine: ComfyUIEngine, fake: FakeComfy
     assert isinstance(seed, int) and 0 <= seed < 2**31
     assert fake.uploads == {}
     body = fake.seen("POST", "/prompt")[0].json()
-    assert body["prompt_id"] == queued.prompt_id and body["client_id"] == "genkeep"
+    # The client id is the task's own: ComfyUI sends a prompt's previews to the socket of that client only.
+    assert body["prompt_id"] == queued.prompt_id and body["client_id"] == client_id_for("task-abc123")
+    assert client_id_for("task-abc123").startswith("genkeep-") and client_id_for("task-other") != body["client_id"]
 
 
 def test_clothing_change_uploads_person_then_garment_under_task_names(
@@ -256,3 +268,99 @@ def test_a_canceled_task_drops_its_comfyui_job(fake: FakeComfyUI, running: bool)
     engine.close()
     assert prompt_id not in fake.queue and prompt_id not in fake.history
     assert len(fake.seen("POST", "/interrupt")) == (1 if running else 0)
+
+
+# ---- live previews: ComfyUI's websocket ----------------------------------------------------------------------------
+
+
+def reading_previews(fake: FakeComfyUI, **options: Any) -> FakeContext:
+    """A context for a prompt that runs until the engine has shown all its previews.
+
+    ComfyUI's previews come seconds apart while a prompt samples; the fake sends them at once, so without this the
+    prompt could be over before the engine read them.
+    """
+    fake.may_finish.clear()
+
+    def seen(previews: list[Preview]) -> None:
+        if len(previews) >= PREVIEW_STEPS:
+            fake.may_finish.set()
+
+    return FakeContext(on_preview=seen, **options)
+
+
+def close_to(color: tuple[int, int, int], expected: tuple[int, int, int]) -> bool:
+    # Half the previews are JPEGs: their colour comes back approximately.
+    return all(abs(a - b) <= 4 for a, b in zip(color, expected, strict=True))
+
+
+def test_previews_arrive_over_the_websocket_while_the_prompt_runs(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    fake.websocket = True
+    ctx = reading_previews(fake)
+    job = make_job(TaskType.CREATE)
+    result = engine.wait(job, engine.submit(job, ctx), ctx)
+
+    assert image_color(result.data) == RESULT_COLOR
+    # The socket was opened with the client id the prompt was queued with.
+    assert list(fake.sockets) == [client_id_for(job.task_id)] == [fake.submitted[0].client_id]
+    # One preview per sampler step, JPEG and PNG frames alike, drawing closer to the result.
+    assert len(ctx.previews) == PREVIEW_STEPS
+    for step, preview in enumerate(ctx.previews, start=1):
+        assert preview.size == PREVIEW_SIZE
+        assert close_to(preview.color(), preview_color(step)), (step, preview.color())
+    # Each comes with the sampler's progress, inside the stretch between queueing and fetching the result.
+    assert fractions_rise(ctx.previews)
+    assert 0.1 < ctx.previews[0].fraction < ctx.previews[-1].fraction <= 0.9  # type: ignore[operator]
+    assert ctx.progress == sorted(ctx.progress) and ctx.progress[-1] == 0.9
+
+
+def test_without_a_websocket_the_engine_polls_as_before(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    ctx = FakeContext()
+    job = make_job(TaskType.CREATE)
+    result = engine.wait(job, engine.submit(job, ctx), ctx)
+
+    assert image_color(result.data) == RESULT_COLOR
+    assert len(fake.seen("GET", "/ws")) == 1
+    assert ctx.previews == [] and ctx.sleeps
+    assert ctx.progress == sorted(ctx.progress)
+
+
+def test_a_websocket_that_drops_falls_back_to_polling(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    fake.websocket = fake.drop_socket = True
+    ctx = FakeContext()
+    job = make_job(TaskType.CREATE)
+    result = engine.wait(job, engine.submit(job, ctx), ctx)
+
+    assert image_color(result.data) == RESULT_COLOR
+    assert fake.sockets[client_id_for(job.task_id)].closed.is_set()
+    assert len(ctx.previews) <= 1
+
+
+def test_previews_of_another_clients_prompt_are_not_shown(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    # A prompt queued without a client id runs first; ComfyUI sends its previews to every socket, ours included.
+    fake.websocket = fake.foreign_preview = True
+    ctx = reading_previews(fake)
+    job = make_job(TaskType.CREATE)
+    engine.wait(job, engine.submit(job, ctx), ctx)
+
+    assert len(ctx.previews) == PREVIEW_STEPS
+    assert not any(close_to(preview.color(), FOREIGN_COLOR) for preview in ctx.previews)
+
+
+def test_the_proxy_key_opens_the_websocket_too(fake: FakeComfyUI) -> None:
+    fake.websocket = fake.require_key = True
+    engine = ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_API_KEY=PROXY_KEY))
+    ctx = reading_previews(fake)
+    job = make_job(TaskType.CREATE)
+    engine.wait(job, engine.submit(job, ctx), ctx)
+    engine.close()
+    assert len(ctx.previews) == PREVIEW_STEPS
+
+
+def test_a_stop_while_listening_to_the_websocket(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+    fake.websocket = fake.hold = True
+    ctx = FakeContext(stop_after_previews=1)
+    job = make_job(TaskType.CREATE)
+    prompt_id = engine.submit(job, ctx)
+    with pytest.raises(EngineStopped):
+        engine.wait(job, prompt_id, ctx)
+    assert len(ctx.previews) == 1

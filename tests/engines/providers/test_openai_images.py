@@ -14,8 +14,9 @@ from genkeep.engines.base import EngineError, EngineStopped
 from genkeep.engines.openai_images import OpenAIImagesEngine
 from genkeep.tasks.model import TaskType
 from tests.engines.providers.conftest import GARMENT_COLOR, PERSON_COLOR
-from tests.engines.providers.fake_openai import API_KEY, RESULT_COLOR, FakeOpenAI
+from tests.engines.providers.fake_openai import API_KEY, PARTIAL_SIZE, RESULT_COLOR, FakeOpenAI, partial_color
 from tests.engines.providers.fakes import FakeContext, image_color, make_job, serving
+from tests.support.previews import fractions_rise
 
 
 @pytest.fixture
@@ -175,3 +176,110 @@ def test_a_stopped_task_makes_no_call(engine: OpenAIImagesEngine, fake: FakeOpen
 
 def test_openai_engine_is_not_rerun_safe(engine: OpenAIImagesEngine) -> None:
     assert (engine.name, engine.rerun_safe) == ("openai", False)
+
+
+# ---- live previews: partial images streamed as server-sent events -------------------------------------------------
+
+
+def test_a_generation_streams_partial_images_as_previews(engine: OpenAIImagesEngine, fake: FakeOpenAI) -> None:
+    ctx = FakeContext()
+    result = engine.run(make_job(TaskType.CREATE), ctx)
+
+    assert image_color(result.data) == RESULT_COLOR
+    (endpoint, fields, _), = fake.calls
+    assert endpoint == "generations" and fields["stream"] == "true" and fields["partial_images"] == "2"
+    # Two partial images, each a picture the worker can decode, drawing closer to the result as the bar moves on.
+    assert [preview.color() for preview in ctx.previews] == [partial_color(0, 2), partial_color(1, 2)]
+    assert [preview.size for preview in ctx.previews] == [PARTIAL_SIZE, PARTIAL_SIZE]
+    assert fractions_rise(ctx.previews)
+    assert 0.05 < ctx.previews[0].fraction < ctx.previews[-1].fraction < 0.95  # type: ignore[operator]
+    assert ctx.progress == sorted(ctx.progress) and ctx.progress[-1] == 0.95
+
+
+def test_an_edit_streams_its_partial_images_too(
+        engine: OpenAIImagesEngine, fake: FakeOpenAI, person_and_garment: tuple[Path, Path]) -> None:
+    ctx = FakeContext()
+    result = engine.run(make_job(TaskType.CLOTHING_CHANGE, person_and_garment), ctx)
+
+    assert image_color(result.data) == RESULT_COLOR
+    (endpoint, fields, images), = fake.calls
+    # The multipart form carries the streaming fields next to the images.
+    assert endpoint == "edits" and fields["stream"] == "true" and fields["partial_images"] == "2"
+    assert len(images) == 2
+    assert [preview.color() for preview in ctx.previews] == [partial_color(0, 2), partial_color(1, 2)]
+    assert fractions_rise(ctx.previews)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_how_many_partial_images_is_a_setting(fake: FakeOpenAI, count: int) -> None:
+    engine = OpenAIImagesEngine(settings_for(fake, GENKEEP_OPENAI_PARTIAL_IMAGES=str(count)))
+    ctx = FakeContext()
+    engine.run(make_job(TaskType.CREATE), ctx)
+    engine.close()
+
+    assert fake.calls[0][1]["partial_images"] == str(count)
+    assert [preview.color() for preview in ctx.previews] == [partial_color(i, count) for i in range(count)]
+    assert fractions_rise(ctx.previews)
+
+
+@pytest.mark.parametrize(("name", "value"), [("PARTIAL_IMAGES", "0"), ("PARTIAL_IMAGES", "4"),
+                                             ("PARTIAL_IMAGES", "two"), ("STREAM", "maybe")])
+def test_bad_streaming_settings_are_settings_errors(fake: FakeOpenAI, name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"GENKEEP_OPENAI_{name}"):
+        OpenAIImagesEngine(settings_for(fake, **{f"GENKEEP_OPENAI_{name}": value}))
+
+
+@pytest.mark.parametrize("task_type", [TaskType.CREATE, TaskType.WHITE_BACKGROUND])
+def test_streaming_off_for_a_gateway_that_cannot_stream(
+        fake: FakeOpenAI, person_and_garment: tuple[Path, Path], task_type: TaskType) -> None:
+    fake.can_stream = False
+    engine = OpenAIImagesEngine(settings_for(fake, GENKEEP_OPENAI_STREAM="0"))
+    paths = person_and_garment[:1] if task_type is TaskType.WHITE_BACKGROUND else ()
+    ctx = FakeContext()
+    result = engine.run(make_job(task_type, paths), ctx)
+    engine.close()
+
+    assert image_color(result.data) == RESULT_COLOR
+    (_, fields, _), = fake.calls
+    assert "stream" not in fields and "partial_images" not in fields
+    assert ctx.previews == []
+
+
+def test_a_gateway_that_rejects_streaming_says_how_to_turn_it_off(
+        engine: OpenAIImagesEngine, fake: FakeOpenAI) -> None:
+    fake.can_stream = False
+    error = run_failing(engine)
+    assert error.code == "provider_error"
+    assert error.message == ("OpenAI rejected the request (HTTP 400: Unknown parameter: 'stream'); "
+                             "if this gateway cannot stream images, set GENKEEP_OPENAI_STREAM=0.")
+
+
+def test_a_gateway_that_ignores_stream_still_delivers_the_image(
+        engine: OpenAIImagesEngine, fake: FakeOpenAI) -> None:
+    fake.mode = "ignores_stream"
+    ctx = FakeContext()
+    result = engine.run(make_job(TaskType.CREATE), ctx)
+    assert image_color(result.data) == RESULT_COLOR
+    assert ctx.previews == []
+
+
+@pytest.mark.parametrize("mode", ["stream_error", "stream_error_flat"])
+def test_an_error_event_in_the_middle_of_the_stream(engine: OpenAIImagesEngine, fake: FakeOpenAI, mode: str) -> None:
+    fake.mode = mode
+    ctx = FakeContext()
+    with pytest.raises(EngineError) as caught:
+        engine.run(make_job(TaskType.CREATE), ctx)
+    assert caught.value.code == "provider_error"
+    assert caught.value.message.startswith("OpenAI refused this content: Your request was rejected by the safety")
+    assert [preview.color() for preview in ctx.previews] == [partial_color(0, 2)]
+    assert fake.generations == 1
+
+
+def test_a_stop_between_events_ends_the_stream(engine: OpenAIImagesEngine, fake: FakeOpenAI) -> None:
+    # The stream stalls after its first partial image; a task canceled meanwhile must not wait for the rest (the
+    # read timeout would end it as provider_unavailable instead).
+    fake.mode = "stall"
+    ctx = FakeContext(stop_after_previews=1)
+    with pytest.raises(EngineStopped):
+        engine.run(make_job(TaskType.CREATE), ctx)
+    assert len(ctx.previews) == 1

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from genkeep.engines.base import EngineError
+from genkeep.engines.local.pictures import preview
 from genkeep.engines.local.segmentation import Cutout, subject_colors
 
 Float = NDArray[np.float32]
@@ -130,9 +132,51 @@ def _grow(box: tuple[int, int, int, int], margin: int, width: int, height: int) 
 _REACH = 24
 
 
-def dress(person_rgb: NDArray[np.uint8], person: Cutout, garment_rgb: NDArray[np.uint8], garment: Cutout,
-          ) -> NDArray[np.uint8]:
-    """The person wearing the garment, at the person photo's size."""
+@dataclass(frozen=True)
+class Fitting:
+    """The garment warped onto the person, before it is blended in: its colours and coverage over the part of the
+    person photo it lands on (rows y0:y1, columns x0:x1)."""
+
+    person_rgb: NDArray[np.uint8]
+    person: Cutout
+    torso: Torso
+    box: tuple[int, int, int, int]
+    colors: Float
+    coverage: Float
+
+    def placed(self) -> Image.Image:
+        """The garment laid over the photo where it will go, not yet clipped, shaded or blended, as a preview."""
+        x0, y0, x1, y1 = self.box
+        out = self.person_rgb.copy()
+        if x1 > x0 and y1 > y0:
+            a = np.clip(self.coverage, 0, 1)[..., None]
+            roi = out[y0:y1, x0:x1].astype(np.float32)
+            out[y0:y1, x0:x1] = np.clip(roi * (1 - a) + self.colors * a + 0.5, 0, 255).astype(np.uint8)
+        return preview(out)
+
+    def blend(self) -> NDArray[np.uint8]:
+        """The person wearing the garment, at the person photo's size."""
+        x0, y0, x1, y1 = self.box
+        out = self.person_rgb.copy()
+        if x1 <= x0 or y1 <= y0:
+            return out
+        coverage = self.coverage.copy()
+        # Nothing above the neck: hair and face stay the person's own.
+        coverage[: max(0, self.torso.neck_y - y0)] = 0
+        person_alpha = self.person.alpha[y0:y1, x0:x1]
+        coverage = np.minimum(cv2.GaussianBlur(np.minimum(coverage, person_alpha), (0, 0), 1.2), person_alpha)
+
+        roi = self.person_rgb[y0:y1, x0:x1]
+        shaded = self.colors * _shading(roi, coverage > 0.5)[..., None]
+        a = coverage[..., None]
+        blended = roi.astype(np.float32) * (1 - a) + shaded * a
+        out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+
+def fit_garment(person_rgb: NDArray[np.uint8], person: Cutout, garment_rgb: NDArray[np.uint8], garment: Cutout,
+                ) -> Fitting:
+    """The garment's collar line and hem warped onto the person's shoulders and hips."""
     torso = find_torso(person.mask)
     source = _garment_outline(garment.mask)
     # The garment's collar sits a little above the shoulder line, at the base of the neck.
@@ -158,9 +202,9 @@ def dress(person_rgb: NDArray[np.uint8], person: Cutout, garment_rgb: NDArray[np
     y0 = max(0, int(np.floor(landed[:, 1].min())) - _REACH)
     x1 = min(width, int(np.ceil(landed[:, 0].max())) + _REACH + 1)
     y1 = min(height, int(np.ceil(landed[:, 1].max())) + _REACH + 1)
-    out = person_rgb.copy()
     if x1 <= x0 or y1 <= y0:
-        return out
+        return Fitting(person_rgb, person, torso, (x0, y0, x1, y1), np.zeros((0, 0, 3), np.float32),
+                       np.zeros((0, 0), np.float32))
     to_roi = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64) @ transform
 
     def warp(image: Float) -> Float:
@@ -170,15 +214,10 @@ def dress(person_rgb: NDArray[np.uint8], person: Cutout, garment_rgb: NDArray[np
 
     colors = warp(subject_colors(garment_rgb, garment.alpha, (gx0, gy0, gx1, gy1)))
     coverage = warp(np.ascontiguousarray(garment.alpha[gy0:gy1, gx0:gx1]))
+    return Fitting(person_rgb, person, torso, (x0, y0, x1, y1), colors, coverage)
 
-    # Nothing above the neck: hair and face stay the person's own.
-    coverage[: max(0, torso.neck_y - y0)] = 0
-    person_alpha = person.alpha[y0:y1, x0:x1]
-    coverage = np.minimum(cv2.GaussianBlur(np.minimum(coverage, person_alpha), (0, 0), 1.2), person_alpha)
 
-    roi = person_rgb[y0:y1, x0:x1]
-    shaded = colors * _shading(roi, coverage > 0.5)[..., None]
-    a = coverage[..., None]
-    blended = roi.astype(np.float32) * (1 - a) + shaded * a
-    out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    return out
+def dress(person_rgb: NDArray[np.uint8], person: Cutout, garment_rgb: NDArray[np.uint8], garment: Cutout,
+          ) -> NDArray[np.uint8]:
+    """The person wearing the garment, at the person photo's size."""
+    return fit_garment(person_rgb, person, garment_rgb, garment).blend()

@@ -16,13 +16,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
+from genkeep.engines.local.pictures import fit_within, preview
 from genkeep.engines.local.segmentation import Cutout, subject_colors
 
 Float = NDArray[np.float32]
 RGB = tuple[float, float, float]
 
 SIZE = 1024
+# CREATE's preview: the same scene drawn small, before the full-size picture.
+DRAFT_SIZE = 256
 
 # Hue (0..1), saturation, value for colour words a prompt may use.
 COLOR_WORDS: dict[str, tuple[float, float, float]] = {
@@ -117,18 +121,18 @@ def _blend(image: Float, color: RGB, alpha: Float) -> None:
     image += np.array(color, np.float32) * a
 
 
-def _disc_box(cx: float, cy: float, radius: float) -> tuple[slice, slice]:
-    """The rows and columns (pixels) that a disc of `radius` around (cx, cy), all fractions of SIZE, can touch."""
-    y0, y1 = max(0, int((cy - radius) * SIZE) - 1), min(SIZE, int((cy + radius) * SIZE) + 2)
-    x0, x1 = max(0, int((cx - radius) * SIZE) - 1), min(SIZE, int((cx + radius) * SIZE) + 2)
+def _disc_box(cx: float, cy: float, radius: float, side: int) -> tuple[slice, slice]:
+    """The rows and columns (pixels) that a disc of `radius` around (cx, cy), all fractions of the side, can touch."""
+    y0, y1 = max(0, int((cy - radius) * side) - 1), min(side, int((cy + radius) * side) + 2)
+    x0, x1 = max(0, int((cx - radius) * side) - 1), min(side, int((cx + radius) * side) + 2)
     return slice(y0, max(y0, y1)), slice(x0, max(x0, x1))
 
 
-def _backdrop(p: Palette) -> tuple[Float, int]:
+def _backdrop(p: Palette, side: int) -> tuple[Float, int]:
     """Sky, light and hills; returns the picture and the ground line's height."""
     # Every layer is separable or local, so it is drawn from 1-D profiles or only within its own bounds: a full-frame
     # pass per shape made this the slowest part of CREATE.
-    axis = np.arange(SIZE, dtype=np.float32) / SIZE
+    axis = np.arange(side, dtype=np.float32) / side
     t = (np.clip(axis / 0.62, 0, 1) ** 1.3)[:, None]
     sky = (np.array(p.sky_top, np.float32) * (1 - t) + np.array(p.sky_horizon, np.float32) * t)[:, None, :]
     rng = np.random.default_rng(p.seed % 2**32)
@@ -140,7 +144,7 @@ def _backdrop(p: Palette) -> tuple[Float, int]:
     image = np.asarray(sky + (np.array(p.light, np.float32) - sky) * glow[..., None], np.float32)
 
     def disc(cx: float, cy: float, radius: float, edge: float) -> tuple[tuple[slice, slice], Float]:
-        rows, cols = _disc_box(cx, cy, radius)
+        rows, cols = _disc_box(cx, cy, radius, side)
         distance = np.sqrt((axis[cols][None, :] - cx) ** 2 + (axis[rows][:, None] - cy) ** 2)
         return (rows, cols), np.clip((radius - distance) / edge, 0, 1).astype(np.float32)
 
@@ -161,11 +165,11 @@ def _backdrop(p: Palette) -> tuple[Float, int]:
         lines.append(0.55 + 0.085 * depth + wave)
     for depth, (color, line) in enumerate(zip(p.hills, lines, strict=True)):
         # Each hill is drawn from its highest point down to where the next hill covers every column completely.
-        top = max(0, int(float(line.min()) * SIZE) - 1)
-        bottom = SIZE if depth + 1 == len(lines) else min(SIZE, int(float(lines[depth + 1].max()) * SIZE + 1.5) + 2)
+        top = max(0, int(float(line.min()) * side) - 1)
+        bottom = side if depth + 1 == len(lines) else min(side, int(float(lines[depth + 1].max()) * side + 1.5) + 2)
         below = axis[top:bottom, None] - line[None, :]
         # Anti-aliased hill edge, a little haze toward the horizon for depth.
-        hill = np.clip(below * SIZE / 1.5, 0, 1)
+        hill = np.clip(below * side / 1.5, 0, 1)
         shade = 1.0 - 0.25 * np.clip(below / 0.3, 0, 1)
         colored = np.array(color, np.float32) * shade[..., None]
         band = image[top:bottom]
@@ -175,7 +179,7 @@ def _backdrop(p: Palette) -> tuple[Float, int]:
     off_center = (axis - 0.5) ** 2
     vignette = 1.0 - 0.35 * ((off_center[None, :] + off_center[:, None]) / 0.5)
     image *= vignette[..., None]
-    return image, round((ground + 0.1) * SIZE)
+    return image, round((ground + 0.1) * side)
 
 
 def _slots(count: int) -> list[tuple[float, float]]:
@@ -187,12 +191,12 @@ def _slots(count: int) -> list[tuple[float, float]]:
 
 
 def _place_subject(image: Float, rgb: NDArray[np.uint8], cutout: Cutout, center_x: float, height: float,
-                   ground: int) -> None:
+                   ground: int, side: int) -> None:
     ys, xs = np.nonzero(cutout.mask)
     if ys.size == 0:
         return
     y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    scale = min(height * SIZE / (y1 - y0), (0.8 * SIZE) / (x1 - x0))
+    scale = min(height * side / (y1 - y0), (0.8 * side) / (x1 - x0))
     size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     colors = subject_colors(rgb, cutout.alpha, (x0, y0, x1, y1))
@@ -200,33 +204,45 @@ def _place_subject(image: Float, rgb: NDArray[np.uint8], cutout: Cutout, center_
     pre = cv2.resize(colors * alpha[..., None], size, interpolation=interpolation)
     alpha = np.clip(cv2.resize(alpha, size, interpolation=interpolation), 0, 1)
     pre = np.clip(pre, 0, 255 * alpha[..., None])
-    left = round(center_x * SIZE - size[0] / 2)
-    top = min(SIZE - size[1], ground - size[1])
+    left = round(center_x * side - size[0] / 2)
+    top = min(side - size[1], ground - size[1])
     # A soft contact shadow grounds the subject in the scene; it is drawn only within its own reach of the frame.
     center, axes = (left + size[0] // 2, top + size[1]), (max(4, size[0] // 2), max(3, size[0] // 14))
     sigma = max(2.0, size[0] / 30)
     reach = int(np.ceil(4 * sigma)) + 3
     bx0, by0 = max(0, center[0] - axes[0] - 2 * reach), max(0, center[1] - axes[1] - 2 * reach)
-    bx1, by1 = min(SIZE, center[0] + axes[0] + 2 * reach), min(SIZE, center[1] + axes[1] + 2 * reach)
+    bx1, by1 = min(side, center[0] + axes[0] + 2 * reach), min(side, center[1] + axes[1] + 2 * reach)
     if bx1 > bx0 and by1 > by0:
         shadow = np.zeros((by1 - by0, bx1 - bx0), np.float32)
         cv2.ellipse(shadow, (center[0] - bx0, center[1] - by0), axes, 0, 0, 360, 1.0, -1, cv2.LINE_AA)
         shadow = cv2.GaussianBlur(shadow, (0, 0), sigma) * 0.35
         image[by0:by1, bx0:bx1] *= (1 - shadow)[..., None]
     sx0, sy0, dx0, dy0 = max(0, -left), max(0, -top), max(0, left), max(0, top)
-    w, h = min(size[0] - sx0, SIZE - dx0), min(size[1] - sy0, SIZE - dy0)
+    w, h = min(size[0] - sx0, side - dx0), min(size[1] - sy0, side - dy0)
     a = alpha[sy0:sy0 + h, sx0:sx0 + w, None]
     region = image[dy0:dy0 + h, dx0:dx0 + w]
     region[...] = pre[sy0:sy0 + h, sx0:sx0 + w] + region * (1 - a)
 
 
-def render_scene(prompt: str, references: list[tuple[NDArray[np.uint8], Cutout]]) -> NDArray[np.uint8]:
-    """The 1024x1024 picture for a prompt, with the cut-out references composed in."""
+def render_scene(prompt: str, references: list[tuple[NDArray[np.uint8], Cutout]], side: int = SIZE,
+                 ) -> NDArray[np.uint8]:
+    """The picture for a prompt, `side` pixels square (the result: 1024), with the cut-out references composed in."""
     palette = palette_for(prompt)
-    image, ground = _backdrop(palette)
+    image, ground = _backdrop(palette, side)
     for (center_x, height), (rgb, cutout) in zip(_slots(len(references)), references, strict=False):
-        _place_subject(image, rgb, cutout, center_x, height, ground)
+        _place_subject(image, rgb, cutout, center_x, height, ground, side)
     rng = np.random.default_rng((palette.seed >> 32) % 2**32)
     # Fine grain hides gradient banding in 8-bit output.
     image += rng.normal(0, 1.2, image.shape).astype(np.float32)
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+
+
+def render_draft(prompt: str, references: list[tuple[NDArray[np.uint8], Cutout]]) -> Image.Image:
+    """The same picture at DRAFT_SIZE, as a preview: the references shrunk first, so it costs next to nothing."""
+    small = []
+    for rgb, cutout in references:
+        small_rgb = fit_within(rgb, DRAFT_SIZE)
+        height, width = small_rgb.shape[:2]
+        alpha = np.asarray(cv2.resize(cutout.alpha, (width, height), interpolation=cv2.INTER_AREA), np.float32)
+        small.append((small_rgb, Cutout(alpha=alpha, mask=alpha >= 0.5)))
+    return preview(render_scene(prompt, small, DRAFT_SIZE))

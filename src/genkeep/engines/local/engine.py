@@ -1,10 +1,16 @@
-"""The built-in offline engine: every type made on this machine's CPU, with no downloads at run time."""
+"""The built-in offline engine: every type made on this machine's CPU, with no downloads at run time.
+
+Each type shows what it has so far as a preview: WHITE_BACKGROUND the cut-out over white as the model found it,
+then the product placed on the white frame before its shadow; CLOTHING_CHANGE the garment laid where it will go,
+before it is shaded and blended in; CREATE a low-resolution draft of the scene.
+"""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from genkeep.config import Settings
 from genkeep.engines.base import (
@@ -15,12 +21,12 @@ from genkeep.engines.base import (
     EngineStopped,
     RunToCompletionEngine,
 )
-from genkeep.engines.local.clothing_change import dress
-from genkeep.engines.local.create import render_scene
+from genkeep.engines.local.clothing_change import fit_garment
+from genkeep.engines.local.create import render_draft, render_scene
 from genkeep.engines.local.model import SaliencyModel, load_model
-from genkeep.engines.local.pictures import Picture, encode_png, load_picture
+from genkeep.engines.local.pictures import Picture, encode_png, load_picture, preview_on_white
 from genkeep.engines.local.segmentation import Cutout, find_subject
-from genkeep.engines.local.white_background import compose_listing
+from genkeep.engines.local.white_background import finish_listing, place_product
 from genkeep.tasks.model import TaskType
 
 # How long each ctx.sleep() slice of GENKEEP_LOCAL_DELAY lasts, so progress moves and a stop is noticed quickly.
@@ -28,27 +34,35 @@ DELAY_SLICE = 0.25
 
 
 class Pacer:
-    """Spreads GENKEEP_LOCAL_DELAY over the stages of a run, reporting progress as it goes."""
+    """Reports a run's progress stage by stage, and spreads GENKEEP_LOCAL_DELAY over the stages that show a
+    preview: each preview then stays on screen for its share of the delay while the progress moves on."""
 
-    def __init__(self, ctx: EngineContext, delay: float, stages: int) -> None:
+    def __init__(self, ctx: EngineContext, delay: float, stages: int, shown: int) -> None:
         self._ctx = ctx
-        self._delay_per_stage = delay / stages
         self._stages = stages
+        self._delay_per_preview = delay / shown
         self._done = 0
 
-    def stage_done(self) -> None:
-        """One stage of work is finished: spend its share of the delay, then check whether to go on."""
-        start = self._done / self._stages
-        remaining = self._delay_per_stage
+    def stage_done(self, preview: Image.Image | None = None) -> None:
+        """One stage of work is finished: show its preview and spend its share of the delay, then check whether
+        to go on."""
+        self._done += 1
+        fraction = self._done / self._stages
+        if preview is None:
+            self._ctx.report_progress(fraction)
+        else:
+            self._ctx.report_preview(preview, fraction)
+            self._spend(fraction, min(1.0, (self._done + 1) / self._stages))
+        self._ctx.check()
+
+    def _spend(self, start: float, end: float) -> None:
+        remaining = self._delay_per_preview
         while remaining > 1e-9:
             step = min(DELAY_SLICE, remaining)
             self._ctx.sleep(step)
             remaining -= step
-            spent = 1.0 - remaining / self._delay_per_stage
-            self._ctx.report_progress(start + spent / self._stages)
-        self._done += 1
-        self._ctx.report_progress(self._done / self._stages)
-        self._ctx.check()
+            spent = 1.0 - remaining / self._delay_per_preview
+            self._ctx.report_progress(start + (end - start) * spent)
 
 
 class LocalEngine(RunToCompletionEngine):
@@ -97,35 +111,37 @@ class LocalEngine(RunToCompletionEngine):
         if job.type is TaskType.WHITE_BACKGROUND:
             if not paths:
                 raise EngineError("invalid_input", "Add a product photo to make a white-background picture.")
-            pacer = Pacer(ctx, self._delay, 3)
+            pacer = Pacer(ctx, self._delay, stages=4, shown=2)
             picture = load_picture(paths[0])
             pacer.stage_done()
             cutout = self.cutout(picture)
-            pacer.stage_done()
-            listing = compose_listing(picture.rgb, cutout)
+            pacer.stage_done(preview_on_white(picture.rgb, cutout.alpha))
+            placement = place_product(picture.rgb, cutout)
+            pacer.stage_done(placement.preview())
+            listing = finish_listing(placement)
             pacer.stage_done()
             return listing.rgb
         if job.type is TaskType.CLOTHING_CHANGE:
             if len(paths) < 2:
                 raise EngineError("invalid_input", "Add a photo of a person and a photo of a garment.")
-            pacer = Pacer(ctx, self._delay, 4)
+            pacer = Pacer(ctx, self._delay, stages=4, shown=1)
             person, garment = load_picture(paths[0]), load_picture(paths[1])
             pacer.stage_done()
             person_cut = self.cutout(person)
             pacer.stage_done()
-            garment_cut = self.cutout(garment)
-            pacer.stage_done()
-            result = dress(person.rgb, person_cut, garment.rgb, garment_cut)
+            fitting = fit_garment(person.rgb, person_cut, garment.rgb, self.cutout(garment))
+            pacer.stage_done(fitting.placed())
+            result = fitting.blend()
             pacer.stage_done()
             return result
-        pacer = Pacer(ctx, self._delay, len(paths) + 2)
+        pacer = Pacer(ctx, self._delay, stages=len(paths) + 3, shown=1)
         pictures = [load_picture(path) for path in paths]
         pacer.stage_done()
         cutouts = []
         for picture in pictures:
             cutouts.append((picture.rgb, self.cutout(picture)))
             pacer.stage_done()
+        pacer.stage_done(render_draft(job.prompt or "", cutouts))
         scene = render_scene(job.prompt or "", cutouts)
         pacer.stage_done()
         return scene
-

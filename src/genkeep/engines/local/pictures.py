@@ -1,4 +1,4 @@
-"""Reference images in, PNG bytes out."""
+"""Reference images in; PNG bytes and previews out."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from genkeep.engines.base import EngineError
 
 # Every type works at most at this size: the results are 1024 px, and bigger inputs only cost time.
 WORKING_SIDE = 1024
+# Previews are handed to the worker at most this size: more than the worker keeps, and cheap to make (a preview
+# is made from shrunk pictures wherever that saves work).
+PREVIEW_SIDE = 512
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,22 @@ def fit_within(rgb: NDArray[np.uint8], side: int) -> NDArray[np.uint8]:
         return rgb
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def preview(rgb: NDArray[np.uint8]) -> Image.Image:
+    """A picture as a preview for the worker: at most PREVIEW_SIDE on the longer side."""
+    return Image.fromarray(np.ascontiguousarray(fit_within(rgb, PREVIEW_SIDE)), "RGB")
+
+
+def preview_on_white(rgb: NDArray[np.uint8], alpha: NDArray[np.float32]) -> Image.Image:
+    """A cut-out over white, as a preview: shrunk first, so it costs next to nothing."""
+    small_rgb = fit_within(rgb, PREVIEW_SIDE)
+    height, width = small_rgb.shape[:2]
+    small_alpha = alpha if alpha.shape == (height, width) else cv2.resize(
+        alpha, (width, height), interpolation=cv2.INTER_AREA)
+    a = np.clip(small_alpha, 0, 1)[..., None]
+    on_white = small_rgb.astype(np.float32) * a + 255.0 * (1.0 - a)
+    return preview(np.clip(on_white + 0.5, 0, 255).astype(np.uint8))
 
 
 def load_picture(path: Path, side: int = WORKING_SIDE) -> Picture:

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from genkeep.engines.base import EngineError
+from genkeep.engines.local.pictures import PREVIEW_SIDE, preview
 from genkeep.engines.local.segmentation import Cutout, subject_colors
 
 Float = NDArray[np.float32]
@@ -91,14 +93,42 @@ def ground_shadow(alpha: Float) -> Float:
     return shadow
 
 
-def compose_listing(rgb: NDArray[np.uint8], cutout: Cutout, shadow: bool = True) -> Listing:
-    """The product of `cutout` on a white 1024x1024 canvas."""
+@dataclass(frozen=True)
+class Placement:
+    """The product placed on the canvas, before the final polish (the ground shadow): premultiplied colour and
+    alpha, both CANVAS x CANVAS."""
+
+    pre: Float
+    alpha: Float
+
+    def preview(self) -> Image.Image:
+        """The product on the white frame, without its shadow yet, at preview size."""
+        side = PREVIEW_SIDE
+        pre = cv2.resize(self.pre, (side, side), interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(self.alpha, (side, side), interpolation=cv2.INTER_AREA)
+        out = pre + 255.0 * (1.0 - alpha[..., None])
+        return preview(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+
+
+def place_product(rgb: NDArray[np.uint8], cutout: Cutout) -> Placement:
+    """The product of `cutout` scaled and centred on the canvas."""
     height, width = cutout.mask.shape
     if cutout.mask.sum() < SMALLEST_PRODUCT * height * width:
         raise EngineError("invalid_input", "No product stands out in this photo; upload a photo where the product "
                                            "fills more of the frame and differs from its background.")
     pre, alpha = _place(rgb, cutout.alpha, cutout.mask)
+    return Placement(pre=pre, alpha=alpha)
+
+
+def finish_listing(placement: Placement, shadow: bool = True) -> Listing:
+    """The placed product over pure white, with its soft ground shadow."""
+    pre, alpha = placement.pre, placement.alpha
     shade = ground_shadow(alpha) if shadow else np.zeros_like(alpha)
     backdrop = 255.0 * (1.0 - shade)
     out = pre + backdrop[..., None] * (1.0 - alpha[..., None])
     return Listing(rgb=np.clip(out + 0.5, 0, 255).astype(np.uint8), product_alpha=alpha, shadow=shade)
+
+
+def compose_listing(rgb: NDArray[np.uint8], cutout: Cutout, shadow: bool = True) -> Listing:
+    """The product of `cutout` on a white 1024x1024 canvas."""
+    return finish_listing(place_product(rgb, cutout), shadow)
