@@ -1,6 +1,7 @@
 """An engine for tests whose behaviour the prompt scripts, usable in-process and by worker subprocesses.
 
-Prompt words: "fail" → EngineError; "crash" → an unexpected exception; "slow:N" → takes N seconds (stoppable).
+Prompt words: "fail" → EngineError; "crash" → an unexpected exception; "slow:N" → takes N seconds (stoppable);
+"preview" → with slow:N, a preview picture at every step.
 Every run appends the task id to the file named by GENKEEP_TEST_RUN_LOG, so tests count engine runs across
 processes. With GENKEEP_TEST_RUN_EVENTS, every run also writes "start <task> <run> <pid> <time>" when it begins
 and "end <task> <run> <pid> <time> <outcome>" when it returns or raises (wall-clock seconds, shared by every
@@ -63,7 +64,10 @@ class ScriptedEngine(RunToCompletionEngine):
             steps = max(1, int(total / 0.1))
             for step in range(steps):
                 ctx.sleep(total / steps)
-                ctx.report_progress((step + 1) / steps)
+                if "preview" in prompt:
+                    ctx.report_preview(Image.new("RGB", (600, 400), (step * 9 % 256, 90, 160)), (step + 1) / steps)
+                else:
+                    ctx.report_progress((step + 1) / steps)
         if "crash" in prompt:
             raise RuntimeError("scripted crash")
         if "fail" in prompt:

@@ -176,6 +176,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "connection.reconnecting": "Reconnecting… your generations keep running on the server.",
         "alt.result": "Generated image: {prompt}",
         "alt.result_untitled": "Generated image ({type})",
+        "alt.preview": "Preview of the image being generated (not the final result)",
         "time.seconds": "{s}s",
         "time.minutes": "{m}m {s}s",
         # Empty: English pages show the server's own sentence for these codes.
@@ -306,6 +307,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "connection.reconnecting": "正在重新连接… 你的生成任务仍在服务器上继续。",
         "alt.result": "生成的图片：{prompt}",
         "alt.result_untitled": "生成的图片（{type}）",
+        "alt.preview": "正在生成的图片预览（非最终结果）",
         "time.seconds": "{s} 秒",
         "time.minutes": "{m} 分 {s} 秒",
         # The server's error messages are English sentences; these say the same for the common codes.

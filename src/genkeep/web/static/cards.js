@@ -63,13 +63,31 @@ function thumbnails(task) {
 
 function busyMedia(task) {
   const progress = typeof task.progress === "number" ? Math.round(task.progress * 100) : null;
-  return h("div", {class: "media-busy"},
+  const busy = h("div", {class: "media-busy"},
+    h("img", {class: "media-preview", alt: t("alt.preview"), decoding: "async", hidden: true}),
     h("span", {class: "spinner", role: "img", "aria-label": t("card.busy")}),
     h("span", {class: "media-status", "data-status-text": true, text: t(`status.${task.status}`)}),
     h("div", {
       class: "progress", role: "progressbar", "aria-label": t(`status.${task.status}`),
       "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": progress ?? undefined, hidden: progress === null,
     }, h("span", {class: "progress-fill", style: `width: ${progress ?? 0}%`})));
+  showPreview(busy, task.preview_url);
+  return busy;
+}
+
+/** The engine's latest preview behind the progress indicator; a new one replaces the old only once loaded. */
+function showPreview(busy, url) {
+  const img = busy.querySelector(".media-preview");
+  if (!img || !url || img.dataset.wanted === url) return;
+  img.dataset.wanted = url;
+  const next = new Image();
+  next.addEventListener("load", () => {
+    if (img.dataset.wanted !== url) return;  // a newer preview overtook this one
+    img.src = url;
+    img.hidden = false;
+    busy.classList.add("has-preview");
+  }, {once: true});
+  next.src = url;
 }
 
 function resultMedia(task) {
@@ -163,6 +181,8 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
       bar.setAttribute("aria-valuenow", percent);
       bar.querySelector(".progress-fill").style.width = `${percent}%`;
     }
+    const busyBox = card.querySelector(".media-busy");
+    if (busyBox) showPreview(busyBox, task.preview_url);
     return;
   }
   const hadFocus = card.contains(document.activeElement);
