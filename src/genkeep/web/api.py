@@ -214,6 +214,7 @@ def delete_task(task_id: str, owner: CurrentOwner, studio: StudioDep) -> Respons
 def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
               expires: int | None = None, sig: str | None = None) -> FileResponse:
     not_found = TaskNotFound("There is no such image; check the address.")
+    signed = expires is not None and sig is not None
     if expires is not None and sig is not None:
         # A provider fetching a reference image through a short-lived signed URL.
         if not studio.storage.check_signature(task_id, name, expires, sig):
@@ -225,7 +226,8 @@ def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
     if task is None:
         raise not_found
     names = {image.name: image.content_type for image in task.reference_images}
-    if task.result_name:
+    # A signed link lets a provider fetch what it must work from, never the owner's results.
+    if task.result_name and not signed:
         names[task.result_name] = ""
     if name not in names:
         raise not_found
