@@ -169,14 +169,16 @@ class OwnerMiddleware:
                           )(scope, receive, send)
             return
         try:
-            user = users[0].decode("utf-8").strip()
+            user = users[0].decode("utf-8")
         except UnicodeDecodeError:
             user = None
+        # Checked before trimming: Python's strip() would quietly drop some control characters (U+0085).
         if user is None or _CONTROL_CHARACTERS.search(user):
             await problem(400, "invalid_owner_header",
                           "The user header is not readable text (it is not UTF-8 or holds control characters); "
                           "fix what the login proxy sends.")(scope, receive, send)
             return
+        user = user.strip(" ")
         if user:
             scope.setdefault("state", {})["owner_id"] = owner_for_user(user)
         await self.app(scope, receive, send)
