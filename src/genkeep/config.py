@@ -122,6 +122,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """The settings in `environ`, or in this process's environment: then this is a genkeep process starting
+        (serve, worker, sweep, db upgrade), and from here on the files it makes are private."""
+        if environ is None:
+            keep_files_private()
         env = dict(os.environ if environ is None else environ)
         data_dir = Path(env.get("GENKEEP_DATA_DIR") or "data")
         settings = cls(

@@ -12,6 +12,8 @@ import io
 import os
 import re
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +34,7 @@ from genkeep.web.security_headers import relative_location
 from tests.conftest import SCRIPTED_ENGINE
 from tests.support.api import submit, wait_final
 from tests.support.images import png_bytes
+from tests.support.processes import REPO, genkeep_env
 from tests.support.waiting import wait_for
 
 KEY = "test-secret-key-" + "k" * 24
@@ -448,6 +451,20 @@ def test_the_data_folder_is_private(base_settings: Settings) -> None:
     made = [settings.data_dir, *settings.data_dir.rglob("*")]
     assert any(path.name == "genkeep.db" for path in made) and any(path.name == "secret_key" for path in made)
     assert len([path for path in made if path.is_file()]) >= 4  # database, key, reference image, result
+    for path in made:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def test_every_genkeep_command_keeps_its_files_private(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = genkeep_env(data_dir, "")
+    del env["GENKEEP_SECRET_KEY"]  # generated, so the key file is made too
+    del env["GENKEEP_DATABASE_URL"]  # the SQLite file in the data folder
+    finished = subprocess.run([sys.executable, "-m", "genkeep.cli", "worker", "--burst"], env=env, cwd=REPO,
+                              capture_output=True, timeout=120, preexec_fn=lambda: os.umask(0o022))
+    assert finished.returncode == 0, finished.stderr.decode(errors="replace")[-2000:]
+    made = [data_dir, *data_dir.rglob("*")]
+    assert {"genkeep.db", "secret_key", "images"} <= {path.name for path in made}
     for path in made:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
 
