@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import secrets
@@ -206,7 +205,14 @@ def _write_new_key(path: Path) -> None:
             f.write(secrets.token_urlsafe(48))
             f.flush()
             os.fsync(f.fileno())
-        with contextlib.suppress(FileExistsError):
+        try:
             os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process was first: everyone reads its key
+        except OSError:
+            # A file system without hard links (some network mounts): a rename is still whole, but two processes
+            # starting at that very instant could each keep their own key. GENKEEP_SECRET_KEY avoids both.
+            if not path.exists():
+                os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

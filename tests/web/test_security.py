@@ -140,6 +140,14 @@ def test_the_studios_own_pages_and_other_clients_still_work(base_settings: Setti
         assert submit(proxied, prompt="via the proxy", headers=headers).status_code == 201
 
 
+def test_a_proxy_that_changes_the_host_is_named_in_the_log(web: TestClient,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    # The page is at https://studio.example, but the proxy in front passes Host: testserver.
+    answer = submit(stranger(web), headers={"Sec-Fetch-Site": "same-origin", "Origin": "https://studio.example"})
+    assert_problem(answer, 403, "cross_origin")
+    assert "set GENKEEP_PUBLIC_BASE_URL" in caplog.text
+
+
 def test_no_owner_is_minted_for_another_sites_request(web: TestClient) -> None:
     passer_by = stranger(web)
     for path in ("/", "/create", "/api/tasks", "/healthz"):

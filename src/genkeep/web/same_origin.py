@@ -11,11 +11,14 @@ A pure ASGI middleware, like the owner middleware after it: one scan of the head
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from genkeep.web.problems import problem
+
+log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # "none": the user typed the address, used a bookmark or reloaded; no page asked for it.
@@ -55,6 +58,7 @@ class SameOriginGuard:
         self.app = app
         public = _origin_of(public_base_url) if public_base_url else None
         self.public_origins = frozenset({public} if public else set())
+        self._told_about_proxy = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,6 +79,13 @@ class SameOriginGuard:
         foreign = site is not None and site.strip().lower() not in SAME_ORIGIN_SITES
         if not foreign and origin is not None:
             foreign = not self._is_own(origin, scope, host)
+            if foreign and site is not None and not self._told_about_proxy:
+                # The browser says same-origin, yet the Origin is not the address this server sees: most likely
+                # a proxy in front that changes the Host header.
+                self._told_about_proxy = True
+                log.warning("refused a same-origin browser request from %s to host %s: if a proxy in front of "
+                            "genkeep changes the Host header, set GENKEEP_PUBLIC_BASE_URL to the studio's public "
+                            "address", origin.decode("latin-1"), (host or b"?").decode("latin-1"))
         if foreign and scope["method"] not in SAFE_METHODS:
             refusal = problem(
                 403, "cross_origin",
