@@ -20,7 +20,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     app = create_app(settings)
     print(f"genkeep is serving http://{host}:{port} (engine: {settings.engine}, workers: {settings.workers})",
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    # With GENKEEP_TRUSTED_PROXIES the owner check needs the real peer address, not X-Forwarded-For's.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5,
+                proxy_headers=not settings.trusted_proxies)
 
 
 def _worker(settings: Settings, burst: bool) -> None:

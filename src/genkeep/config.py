@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -9,6 +10,12 @@ from pathlib import Path
 
 # The generation types' names, as GENKEEP_ENGINE_<TYPE> spells them (the task model owns the types themselves).
 TYPE_NAMES = ("CREATE", "WHITE_BACKGROUND", "CLOTHING_CHANGE")
+# Owner cookies and signed image links are HMACs under this key: a shorter one is guessable offline.
+MIN_SECRET_KEY_CHARS = 32
+SECRET_KEY_FILE = "secret_key"
+# The request header in which a login proxy proves itself with GENKEEP_OWNER_HEADER_SECRET.
+PROXY_SECRET_HEADER = "X-Genkeep-Proxy-Secret"
+MAKE_A_KEY = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 class SettingsError(ValueError):
@@ -41,6 +48,29 @@ def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0)
     return value
 
 
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1 or 0 (true or false), not {raw!r}.")
+
+
+def _networks(env: dict[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for part in env.get(name, "").split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise SettingsError(f"{name} must list IP addresses or networks (CIDR) separated by commas, "
+                                    f"like 127.0.0.1,10.0.0.0/8; {part.strip()!r} is neither.") from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about one genkeep process."""
@@ -68,7 +98,13 @@ class Settings:
     max_prompt_chars: int = 2000
     secret_key: str = ""
     owner_header: str = ""
+    # Trusted-header mode must know the request came from the deployment's proxy: by a shared secret it sends
+    # in PROXY_SECRET_HEADER, by its address, or both.
+    owner_header_secret: str = ""
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     public_base_url: str = ""
+    # Browsers reach the studio over https (the owner cookie is then __Host-, Secure); None: as the public URL.
+    https: bool | None = None
     shutdown_grace: float = 10.0
     provider: dict[str, str] = field(default_factory=dict)
 
@@ -90,14 +126,24 @@ class Settings:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'genkeep.db').resolve()}"
 
+    @property
+    def served_over_https(self) -> bool:
+        if self.https is not None:
+            return self.https
+        return self.public_base_url.startswith("https://")
+
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """The settings in `environ`, or in this process's environment: then this is a genkeep process starting
+        (serve, worker, sweep, db upgrade), and from here on the files it makes are private."""
+        if environ is None:
+            keep_files_private()
         env = dict(os.environ if environ is None else environ)
         data_dir = Path(env.get("GENKEEP_DATA_DIR") or "data")
-        return cls(
+        settings = cls(
             data_dir=data_dir,
             database_url=env.get("GENKEEP_DATABASE_URL", ""),
             task_timeout=_float(env, "GENKEEP_TASK_TIMEOUT", 300.0, minimum=1.0),
@@ -118,27 +164,76 @@ class Settings:
             max_image_pixels=_int(env, "GENKEEP_MAX_IMAGE_PIXELS", 40_000_000, minimum=10_000),
             max_prompt_chars=_int(env, "GENKEEP_MAX_PROMPT_CHARS", 2000, minimum=1),
             secret_key=env.get("GENKEEP_SECRET_KEY", ""),
-            owner_header=env.get("GENKEEP_OWNER_HEADER", ""),
+            owner_header=env.get("GENKEEP_OWNER_HEADER", "").strip(),
+            owner_header_secret=env.get("GENKEEP_OWNER_HEADER_SECRET", ""),
+            trusted_proxies=_networks(env, "GENKEEP_TRUSTED_PROXIES"),
             public_base_url=env.get("GENKEEP_PUBLIC_BASE_URL", "").rstrip("/"),
+            https=_flag(env, "GENKEEP_HTTPS", env.get("GENKEEP_PUBLIC_BASE_URL", "").startswith("https://")),
             shutdown_grace=_float(env, "GENKEEP_SHUTDOWN_GRACE", 10.0),
             provider={k: v for k, v in env.items() if k.startswith(("GENKEEP_OPENAI_", "GENKEEP_DASHSCOPE_",
                                                                     "GENKEEP_COMFYUI_"))},
         )
+        check_owner_header(settings)
+        return settings
+
+
+def check_owner_header(settings: Settings) -> None:
+    """Trusted-header mode without a way to know the proxy would let anyone who reaches genkeep be anyone."""
+    if not settings.owner_header:
+        return
+    if not settings.owner_header_secret and not settings.trusted_proxies:
+        raise SettingsError(
+            "GENKEEP_OWNER_HEADER is set, but nothing proves a request came through your login proxy: set "
+            f"GENKEEP_OWNER_HEADER_SECRET (a secret the proxy sends in the {PROXY_SECRET_HEADER} header) and/or "
+            "GENKEEP_TRUSTED_PROXIES (the proxy's addresses).")
+    if settings.owner_header_secret and len(settings.owner_header_secret) < MIN_SECRET_KEY_CHARS:
+        raise SettingsError(f"GENKEEP_OWNER_HEADER_SECRET must be at least {MIN_SECRET_KEY_CHARS} characters "
+                            f"long; {MAKE_A_KEY}")
+
+
+def keep_files_private() -> None:
+    """New files and folders (database, images, key) readable by genkeep's own user only. Call at start-up."""
+    os.umask(0o077)
 
 
 def load_secret_key(settings: Settings) -> str:
     """The owner-cookie signing key: GENKEEP_SECRET_KEY, else one generated once and kept in the data folder."""
     if settings.secret_key:
-        if len(settings.secret_key) < 16:
-            raise SettingsError("GENKEEP_SECRET_KEY must be at least 16 characters long.")
+        if len(settings.secret_key) < MIN_SECRET_KEY_CHARS:
+            raise SettingsError(f"GENKEEP_SECRET_KEY must be at least {MIN_SECRET_KEY_CHARS} characters long; "
+                                f"{MAKE_A_KEY}")
         return settings.secret_key
-    path = settings.data_dir / "secret_key"
+    path = settings.data_dir / SECRET_KEY_FILE
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        key = secrets.token_urlsafe(48)
-        f.write(key)
+    if not path.exists():
+        _write_new_key(path)
+    key = path.read_text().strip()
+    if len(key) < MIN_SECRET_KEY_CHARS:
+        raise SettingsError(
+            f"{path} holds a key of {len(key)} characters; genkeep needs at least {MIN_SECRET_KEY_CHARS}. Delete "
+            "the file to have a new key generated (owner cookies made with the old key stop working), or set "
+            f"GENKEEP_SECRET_KEY; {MAKE_A_KEY}")
     return key
+
+
+def _write_new_key(path: Path) -> None:
+    """Write a fresh key to a private temporary file, then link it into place: the key file is never seen empty
+    or half-written, and when several processes start at once the first link wins and all read the same key."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process was first: everyone reads its key
+        except OSError:
+            # A file system without hard links (some network mounts): a rename is still whole, but two processes
+            # starting at that very instant could each keep their own key. GENKEEP_SECRET_KEY avoids both.
+            if not path.exists():
+                os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,13 +1,20 @@
 """Reference images in: recognised by decoding, bounded before the full decode, stored clean.
 
 Only PNG, JPEG and WebP are accepted, whatever the file is called or claims to be. The pixel count is checked
-from the header before the pixels are decoded (decompression bombs); orientation is applied and every piece of
-metadata (EXIF, GPS, ICC, text chunks) is dropped by re-encoding.
+from the header before the pixels are decoded (decompression bombs), and so is a JPEG's number of scans (each scan
+of a progressive JPEG is one more pass over every pixel: a small file with hundreds of them costs seconds of CPU);
+orientation is applied and every piece of metadata (EXIF, GPS, ICC, text chunks) is dropped by re-encoding, or for
+an upright JPEG by keeping only its image segments, up to the end-of-image marker: bytes after it (a hidden page,
+another file) are never stored. At most one decode per core runs at a time, so a burst of uploads queues instead of
+multiplying memory and starving the server.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import re
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -21,6 +28,22 @@ READ_CHUNK = 256 * 1024
 ORIENTATION = 0x0112
 # JPEG segments kept by the lossless path: JFIF and Adobe (they say how to read the colours) and the ICC profile.
 KEPT_JPEG_APP_SEGMENTS = ((0xE0, b"JFIF\0"), (0xEE, b"Adobe"), (0xE2, b"ICC_PROFILE\0"))
+# Encoders write 1 scan (baseline) or about 10 (libjpeg's progressive script); far more is a CPU bomb.
+MAX_JPEG_SCANS = 64
+_SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
+# Inside entropy-coded data a 0xFF byte is followed by 0x00 (stuffing) or a restart marker; anything else (after
+# optional 0xFF fill bytes) starts the next segment.
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_DECODES = threading.BoundedSemaphore(_cores())
 
 
 @dataclass(frozen=True)
@@ -46,10 +69,24 @@ def read_capped(stream: BinaryIO, max_bytes: int, label: str) -> bytes:
     return bytes(buffer)
 
 
+@dataclass(frozen=True)
+class _JpegLayout:
+    """A JPEG walked segment by segment, without decoding."""
+
+    scans: int
+    # The same image without metadata segments and without anything after the end-of-image marker.
+    stripped: bytes
+
+
 def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanImage:
     """Decode, check and re-encode one uploaded image."""
     if not data:
         raise InvalidInput(f"{label} is empty (0 bytes); choose the image file again.", field="reference_images")
+    with _DECODES:
+        return _clean(data, label, max_pixels=max_pixels, min_side=min_side)
+
+
+def _clean(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -82,11 +119,19 @@ def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int) -> C
             f"{label} is only {width}x{height} pixels; use an image at least {min_side} pixels on each side.",
             field="reference_images",
         )
-    if image_format == "JPEG" and image.mode == "RGB" and image.getexif().get(ORIENTATION, 1) == 1:
-        stripped = _jpeg_without_metadata(data)
-        if stripped is not None:
-            _check_decodes(image, label, fast=True)
-            return CleanImage(stripped, width, height, "image/jpeg", ".jpg")
+    layout = _jpeg_layout(data) if image_format == "JPEG" else None
+    if image_format == "JPEG":
+        # A file too unusual to walk is counted the blunt way: 0xFF 0xDA never occurs inside scan data.
+        scans = layout.scans if layout is not None else data.count(b"\xff\xda")
+        if scans > MAX_JPEG_SCANS:
+            raise InvalidInput(
+                f"{label} is a JPEG made of {scans} scans, more than the {MAX_JPEG_SCANS} genkeep decodes; "
+                "save it again as a standard (baseline or progressive) JPEG, or as PNG, and upload it again.",
+                field="reference_images",
+            )
+    if layout is not None and image.mode == "RGB" and image.getexif().get(ORIENTATION, 1) == 1:
+        _check_decodes(image, label, fast=True)
+        return CleanImage(layout.stripped, width, height, "image/jpeg", ".jpg")
     _check_decodes(image, label, fast=False)
     try:
         # In place: the default makes a full copy of the pixels even when there is nothing to rotate.
@@ -126,32 +171,42 @@ def _check_decodes(image: Image.Image, label: str, *, fast: bool) -> None:
         ) from None
 
 
-def _jpeg_without_metadata(data: bytes) -> bytes | None:
-    """The same JPEG, losslessly, without EXIF, XMP, IPTC, comments or trailing bytes; None if it is unusual."""
+def _jpeg_layout(data: bytes) -> _JpegLayout | None:
+    """Walk a JPEG's segments to its end-of-image marker: count the scans and keep the image without metadata
+    (EXIF, XMP, IPTC, comments) and without trailing bytes; None if the file is unusual."""
     if data[:2] != b"\xff\xd8":
         return None
     out = bytearray(b"\xff\xd8")
+    scans = 0
     position = 2
-    while position + 4 <= len(data):
+    while position + 2 <= len(data):
         if data[position] != 0xFF:
             return None
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte
             position += 1
             continue
-        if marker == 0xDA:  # start of scan: image data up to the last end-of-image marker
-            end = data.rfind(b"\xff\xd9")
-            if end < position:
-                return None
-            out += data[position:end + 2]
-            return bytes(out)
-        length = int.from_bytes(data[position + 2:position + 4], "big")
-        segment = data[position:position + 2 + length]
-        if length < 2 or len(segment) < 2 + length:
+        if marker == _EOI:
+            out += b"\xff\xd9"
+            return _JpegLayout(scans, bytes(out))
+        if marker == _SOI or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length: not expected here
             return None
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        end = position + 2 + length
+        if length < 2 or end > len(data):
+            return None
+        if marker == _SOS:
+            scans += 1
+            following = _NEXT_MARKER.search(data, end)
+            if following is None:  # cut off before its end-of-image marker
+                return None
+            out += data[position:following.start()]
+            position = following.start()
+            continue
+        segment = data[position:end]
         is_metadata = 0xE0 <= marker <= 0xEF or marker == 0xFE
         if not is_metadata or any(marker == kept and segment[4:4 + len(tag)] == tag
                                   for kept, tag in KEPT_JPEG_APP_SEGMENTS):
             out += segment
-        position += 2 + length
+        position = end
     return None

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
 EXTENSIONS = {value: key for key, value in CONTENT_TYPES.items()}
+# How long a signed link to a reference image works: long enough for a provider to fetch it when the job starts,
+# short enough that a link seen in a provider's logs is useless soon after.
+SIGNED_URL_SECONDS = 600
 # An incoming folder this old whose row never appeared belongs to a request that died.
 ABANDONED_AFTER_SECONDS = 3600
 
@@ -152,18 +155,20 @@ class ImageStorage:
             return [(entry.name, moment - entry.stat().st_mtime) for entry in os.scandir(self.incoming)
                     if entry.is_dir()]
 
-    # ---- short-lived signed URLs for providers that fetch reference images themselves -------------------------
+    # ---- short-lived signed URLs for providers that fetch reference images themselves (never results) ---------
 
     def sign(self, task_id: str, name: str, expires: int) -> str:
         message = f"{task_id}/{name}/{expires}".encode()
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
 
-    def signed_query(self, task_id: str, name: str, ttl_seconds: int = 3600) -> str:
+    def signed_query(self, task_id: str, name: str, ttl_seconds: int = SIGNED_URL_SECONDS) -> str:
         expires = int(time.time()) + ttl_seconds
         return f"expires={expires}&sig={self.sign(task_id, name, expires)}"
 
     def check_signature(self, task_id: str, name: str, expires: int, sig: str) -> bool:
-        if expires < time.time():
+        moment = time.time()
+        # A link made to last longer than genkeep makes them was not made by this version: refuse it too.
+        if not moment <= expires <= moment + SIGNED_URL_SECONDS + 60:
             return False
         return hmac.compare_digest(self.sign(task_id, name, expires), sig)

@@ -7,14 +7,18 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from genkeep.config import Settings, SettingsError, load_secret_key
+from genkeep.config import PROXY_SECRET_HEADER, Settings, SettingsError, load_secret_key
 from genkeep.web.app import create_app
 from tests.support.api import submit
+
+PROXY_SECRET = "proxy-secret-" + "p" * 24
 
 
 @pytest.fixture
 def header_client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings.with_overrides(owner_header="X-Remote-User"))) as test_client:
+    """The studio behind a login proxy, as the proxy talks to it (with its shared secret)."""
+    app = create_app(settings.with_overrides(owner_header="X-Remote-User", owner_header_secret=PROXY_SECRET))
+    with TestClient(app, headers={PROXY_SECRET_HEADER: PROXY_SECRET}) as test_client:
         yield test_client
 
 
@@ -42,7 +46,7 @@ def test_the_secret_key_is_generated_once_and_kept(tmp_path: object) -> None:
 
 
 def test_a_short_secret_key_is_refused() -> None:
-    with pytest.raises(SettingsError, match="at least 16"):
+    with pytest.raises(SettingsError, match="at least 32"):
         load_secret_key(Settings(secret_key="changeme"))
 
 

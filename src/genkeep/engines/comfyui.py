@@ -31,8 +31,10 @@ from genkeep.engines.base import EngineContext, EngineError, EngineJob, EngineRe
 from genkeep.engines.comfyui_websocket import PromptWatch, watching
 from genkeep.engines.prompts import render, template_for
 from genkeep.engines.provider_http import (
+    ErrorDetail,
     Provider,
     ProviderSettings,
+    ResultLinks,
     download_image,
     field,
     poll,
@@ -92,11 +94,10 @@ class ComfyUIEngine(SubmitPollEngine):
         if api_key:
             # For a ComfyUI behind an authenticating proxy; ComfyUI itself has no keys.
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self._api = httpx.Client(
-            base_url=self.settings.text("URL", DEFAULT_URL).rstrip("/") + "/",
-            headers=self._headers,
-            timeout=self.settings.seconds("TIMEOUT", DEFAULT_TIMEOUT),
-        )
+        base_url = self.settings.text("URL", DEFAULT_URL).rstrip("/") + "/"
+        self._api = httpx.Client(base_url=base_url, headers=self._headers,
+                                 timeout=self.settings.seconds("TIMEOUT", DEFAULT_TIMEOUT))
+        self._links = ResultLinks(base_url)
 
     def submit(self, job: EngineJob, ctx: EngineContext) -> str:
         """Queue the type's workflow under genkeep's own prompt_id, unless ComfyUI already has it."""
@@ -155,13 +156,14 @@ class ComfyUIEngine(SubmitPollEngine):
             raise PROVIDER.job_failed(_execution_error(status))
         image = _output_image(field(state, "outputs"))
         if image is None:
-            raise PROVIDER.job_failed(
-                "the workflow finished without saving an image; it needs a SaveImage node"
+            raise EngineError(
+                "provider_error",
+                "ComfyUI finished the workflow without saving an image; the workflow needs a SaveImage node.",
             )
         ctx.report_progress(0.9)
         params = {"filename": image["filename"], "subfolder": image.get("subfolder", ""),
                   "type": image.get("type", "output")}
-        return download_image(self._api, PROVIDER, str(httpx.URL("view", params=params)))
+        return download_image(self._api, PROVIDER, str(httpx.URL("view", params=params)), self._links)
 
     def _state(self, prompt_id: str) -> dict[str, Any] | str | None:
         """The prompt's history entry once it ran, "running"/"pending" while queued, None if unknown."""
@@ -264,25 +266,27 @@ def _output_image(outputs: Any) -> dict[str, Any] | None:
     return (saved or images)[0] if images else None
 
 
-def _execution_error(status: Any) -> str:
+def _execution_error(status: Any) -> ErrorDetail:
+    """The failed node's type (shown to the user) and ComfyUI's message (for the log)."""
     for message in field(status, "messages") or []:
         if not (isinstance(message, list) and len(message) == 2):
             continue
         kind, data = message
         if kind == "execution_error":
             node = f"{field(data, 'node_type') or 'a node'} (node {field(data, 'node_id')})"
-            return f"{node} failed: {field(data, 'exception_message') or 'no message'}"
+            return ErrorDetail(str(field(data, "node_type") or ""),
+                               f"{node} failed: {field(data, 'exception_message') or 'no message'}")
         if kind == "execution_interrupted":
-            return "the job was interrupted on the ComfyUI server"
-    return "the workflow failed without a message"
+            return ErrorDetail("execution_interrupted", "the job was interrupted on the ComfyUI server")
+    return ErrorDetail(text="the workflow failed without a message")
 
 
-def _read_error(response: httpx.Response) -> tuple[str, bool]:
-    """ComfyUI's error body: {"error": {"message", "details"} or a string, "node_errors": {id: {...}}}."""
+def _read_error(response: httpx.Response) -> ErrorDetail:
+    """ComfyUI's error body: {"error": {"type", "message", "details"} or a string, "node_errors": {id: {...}}}."""
     try:
         body = response.json()
     except ValueError:
-        return (response.text.strip() or response.reason_phrase), False
+        return ErrorDetail(text=response.text.strip() or response.reason_phrase)
     error = field(body, "error")
     parts = [str(field(error, "message") or error or "")]
     details = field(error, "details")
@@ -296,7 +300,8 @@ def _read_error(response: httpx.Response) -> tuple[str, bool]:
                     f"node {node_id} ({field(node, 'class_type')}): "
                     f"{field(item, 'message')} {field(item, 'details') or ''}".strip()
                 )
-    return "; ".join(part for part in parts if part) or response.reason_phrase, False
+    return ErrorDetail(str(field(error, "type") or ""), "; ".join(part for part in parts if part)
+                       or response.reason_phrase)
 
 
 def create_engine(settings: Settings) -> ComfyUIEngine:

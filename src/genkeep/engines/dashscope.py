@@ -18,10 +18,13 @@ from genkeep.config import Settings, SettingsError
 from genkeep.engines.base import EngineContext, EngineError, EngineJob, EngineResult, SubmitPollEngine
 from genkeep.engines.prompts import render, template_for
 from genkeep.engines.provider_http import (
+    ErrorDetail,
     Provider,
     ProviderSettings,
+    ResultLinks,
     download_image,
     field,
+    plain_code,
     poll,
     send,
     send_json,
@@ -76,8 +79,10 @@ class DashScopeEngine(SubmitPollEngine):
             headers["X-DashScope-WorkSpace"] = workspace
         base_url = self.settings.text("BASE_URL", DEFAULT_BASE_URL).rstrip("/") + "/"
         self._api = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
-        # Result URLs are pre-signed object-storage URLs: they must not carry genkeep's API key.
-        self._downloads = httpx.Client(timeout=timeout, follow_redirects=True)
+        # Result URLs are pre-signed object-storage URLs: they must not carry genkeep's API key. Redirects are
+        # followed by download_image, which checks every hop.
+        self._downloads = httpx.Client(timeout=timeout, follow_redirects=False)
+        self._links = ResultLinks(base_url)
 
     def submit(self, job: EngineJob, ctx: EngineContext) -> str:
         """Create the DashScope task and return its task_id."""
@@ -107,11 +112,11 @@ class DashScopeEngine(SubmitPollEngine):
         status = field(output, "task_status")
         if status == "SUCCEEDED":
             ctx.report_progress(0.9)
-            return download_image(self._downloads, PROVIDER, _result_url(output))
+            return download_image(self._downloads, PROVIDER, _result_url(output), self._links)
         if status in ("FAILED", "UNKNOWN", "CANCELED"):
             raise _job_error(status, output)
         if status not in ("PENDING", "RUNNING"):
-            raise PROVIDER.malformed(f"a task status of {status!r}")
+            raise PROVIDER.malformed(f"a task status of {plain_code(status) or 'an unknown kind'}")
         ctx.report_progress(0.5 if status == "RUNNING" else 0.1)
         return None
 
@@ -170,7 +175,7 @@ def _result_url(output: Any) -> str:
         return url
     failed = field(output, "results", 0, "message")
     if isinstance(failed, str) and failed:
-        raise PROVIDER.job_failed(failed)
+        raise PROVIDER.job_failed(ErrorDetail(str(field(output, "results", 0, "code") or ""), failed))
     raise PROVIDER.malformed("a finished task without an image URL")
 
 
@@ -183,13 +188,13 @@ def _job_error(status: str, output: Any) -> EngineError:
     if status == "CANCELED":
         return EngineError("provider_error", "The job was canceled at DashScope; retry the task.")
     code = str(field(output, "code") or "")
-    message = str(field(output, "message") or "no reason given").rstrip(".")
+    detail = ErrorDetail(code, str(field(output, "message") or "no reason given"))
     if _is_content_refusal(code):
-        return PROVIDER.refused_content(message)
-    return PROVIDER.job_failed(f"{message} ({code})" if code else message)
+        return PROVIDER.refused_content(detail)
+    return PROVIDER.job_failed(detail)
 
 
-def _read_error(response: httpx.Response) -> tuple[str, bool]:
+def _read_error(response: httpx.Response) -> ErrorDetail:
     """DashScope's error body: {"code": "InvalidApiKey", "message": "...", "request_id": "..."}."""
     try:
         body = response.json()
@@ -197,7 +202,7 @@ def _read_error(response: httpx.Response) -> tuple[str, bool]:
         body = None
     code = str(field(body, "code") or "")
     message = str(field(body, "message") or response.text.strip() or response.reason_phrase)
-    return (f"{code}: {message}" if code else message), _is_content_refusal(code)
+    return ErrorDetail(code, message, _is_content_refusal(code))
 
 
 def _is_content_refusal(code: str) -> bool:

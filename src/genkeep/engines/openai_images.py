@@ -25,14 +25,17 @@ from genkeep.config import Settings, SettingsError
 from genkeep.engines.base import EngineContext, EngineError, EngineJob, EngineResult, RunToCompletionEngine
 from genkeep.engines.prompts import render, template_for
 from genkeep.engines.provider_http import (
+    ErrorDetail,
     Provider,
     ProviderSettings,
+    ResultLinks,
     download_image,
     image_result,
     read_reference,
 )
 
 PREFIX = "GENKEEP_OPENAI_"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-image-1"
 DEFAULT_SIZE = "1024x1024"
 # gpt-image-1 often needs one to two minutes for an edit; the task itself may last 5 minutes. While streaming,
@@ -81,7 +84,9 @@ class OpenAIImagesEngine(RunToCompletionEngine):
                 api_key=api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout
             )
         self.client = client
-        self._downloads = httpx.Client(timeout=self.timeout, follow_redirects=True)
+        # Redirects are followed by download_image, which checks every hop.
+        self._downloads = httpx.Client(timeout=self.timeout, follow_redirects=False)
+        self._links = ResultLinks(self.base_url or DEFAULT_BASE_URL)
 
     def run(self, job: EngineJob, ctx: EngineContext) -> EngineResult:
         """Generate or edit, and return the image."""
@@ -152,7 +157,7 @@ class OpenAIImagesEngine(RunToCompletionEngine):
                 raise PROVIDER.malformed("an image whose base64 does not decode") from None
             return image_result(PROVIDER, data)
         if getattr(image, "url", None):
-            return download_image(self._downloads, PROVIDER, image.url)
+            return download_image(self._downloads, PROVIDER, image.url, self._links)
         raise PROVIDER.malformed("an Images response with neither b64_json nor url")
 
     def _status_failure(self, exc: openai.APIStatusError) -> EngineError:
@@ -222,7 +227,7 @@ def _status_error(exc: openai.APIStatusError) -> EngineError:
     detail = str(body.get("message") or exc.message or f"HTTP {exc.status_code}")
     code = str(exc.code or body.get("code") or "")
     refused = exc.status_code == 400 and (code in _REFUSAL_CODES or "safety system" in detail.lower())
-    return PROVIDER.from_status(exc.status_code, detail, content_refused=refused)
+    return PROVIDER.from_status(exc.status_code, ErrorDetail(code, detail), content_refused=refused)
 
 
 def _image_file(path: Path) -> tuple[str, bytes, str]:

@@ -1,1 +1,1 @@
-"""The web layer: thin routes over the task service, the pages, and owner identity."""
+"""The web layer: thin routes over the task manager, the pages, and owner identity."""

@@ -1,4 +1,4 @@
-"""The JSON API: validate input, call the task service, shape JSON. No SQL and no image work here."""
+"""The JSON API: validate input, call the task manager, shape JSON. No SQL and no image work here."""
 
 from __future__ import annotations
 
@@ -187,6 +187,7 @@ def delete_task(task_id: str, owner: CurrentOwner, studio: StudioDep) -> Respons
 def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
               expires: int | None = None, sig: str | None = None) -> FileResponse:
     not_found = TaskNotFound("There is no such image; check the address.")
+    signed = expires is not None and sig is not None
     if expires is not None and sig is not None:
         # A provider fetching a reference image through a short-lived signed URL.
         if not studio.storage.check_signature(task_id, name, expires, sig):
@@ -198,7 +199,8 @@ def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
     if task is None:
         raise not_found
     names = {image.name: image.content_type for image in task.reference_images}
-    if task.result_name:
+    # A signed link lets a provider fetch what it must work from, never the owner's results.
+    if task.result_name and not signed:
         names[task.result_name] = ""
     if task.preview_name and not task.is_final:
         names[task.preview_name] = "image/webp"

@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from genkeep import __version__
-from genkeep.config import Settings
+from genkeep.config import Settings, check_owner_header, keep_files_private
 from genkeep.studio import Studio
-from genkeep.web import api, problems
+from genkeep.web import api, api_docs, problems
 from genkeep.web.owner import OwnerMiddleware
+from genkeep.web.same_origin import SameOriginGuard
+from genkeep.web.security_headers import SecurityHeaders
 from genkeep.web.size_cap import RequestSizeCap
 from genkeep.web.task_json import TaskJsonCache
 
@@ -21,7 +23,9 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
     """The genkeep app. The database is migrated and swept (R3.2) before the first request is served."""
+    keep_files_private()
     settings = settings or Settings.from_env()
+    check_owner_header(settings)
     studio = Studio.open(settings)
 
     @asynccontextmanager
@@ -41,11 +45,16 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         version=__version__,
         description="An AI image-generation studio whose generation tasks are never lost.",
         lifespan=lifespan,
+        # /docs is served by api_docs from installed files, not from a CDN; /redoc, a second viewer, is off.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.studio = studio
     app.state.task_json = TaskJsonCache()
     problems.install(app)
     app.include_router(api.router)
+    api_docs.install(app)
     try:
         from genkeep.web import pages
     except ImportError:  # the pages are optional for an API-only deployment
@@ -53,9 +62,12 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     else:
         app.include_router(pages.router)
         pages.mount_static(app)
-    secure = settings.public_base_url.startswith("https://")
-    # Also bounds requests without Content-Length (chunked), which would otherwise be spooled whole to disk.
+    # The last one added runs first: headers on every answer, then the origin check, then the owner, then the
+    # size cap, which also bounds requests without Content-Length (chunked) that would be spooled whole to disk.
     app.add_middleware(RequestSizeCap, max_bytes=settings.max_upload_bytes * 4 + 1024 * 1024)
     app.add_middleware(OwnerMiddleware, secret=studio.secret_key, owner_header=settings.owner_header,
-                       secure=secure)
+                       secure=settings.served_over_https, proxy_secret=settings.owner_header_secret,
+                       trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(SameOriginGuard, public_base_url=settings.public_base_url)
+    app.add_middleware(SecurityHeaders, docs_path=api_docs.DOCS_PATH)
     return app

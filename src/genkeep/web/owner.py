@@ -1,6 +1,13 @@
 """Who owns a request: a signed, HttpOnly owner cookie by default, or a trusted header behind a login.
 
 A pure ASGI middleware (no per-request task switching) so the hot status-poll path stays cheap.
+
+The cookie is minted only for a request the studio's own pages (or the user, or a non-browser client) made: a
+request another origin made the browser send never gets one (SameOriginGuard marks those), so no other site can
+replace a user's cookie and with it their studio. Over https the cookie is `__Host-genkeep_owner`, which only this
+host can set, over https, for the whole site: a sibling subdomain cannot plant its own owner cookie. A request
+carrying several owner cookies is refused rather than resolved to one of them: choosing would hand the request to
+whichever cookie a planting site arranged to come first, and clearing would delete the user's own.
 """
 
 from __future__ import annotations
@@ -8,18 +15,37 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
+import re
 import secrets
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genkeep.config import PROXY_SECRET_HEADER
+from genkeep.web.problems import RequestRefused, problem
+from genkeep.web.same_origin import from_another_origin
+
 COOKIE_NAME = "genkeep_owner"
+# Over https: only this host can set it (no Domain), only over https (Secure), for every path (Path=/).
+SECURE_COOKIE_NAME = "__Host-genkeep_owner"
 COOKIE_MAX_AGE = 365 * 24 * 3600
+# Owner ids are at most 128 characters; a longer user id (or one that looks like a digest) is kept as its digest.
+MAX_PLAIN_USER_CHARS = 100
+DIGEST_PREFIX = "sha256:"
+HEADER_OWNER_PREFIX = "h:"
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class MissingOwnerHeader(Exception):
+class MissingOwnerHeader(RequestRefused):
     """Header mode is on and the trusted header is absent."""
+
+    def __init__(self) -> None:
+        super().__init__(401, "unauthenticated", "Sign in first: this studio needs your login to know your tasks.")
 
 
 class OwnerCookies:
@@ -43,62 +69,134 @@ class OwnerCookies:
         return None
 
 
-def _cookie_value(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The owner cookie's value; a plain scan, since this runs on every request."""
-    marker = COOKIE_NAME.encode() + b"="
+def owner_for_user(user: str) -> str:
+    """The owner id of a user named by the trusted header: one mapping, with no two users on one owner.
+
+    Plain ids are kept readable ("h:alice"); long ones, and any that start like a digest, become "h:sha256:<hex>",
+    which no plain id can produce.
+    """
+    if len(user) > MAX_PLAIN_USER_CHARS or user.startswith(DIGEST_PREFIX):
+        return HEADER_OWNER_PREFIX + DIGEST_PREFIX + hashlib.sha256(user.encode()).hexdigest()
+    return HEADER_OWNER_PREFIX + user
+
+
+def _cookie_values(headers: Sequence[tuple[bytes, bytes]], marker: bytes) -> list[bytes]:
+    """Every value of the owner cookie; a plain scan, since this runs on every request."""
+    values = []
     for name, value in headers:
-        if name == b"cookie":
+        if name == b"cookie" and marker in value:
             for part in value.split(b";"):
                 part = part.strip()
                 if part.startswith(marker):
-                    return part[len(marker):].decode("latin-1")
-    return None
+                    values.append(part[len(marker):])
+    return values
 
 
 class OwnerMiddleware:
     """Puts the owner id in scope["state"]["owner_id"], setting a new owner cookie when there is none."""
 
-    def __init__(self, app: ASGIApp, *, secret: str, owner_header: str = "", secure: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, secret: str, owner_header: str = "", secure: bool = False,
+                 proxy_secret: str = "", trusted_proxies: Sequence[Network] = ()) -> None:
         self.app = app
         self.cookies = OwnerCookies(secret)
         self.owner_header = owner_header.lower().encode()
-        self.secure = secure
+        self.proxy_secret = proxy_secret.encode()
+        self.proxy_secret_header = PROXY_SECRET_HEADER.lower().encode()
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.cookie_name = SECURE_COOKIE_NAME if secure else COOKIE_NAME
+        self.marker = self.cookie_name.encode() + b"="
+        self.attributes = f"Max-Age={COOKIE_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = scope.setdefault("state", {})
         if self.owner_header:
-            for name, value in scope["headers"]:
-                if name == self.owner_header and value.strip():
-                    user = value.decode("utf-8", "replace").strip()
-                    # Owner ids are at most 128 characters: a longer user id is kept as its digest.
-                    if len(user) > 100:
-                        user = "sha256:" + hashlib.sha256(user.encode()).hexdigest()
-                    state["owner_id"] = "h:" + user
-                    break
-            await self.app(scope, receive, send)
+            await self._from_header(scope, receive, send)
             return
-        raw = _cookie_value(scope["headers"])
-        owner_id = self.cookies.verify(raw) if raw else None
+        state = scope.setdefault("state", {})
+        values = _cookie_values(scope["headers"], self.marker)
+        if len(values) > 1 and len(set(values)) > 1:
+            refusal = problem(
+                400, "several_owner_cookies",
+                f"This browser sent {len(set(values))} different {self.cookie_name} cookies (another site under the "
+                "same domain may have set one), so genkeep cannot tell which studio is yours and did nothing. "
+                f"Remove the {self.cookie_name} cookies of the other sites of this domain, then reload.")
+            await refusal(scope, receive, send)
+            return
+        owner_id = self.cookies.verify(values[0].decode("latin-1")) if values else None
         if owner_id is not None:
             state["owner_id"] = owner_id
             await self.app(scope, receive, send)
             return
         owner_id, cookie = self.cookies.mint()
         state["owner_id"] = owner_id
-        attributes = f"{COOKIE_NAME}={cookie}; Max-Age={COOKIE_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax"
-        if self.secure:
-            attributes += "; Secure"
+        if from_another_origin(scope):
+            # Served as a passer-by: an owner with nothing, kept nowhere, so the user's own cookie stays.
+            await self.app(scope, receive, send)
+            return
+        set_cookie = (b"set-cookie", f"{self.cookie_name}={cookie}; {self.attributes}".encode())
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"set-cookie", attributes.encode())]
+                message["headers"] = [*message.get("headers", []), set_cookie]
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+    async def _from_header(self, scope: Scope, receive: Receive, send: Send) -> None:
+        users: list[bytes] = []
+        proof = None
+        for name, value in scope["headers"]:
+            if name == self.owner_header:
+                users.append(value)
+            elif name == self.proxy_secret_header:
+                proof = value
+        if not users:
+            # Nothing claimed: pages and health checks work, owner routes answer 401.
+            await self.app(scope, receive, send)
+            return
+        if not self._from_the_proxy(scope, proof):
+            await problem(
+                403, "untrusted_proxy",
+                "This request names a user but did not come through the studio's login proxy; sign in through it.",
+            )(scope, receive, send)
+            return
+        if len(users) > 1:
+            await problem(400, "several_owner_headers",
+                          "The login proxy sent the user header more than once; genkeep will not guess which "
+                          "user is meant. Fix the proxy so it replaces the header instead of adding to it.",
+                          )(scope, receive, send)
+            return
+        try:
+            user = users[0].decode("utf-8")
+        except UnicodeDecodeError:
+            user = None
+        # Checked before trimming: Python's strip() would quietly drop some control characters (U+0085).
+        if user is None or _CONTROL_CHARACTERS.search(user):
+            await problem(400, "invalid_owner_header",
+                          "The user header is not readable text (it is not UTF-8 or holds control characters); "
+                          "fix what the login proxy sends.")(scope, receive, send)
+            return
+        user = user.strip(" ")
+        if user:
+            scope.setdefault("state", {})["owner_id"] = owner_for_user(user)
+        await self.app(scope, receive, send)
+
+    def _from_the_proxy(self, scope: Scope, proof: bytes | None) -> bool:
+        if self.proxy_secret and (proof is None or not hmac.compare_digest(proof.strip(), self.proxy_secret)):
+            return False
+        if self.trusted_proxies:
+            client = scope.get("client")
+            try:
+                address = ipaddress.ip_address(client[0]) if client else None
+            except ValueError:
+                address = None
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped  # an IPv4 proxy reaching a server that listens on IPv6
+            if address is None or not any(address in network for network in self.trusted_proxies):
+                return False
+        return True
 
 
 def owner_of(request: Request) -> str:

@@ -20,13 +20,13 @@ from genkeep.tasks.errors import (
     UnsupportedImage,
     WrongState,
 )
-from genkeep.web.owner import MissingOwnerHeader
 
 log = logging.getLogger(__name__)
 
 TITLES = {
     400: "Bad request",
     401: "Who are you?",
+    403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
     409: "Wrong state",
@@ -37,6 +37,16 @@ TITLES = {
     500: "Internal error",
     503: "Unavailable",
 }
+
+
+class RequestRefused(Exception):
+    """A request genkeep will not serve, for a reason that is not about a task (who is asking, from where)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
 
 
 def problem(status: int, code: str, detail: str, field: str | None = None,
@@ -73,9 +83,9 @@ def install(app: FastAPI) -> None:
             log.warning("answered 503: %s", getattr(error, "reason", error.code))
         return problem(status_for(error), error.code, error.detail, error.field, headers)
 
-    @app.exception_handler(MissingOwnerHeader)
-    async def missing_owner(_request: Request, _error: MissingOwnerHeader) -> JSONResponse:
-        return problem(401, "unauthenticated", "Sign in first: this studio needs your login to know your tasks.")
+    @app.exception_handler(RequestRefused)
+    async def refused(_request: Request, error: RequestRefused) -> JSONResponse:
+        return problem(error.status, error.code, error.detail)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

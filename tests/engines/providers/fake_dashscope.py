@@ -1,8 +1,10 @@
 """A fake DashScope: the asynchronous image-synthesis API under /api/v1, and the result files it links to.
 
 Each GET /api/v1/tasks/{id} advances a task one step: PENDING, RUNNING, then its outcome. Knobs:
-- submit_mode: ok, rate_limited, server_error, hang, malformed, refused
-- outcome: SUCCEEDED, FAILED, REFUSED (FAILED with DataInspectionFailed), no_url, not_image, expired_link
+- submit_mode: ok, rate_limited, server_error, hang, malformed, refused, echo (a 400 page that repeats the
+  request's headers, as some gateways do)
+- outcome: SUCCEEDED, FAILED, REFUSED (FAILED with DataInspectionFailed), no_url, not_image, expired_link,
+  redirect (the result link answers 302 to `redirect_to`), elsewhere (the result URL is `redirect_to` itself)
 - poll_errors: how many polls answer 500 before the real answers
 - hold: while True, started tasks stay RUNNING
 """
@@ -46,6 +48,7 @@ class FakeDashScope(FakeApp):
         self.poll_errors = 0
         self.steps_to_finish = 3
         self.hold = False
+        self.redirect_to = ""
         self.tasks: dict[str, FakeTask] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -77,6 +80,9 @@ class FakeDashScope(FakeApp):
             return _error(500, "InternalError", "An internal error has occured, please try again later.")
         if self.submit_mode == "hang":
             return HANG
+        if self.submit_mode == "echo":
+            echoed = "".join(f"<li>{name}: {value}</li>" for name, value in request.headers.items())
+            return Reply(400, f"<html><h1>Bad request</h1><ul>{echoed}</ul></html>".encode(), "text/html")
         if self.submit_mode == "refused":
             return _error(400, "DataInspectionFailed", "Input data may contain inappropriate content.")
         body = request.json()
@@ -119,6 +125,8 @@ class FakeDashScope(FakeApp):
         else:
             output["task_status"] = "SUCCEEDED"
             url = f"{self.base_url}/results/{task_id}.png?Expires=1&Signature=x"
+            if self.outcome == "elsewhere":
+                url = self.redirect_to
             if self.outcome == "no_url":
                 output["results"] = [{"code": "", "message": ""}]
             elif task.model.startswith("aitryon"):
@@ -136,6 +144,8 @@ class FakeDashScope(FakeApp):
                          "application/xml")
         if self.outcome == "not_image":
             return Reply(200, b"<html>expired</html>", "text/html")
+        if self.outcome == "redirect" and not request.path.startswith("/results/final"):
+            return Reply(302, b"", "text/plain", headers={"Location": self.redirect_to})
         return Reply(200, png(RESULT_COLOR), "image/png")
 
 

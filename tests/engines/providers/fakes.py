@@ -79,6 +79,7 @@ class Reply:
     chunks: Iterator[bytes] | None = None
     # Accept a websocket upgrade instead, and call this with the open connection.
     websocket: Callable[[FakeWebSocket], None] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> Reply:
@@ -226,6 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             return
         self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(reply.body)
 

@@ -143,15 +143,16 @@ def test_a_missing_workflow_is_a_settings_error(fake: FakeComfyUI, tmp_path: Pat
         ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_WORKFLOWS=str(tmp_path)))
 
 
-def test_a_workflow_comfyui_rejects(fake: FakeComfyUI, tmp_path: Path) -> None:
+def test_a_workflow_comfyui_rejects(fake: FakeComfyUI, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     for name in ("create", "white_background", "clothing_change"):
         (tmp_path / f"{name}.json").write_text(json.dumps({"1": {"class_type": "KSampler",
                                                                  "inputs": {"seed": "7"}}}))
     engine = ComfyUIEngine(settings_for(fake, GENKEEP_COMFYUI_WORKFLOWS=str(tmp_path)))
     error = failure(engine)
     assert error.code == "provider_error"
-    assert error.message.startswith("ComfyUI rejected the request (HTTP 400: Prompt outputs failed validation; "
-                                    "node 1 (KSampler): Failed to convert")
+    assert error.message.startswith("ComfyUI rejected the request (HTTP 400: prompt_outputs_failed_validation); ")
+    # Which node and why: the operator reads it in the log.
+    assert "node 1 (KSampler): Failed to convert" in caplog.text
 
 
 def test_bad_key_at_an_authenticating_proxy(fake: FakeComfyUI) -> None:
@@ -195,11 +196,13 @@ def test_a_malformed_history(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
     assert error.code == "engine_error" and "not JSON" in error.message
 
 
-def test_a_failed_execution(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:
+def test_a_failed_execution(engine: ComfyUIEngine, fake: FakeComfyUI, caplog: pytest.LogCaptureFixture) -> None:
     fake.outcome = "error"
     error = failure(engine)
     assert (error.code, error.message) == (
-        "provider_error", "ComfyUI could not make this image: UNETLoader (node 1) failed: CUDA out of memory.")
+        "provider_error",
+        "ComfyUI could not make this image (UNETLoader); retry the task, or try other images or another prompt.")
+    assert "UNETLoader (node 1) failed: CUDA out of memory" in caplog.text
 
 
 def test_a_workflow_that_saves_no_image(engine: ComfyUIEngine, fake: FakeComfyUI) -> None:

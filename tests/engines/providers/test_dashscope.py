@@ -122,11 +122,11 @@ def test_images_without_a_public_base_url_fail_before_submitting(
     assert fake.requests == []
 
 
-def test_bad_key(fake: FakeDashScope) -> None:
+def test_bad_key(fake: FakeDashScope, caplog: pytest.LogCaptureFixture) -> None:
     error = failure(DashScopeEngine(settings_for(fake, GENKEEP_DASHSCOPE_API_KEY="sk-wrong")))
     assert error.code == "provider_error"
-    assert error.message == ("DashScope rejected genkeep's API key (InvalidApiKey: Invalid API-key provided); "
-                             "check GENKEEP_DASHSCOPE_API_KEY.")
+    assert error.message == "DashScope rejected genkeep's API key (InvalidApiKey); check GENKEEP_DASHSCOPE_API_KEY."
+    assert "Invalid API-key provided" in caplog.text
 
 
 def test_a_missing_key_is_a_settings_error(fake: FakeDashScope) -> None:
@@ -171,26 +171,31 @@ def test_a_result_that_is_not_an_image(engine: DashScopeEngine, fake: FakeDashSc
     assert failure(engine).code == "engine_error"
 
 
-def test_a_result_link_that_fails_is_not_a_key_problem(engine: DashScopeEngine, fake: FakeDashScope) -> None:
+def test_a_result_link_that_fails_is_not_a_key_problem(engine: DashScopeEngine, fake: FakeDashScope,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     fake.outcome = "expired_link"
     error = failure(engine)
     assert error.code == "provider_error"
-    assert error.message.startswith("DashScope made the image, but its result link failed (HTTP 403: <Error>")
+    assert error.message == "DashScope made the image, but its result link failed (HTTP 403); retry the task."
+    # The storage's answer is for the operator, not the user.
+    assert "Request has expired" in caplog.text
 
 
 def test_content_refused_at_submission(engine: DashScopeEngine, fake: FakeDashScope) -> None:
     fake.submit_mode = "refused"
     error = failure(engine)
     assert error.code == "provider_error"
-    assert error.message.startswith("DashScope refused this content: DataInspectionFailed")
+    assert error.message.startswith("DashScope refused this content (DataInspectionFailed). Change the prompt")
 
 
-def test_a_failed_job(engine: DashScopeEngine, fake: FakeDashScope) -> None:
+def test_a_failed_job(engine: DashScopeEngine, fake: FakeDashScope, caplog: pytest.LogCaptureFixture) -> None:
     fake.outcome = "FAILED"
     error = failure(engine)
     assert (error.code, error.message) == (
         "provider_error",
-        "DashScope could not make this image: Person not detected in image (InternalError.Algo).")
+        "DashScope could not make this image (InternalError.Algo); retry the task, or try other images or "
+        "another prompt.")
+    assert "Person not detected in image" in caplog.text
 
 
 def test_a_job_whose_output_was_refused(engine: DashScopeEngine, fake: FakeDashScope) -> None:

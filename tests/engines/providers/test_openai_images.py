@@ -160,11 +160,15 @@ def test_a_malformed_answer(engine: OpenAIImagesEngine, fake: FakeOpenAI, mode: 
 
 
 def test_content_refused_by_the_safety_system(
-        engine: OpenAIImagesEngine, fake: FakeOpenAI, person_and_garment: tuple[Path, Path]) -> None:
+        engine: OpenAIImagesEngine, fake: FakeOpenAI, person_and_garment: tuple[Path, Path],
+        caplog: pytest.LogCaptureFixture) -> None:
     fake.mode = "refused"
     error = run_failing(engine, TaskType.CLOTHING_CHANGE, person_and_garment)
     assert error.code == "provider_error"
-    assert error.message.startswith("OpenAI refused this content: Your request was rejected")
+    # The user reads genkeep's sentence and OpenAI's code; OpenAI's own words are in the log.
+    assert error.message == ("OpenAI refused this content (moderation_blocked). "
+                             "Change the prompt or the images and retry.")
+    assert "Your request was rejected as a result of our safety system" in caplog.text
 
 
 def test_a_stopped_task_makes_no_call(engine: OpenAIImagesEngine, fake: FakeOpenAI) -> None:

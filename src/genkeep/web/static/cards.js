@@ -12,6 +12,8 @@ export function h(tag, attrs = {}, ...children) {
     if (name === "class") node.className = value;
     else if (name === "text") node.textContent = value;
     else if (name === "dataset") Object.assign(node.dataset, value);
+    // Through the style object, never a style attribute: the Content-Security-Policy blocks inline styles.
+    else if (name === "style") Object.assign(node.style, value);
     else node.setAttribute(name, value === true ? "" : String(value));
   }
   node.append(...children.flat().filter((child) => child != null && child !== false));
@@ -70,7 +72,7 @@ function busyMedia(task) {
     h("div", {
       class: "progress", role: "progressbar", "aria-label": t(`status.${task.status}`),
       "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": progress ?? undefined, hidden: progress === null,
-    }, h("span", {class: "progress-fill", style: `width: ${progress ?? 0}%`})));
+    }, h("span", {class: "progress-fill", style: {width: `${progress ?? 0}%`}})));
   showPreview(busy, task.preview_url);
   return busy;
 }
