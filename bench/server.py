@@ -35,6 +35,7 @@ def bench_env(database_url: str, data_dir: Path, **overrides: str) -> dict[str, 
         "GENKEEP_SWEEP_INTERVAL": "86400",
         "GENKEEP_TASK_TIMEOUT": "86400",
         "GENKEEP_MAX_UNFINISHED_PER_OWNER": "1000000",
+        "GENKEEP_MAX_UNFINISHED": "10000000",
         "PYTHONPATH": os.pathsep.join(p for p in (str(BENCH_DIR), env.get("PYTHONPATH", "")) if p),
     })
     env.update(overrides)
