@@ -98,6 +98,8 @@ class Cluster:
             GENKEEP_ENGINE=SCRIPTED_ENGINE,
             GENKEEP_TEST_RUN_EVENTS=str(self.run_events),
             GENKEEP_OWNER_HEADER=OWNER_HEADER,
+            # The test's traffic is the trusted "proxy": it comes from this machine.
+            GENKEEP_TRUSTED_PROXIES="127.0.0.1/32",
             # A steady stream keeps many tasks unfinished at once: the per-owner and studio caps would refuse it.
             GENKEEP_MAX_UNFINISHED_PER_OWNER="100000",
             GENKEEP_MAX_UNFINISHED="100000",
