@@ -12,17 +12,25 @@ from types import FrameType
 from genkeep.config import Settings, SettingsError
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, processes: int) -> None:
     import uvicorn
 
     from genkeep.web.app import create_app
 
-    app = create_app(settings)
-    print(f"genkeep is serving http://{host}:{port} (engine: {settings.engine}, workers: {settings.workers})",
-          flush=True)
+    print(f"genkeep is serving http://{host}:{port} (engine: {settings.engine}, workers: {settings.workers}, "
+          f"processes: {processes})", flush=True)
     # With GENKEEP_TRUSTED_PROXIES the owner check needs the real peer address, not X-Forwarded-For's.
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5,
-                proxy_headers=not settings.trusted_proxies)
+    options = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 5,
+               "proxy_headers": not settings.trusted_proxies}
+    if processes > 1:
+        # Several processes share the port (so every core serves); each builds its app from the environment,
+        # migrated once before they start.
+        from genkeep.tasks import database
+
+        database.upgrade(settings.resolved_database_url, settings.data_dir)
+        uvicorn.run("genkeep.web.app:create_app", factory=True, workers=processes, **options)  # type: ignore[arg-type]
+        return
+    uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
 
 
 def _worker(settings: Settings, burst: bool) -> None:
@@ -75,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve pages, API and images, and run workers")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--processes", type=int, default=1,
+                       help="processes serving the same port (default 1; the number of cores uses every core)")
     worker = commands.add_parser("worker", help="run workers alone")
     worker.add_argument("--burst", action="store_true", help="run every waiting task, then exit")
     db = commands.add_parser("db", help="database commands")
@@ -85,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "serve":
-            _serve(settings, args.host, args.port)
+            _serve(settings, args.host, args.port, max(1, args.processes))
         elif args.command == "worker":
             _worker(settings, args.burst)
         elif args.command == "db":
