@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuer
 from genkeep.tasks.backends.base import Caps
 from genkeep.tasks.model import Task, TaskStatus, TaskType
 from genkeep.tasks.new_task import new_task_id
+from tests.support.loop import run
 
 ROOMY = Caps(per_owner=1000, studio=10_000)
 ALL_TYPES = list(TaskType)
@@ -59,8 +59,8 @@ def test_an_inserted_task_reads_back_equal_and_only_for_its_owner(backend: TaskB
     assert backend.get(task.id) == task
     assert backend.get(task.id, "owner-a") == task
     assert backend.get(task.id, "owner-b") is None
-    assert asyncio.run(backend.aget(task.id, "owner-b")) is None
-    assert asyncio.run(backend.aget(task.id, "owner-a")) == task
+    assert run(backend.aget(task.id, "owner-b")) is None
+    assert run(backend.aget(task.id, "owner-a")) == task
 
 
 def test_the_caps_hold_for_the_owner_and_for_the_studio(backend: TaskBackend) -> None:
@@ -74,7 +74,7 @@ def test_the_caps_hold_for_the_owner_and_for_the_studio(backend: TaskBackend) ->
     with pytest.raises(CapReached) as studio_cap:
         backend.insert(new("c"), caps)
     assert studio_cap.value.scope == "studio"
-    assert asyncio.run(backend.aroom("a")) == (2, 3)
+    assert run(backend.aroom("a")) == (2, 3)
 
 
 def test_the_owner_cap_holds_under_concurrent_accepts(backend: TaskBackend) -> None:
@@ -115,15 +115,15 @@ def test_lists_are_newest_first_filtered_and_keyset_paged(backend: TaskBackend) 
         backend.insert(task, ROOMY)
     backend.insert(new("owner-b"), ROOMY)
     creates = [task.id for task in reversed(made) if task.type is TaskType.CREATE]
-    page = asyncio.run(backend.alist(ListQuery("owner-a", TaskType.CREATE, limit=2)))
+    page = run(backend.alist(ListQuery("owner-a", TaskType.CREATE, limit=2)))
     assert [task.id for task in page] == creates[:3]  # limit + 1: the extra says there is more
     after = (page[1].created_at, page[1].id)
-    rest = asyncio.run(backend.alist(ListQuery("owner-a", TaskType.CREATE, limit=2, after=after)))
+    rest = run(backend.alist(ListQuery("owner-a", TaskType.CREATE, limit=2, after=after)))
     assert [task.id for task in rest] == creates[2:]
-    unfinished = asyncio.run(backend.alist(ListQuery("owner-a", statuses=(TaskStatus.PENDING,
+    unfinished = run(backend.alist(ListQuery("owner-a", statuses=(TaskStatus.PENDING,
                                                                           TaskStatus.PROCESSING))))
     assert len(unfinished) == 6
-    assert asyncio.run(backend.alist(ListQuery("owner-a", statuses=(TaskStatus.COMPLETED,)))) == []
+    assert run(backend.alist(ListQuery("owner-a", statuses=(TaskStatus.COMPLETED,)))) == []
 
 
 def test_claiming_takes_the_oldest_first_and_an_abandoned_task_before_newer_ones(backend: TaskBackend) -> None:
@@ -199,4 +199,4 @@ def test_cancel_sweep_and_delete(backend: TaskBackend) -> None:
     assert not backend.delete_finished(canceled.id, "owner-b")
     assert backend.delete_finished(canceled.id, "owner-a")
     assert backend.existing_ids([canceled.id, stale.id, "f" * 32]) == {stale.id}
-    asyncio.run(backend.aping())
+    run(backend.aping())

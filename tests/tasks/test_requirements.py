@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi.testclient import TestClient
 
 from genkeep.studio import Studio
 from tests.support.api import submit, wait_final
+from tests.support.loop import run
 from tests.support.tasks import accept, age, row
 
 
@@ -63,7 +62,7 @@ def test_r3_1_a_reader_sees_the_timeout_as_soon_as_it_is_due(studio: Studio) -> 
     old = accept(studio, "an old task")
     age(studio.settings, old.id, 5.01)
     # No sweep has run: reading the task is enough.
-    assert asyncio.run(studio.manager.get("owner-a", old.id)).status == "failed"
+    assert run(studio.manager.get("owner-a", old.id)).status == "failed"
 
 
 def test_r3_2_startup_cleans_up_tasks_processing_over_5_minutes(studio: Studio) -> None:

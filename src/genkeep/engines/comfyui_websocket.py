@@ -25,6 +25,7 @@ import httpx
 from websockets.sync.client import ClientConnection, connect
 
 from genkeep.engines.base import EngineContext
+from genkeep.engines.provider_http import redacted, without_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def watching(base_url: httpx.URL, client_id: str, prompt_id: str, headers: dict[
                 max_size=MAX_MESSAGE_BYTES,
             ))
         except Exception as error:  # refused, 404, a proxy without websockets: previews are optional
-            log.info("no ComfyUI websocket at %s (%s); waiting without previews", url, error)
+            log.info("no ComfyUI websocket at %s (%s); waiting without previews", without_userinfo(url),
+                     redacted(str(error)))
             connection = None
         yield PromptWatch(connection, prompt_id, ctx) if connection is not None else None
 
@@ -98,7 +100,7 @@ class PromptWatch:
             except TimeoutError:
                 continue
             except Exception as error:  # closed or broken: go on polling without it
-                log.info("ComfyUI websocket lost (%s); waiting without previews", error)
+                log.info("ComfyUI websocket lost (%s); waiting without previews", redacted(str(error)))
                 self._lost = True
                 continue
             if self._read(message):

@@ -162,10 +162,11 @@ class OpenAIImagesEngine(RunToCompletionEngine):
 
     def _status_failure(self, exc: openai.APIStatusError) -> EngineError:
         error = _status_error(exc)
-        detail = error.message.lower()
-        if self.stream and exc.status_code == 400 and ("stream" in detail or "partial_images" in detail):
-            return EngineError(error.code, f"{error.message.rstrip('.')}; if this gateway cannot stream images, "
-                                            f"set {PREFIX}STREAM=0.")
+        # The provider's own words stay in the log; only the hint reaches the user.
+        raw = f"{exc.message} {exc.body}".lower()
+        if self.stream and exc.status_code == 400 and ("stream" in raw or "partial_images" in raw):
+            shown = error.message.split(";")[0]
+            return EngineError(error.code, f"{shown}; if this gateway cannot stream images, set {PREFIX}STREAM=0.")
         return error
 
     def close(self) -> None:
