@@ -13,7 +13,9 @@ import pytest
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, REQUIRE_BROWSER, Server, make_server, new_context
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is open it keeps an asyncio loop running in the main
+# thread, and the tests collected after tests/e2e (tests/tasks calls asyncio.run) would fail on it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         reason = f"no browser: {CHROMIUM} is missing (apt-get install chromium)"
@@ -28,9 +30,9 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The shared server: each test gets its own browser context, hence its own owner and tasks."""
+    """The module's shared server: each test gets its own browser context, hence its own owner and tasks."""
     shared = make_server(tmp_path_factory.mktemp("serve"))
     shared.start()
     yield shared

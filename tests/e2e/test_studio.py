@@ -88,6 +88,25 @@ def is_list_poll(url: str, kind: Kind) -> bool:
     return "/api/tasks?" in url and f"type={kind.type}" in url and "status=processing" in url
 
 
+def wait_until_idle(page: Page) -> None:
+    """Until the page's monitor has nothing unfinished, out or failing, so its 2-second clock is not armed."""
+    page.wait_for_function("() => window.genkeep && !window.genkeep.monitor.ticking", timeout=10_000)
+
+
+def requests_while_idle(page: Page, seconds: float) -> list[str]:
+    """The requests the page makes over `seconds` from now. Absence needs a window: this one is a bound, never a
+    deadline a slow machine could miss, since nothing is waited for inside it."""
+    made: list[str] = []
+
+    def note(request: Any) -> None:
+        made.append(request.url)
+
+    page.on("request", note)
+    page.wait_for_timeout(seconds * 1000)
+    page.remove_listener("request", note)
+    return made
+
+
 @pytest.mark.parametrize("kind", KINDS, ids=[k.type for k in KINDS])
 def test_a_task_survives_a_refresh_and_turns_into_its_image(page: Page, kind: Kind) -> None:
     open_studio(page, kind)
@@ -147,10 +166,10 @@ def test_a_failure_shows_its_message_and_polling_for_it_stops(page: Page) -> Non
     expect(page.locator("#announcer")).to_contain_text("Generation failed")
     seen_when_failed = len(requests)
 
-    # Three more polls of the unfinished list, and not one request about the failed task.
-    for _ in range(3):
-        with page.expect_request(lambda r: is_list_poll(r.url, CREATE), timeout=5_000):
-            pass
+    # Nothing else is unfinished, so the page goes idle: over three intervals not one request, so certainly none
+    # about the failed task.
+    wait_until_idle(page)
+    assert requests_while_idle(page, 3 * INTERVAL + 0.5) == []
     about_task = [url for url in requests[seen_when_failed:] if f"/api/tasks/{task['id']}" in url]
     assert about_task == []
 
@@ -191,7 +210,26 @@ def test_a_new_task_shows_in_a_second_tab_within_one_interval(context: Any) -> N
                                                                    timeout=DONE_TIMEOUT)
 
 
-def test_the_poll_cadence_is_two_seconds(page: Page) -> None:
+@pytest.fixture
+def own_server(browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A server of the test's own, with the GENKEEP_* settings the test passes as its parameter."""
+    started = make_server(tmp_path, **getattr(request, "param", {}))
+    started.start()
+    yield started
+    started.stop()
+
+
+# The generation outlasts the seven polls watched, so the page is monitoring it throughout.
+@pytest.mark.parametrize("own_server", [{"GENKEEP_LOCAL_DELAY": "30"}], indirect=True, ids=["delay-30s"])
+def test_the_poll_cadence_is_two_seconds(browser: Any, own_server: Server) -> None:
+    context = new_context(browser, own_server)
+    try:
+        check_the_poll_cadence(context.new_page())
+    finally:
+        context.close()
+
+
+def check_the_poll_cadence(page: Page) -> None:
     starts: list[float] = []
 
     def finished(request: Any) -> None:
@@ -202,6 +240,8 @@ def test_the_poll_cadence_is_two_seconds(page: Page) -> None:
     page.on("requestfinished", finished)
     open_studio(page, CREATE)
     submit(page, CREATE)
+    # The clock starts when the task joins: the recovery list before it was sent by an idle page, off the grid.
+    starts.clear()
     for _ in range(7):
         with page.expect_request_finished(lambda r: is_list_poll(r.url, CREATE), timeout=5_000):
             pass
@@ -210,13 +250,50 @@ def test_the_poll_cadence_is_two_seconds(page: Page) -> None:
     assert all(abs(gap - INTERVAL) <= 0.25 for gap in intervals), intervals
 
 
-@pytest.fixture
-def own_server(browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
-    """A server of the test's own, with the GENKEEP_* settings the test passes as its parameter."""
-    started = make_server(tmp_path, **getattr(request, "param", {}))
-    started.start()
-    yield started
-    started.stop()
+def test_an_idle_page_makes_no_request_until_it_is_shown_again(page: Page) -> None:
+    open_studio(page, CREATE)  # a new browser context: a new owner, with nothing unfinished
+    wait_until_idle(page)
+    assert requests_while_idle(page, 3 * INTERVAL + 0.5) == []
+
+    # Coming back to the tab: the visibility change and the focus that comes with it make one list, together.
+    lists: list[str] = []
+    page.on("request", lambda request: lists.append(request.url) if is_list_poll(request.url, CREATE) else None)
+    with page.expect_request(lambda r: is_list_poll(r.url, CREATE)):
+        page.evaluate("""() => {
+            document.dispatchEvent(new Event("visibilitychange"));
+            window.dispatchEvent(new FocusEvent("focus"));
+        }""")
+    wait_until_idle(page)
+    assert len(lists) == 1, lists
+
+
+def test_a_delete_in_one_tab_removes_the_card_from_the_other(context: Any) -> None:
+    first, second = context.new_page(), context.new_page()
+    open_studio(first, CREATE)
+    task = submit(first, CREATE)
+    card(first, task["id"], "#in-progress").locator("[data-action=cancel]").click()
+    expect(card(first, task["id"], "#history")).to_have_attribute("data-status", "failed")
+    open_studio(second, CREATE)
+    expect(card(second, task["id"], "#history")).to_have_attribute("data-status", "failed")
+
+    card(first, task["id"], "#history").locator("[data-action=delete]").click()
+    first.locator("#confirm-delete button[value=delete]").click()
+    expect(card(second, task["id"])).to_have_count(0)
+
+
+def test_the_home_page_counts_a_generation_started_in_another_tab(context: Any) -> None:
+    home, studio = context.new_page(), context.new_page()
+    home.goto("/")
+    home.wait_for_selector("html[data-recovered=true]", state="attached")
+    badge = home.locator('[data-busy-type="CREATE"]')
+    expect(badge).to_be_hidden()
+    open_studio(studio, CREATE)
+    task = submit(studio, CREATE)
+    expect(badge).to_have_text("1 generating", timeout=int(INTERVAL * 1000))
+    # The home page polls while it runs, shows the result when it is done, and goes idle again.
+    expect(home.locator(f'#recent .card[data-id="{task["id"]}"]')).to_be_visible(timeout=DONE_TIMEOUT)
+    expect(badge).to_be_hidden()
+    wait_until_idle(home)
 
 
 @pytest.mark.parametrize("own_server", [{"GENKEEP_TASK_TIMEOUT": "5", "GENKEEP_LOCAL_DELAY": "60"}],

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import {beforeEach, describe, test} from "node:test";
 
-import {TaskMonitor} from "../../src/genkeep/web/static/recovery.js";
+import {CHANNEL_NAME, TaskMonitor} from "../../src/genkeep/web/static/recovery.js";
 
 const INTERVAL = 2000;
 
@@ -160,6 +160,54 @@ class FakeApi {
   }
 }
 
+// Stands in for BroadcastChannel: what one port posts reaches every other open port, later and as a copy, like
+// the real one (never the poster itself).
+class FakeBus {
+  constructor() {
+    this.ports = new Set();
+    this.posted = [];
+  }
+
+  open() {
+    const port = new FakePort(this);
+    this.ports.add(port);
+    return port;
+  }
+}
+
+class FakePort {
+  constructor(bus) {
+    this.bus = bus;
+    this.listeners = new Set();
+    this.closed = false;
+  }
+
+  postMessage(data) {
+    if (this.closed) throw new DOMException("closed", "InvalidStateError");
+    this.bus.posted.push(data);
+    for (const other of this.bus.ports) {
+      if (other !== this) setImmediate(() => other.deliver(structuredClone(data)));
+    }
+  }
+
+  addEventListener(type, fn) {
+    if (type === "message") this.listeners.add(fn);
+  }
+
+  removeEventListener(type, fn) {
+    if (type === "message") this.listeners.delete(fn);
+  }
+
+  close() {
+    this.closed = true;
+    this.bus.ports.delete(this);
+  }
+
+  deliver(data) {
+    if (!this.closed) for (const fn of this.listeners) fn({data});
+  }
+}
+
 // Records what the page would render from the callbacks.
 function recorder() {
   const events = [];
@@ -186,10 +234,18 @@ function recorder() {
 function setup(options = {}) {
   const clock = new FakeClock();
   const api = new FakeApi(clock);
+  const bus = new FakeBus();
   const seen = recorder();
+  const openChannel = () => bus.open();
   const make = (more = {}) =>
-    new TaskMonitor({type: "CREATE", fetch: api.fetch, clock, ...seen.hooks, ...options, ...more});
-  return {clock, api, seen, make};
+    new TaskMonitor({type: "CREATE", fetch: api.fetch, clock, openChannel, ...seen.hooks, ...options, ...more});
+  // Another tab of the same browser: the same API, clock and channel, its own cards.
+  const tab = (more = {}) => {
+    const its = recorder();
+    const monitor = new TaskMonitor({type: "CREATE", fetch: api.fetch, clock, openChannel, ...its.hooks, ...more});
+    return {monitor, seen: its};
+  };
+  return {clock, api, bus, seen, make, tab, openChannel};
 }
 
 const listTimes = (api) => api.listRequests().map((r) => r.at);
@@ -281,6 +337,7 @@ describe("cadence", () => {
 
   test("a timer that fires late does not push the following ticks later", async () => {
     const {api, clock, make} = setup();
+    api.add(makeTask());
     clock.lateBy = 40;
     const monitor = make();
     await monitor.start();
@@ -292,6 +349,7 @@ describe("cadence", () => {
 
   test("after a stall the missed ticks are skipped, not replayed in a burst", async () => {
     const {api, clock, make} = setup();
+    api.add(makeTask());
     const monitor = make();
     await monitor.start();
     clock.lateBy = 7000; // a laptop lid closed for 7 s
@@ -454,15 +512,30 @@ describe("no duplicate cards", () => {
   });
 });
 
-describe("another tab", () => {
-  test("a task started elsewhere appears within one interval", async () => {
+describe("a task started elsewhere", () => {
+  test("appears within one interval while the page is monitoring another task", async () => {
     const {api, clock, seen, make} = setup();
+    api.add(makeTask());
     const monitor = make();
     await monitor.start();
     await clock.advance(300);
     const elsewhere = api.add(makeTask());
     await clock.advance(INTERVAL - 300);
     assert.ok(seen.cards.has(elsewhere.id), "shown at the next tick");
+    monitor.stop();
+  });
+
+  test("from another browser, on an idle page: appears at the next refresh", async () => {
+    const {api, clock, seen, make} = setup();
+    const monitor = make();
+    await monitor.start();
+    await clock.advance(60_000);
+    const elsewhere = api.add(makeTask());
+    await clock.advance(60_000);
+    assert.equal(seen.cards.has(elsewhere.id), false, "an idle page asks nothing on its own");
+    await monitor.refresh(); // the user comes back to the tab
+    assert.ok(seen.cards.has(elsewhere.id));
+    assert.equal(monitor.ticking, true);
     monitor.stop();
   });
 });
@@ -532,7 +605,7 @@ describe("network trouble", () => {
   });
 
   test("a slow final fetch is not repeated while it is out", async () => {
-    const {api, clock, seen, make} = ctx;
+    const {api, clock, seen, make, openChannel} = ctx;
     const task = api.add(makeTask());
     const monitor = make();
     await monitor.start();
@@ -543,7 +616,7 @@ describe("network trouble", () => {
       return original(url, init);
     };
     monitor.stop();
-    const slow = new TaskMonitor({type: "CREATE", fetch: api.fetch, clock, ...seen.hooks});
+    const slow = new TaskMonitor({type: "CREATE", fetch: api.fetch, clock, openChannel, ...seen.hooks});
     seen.cards.clear();
     api.update(task.id, {status: "processing"});
     await slow.start();
@@ -571,14 +644,14 @@ describe("network trouble", () => {
   });
 
   test("a callback that throws does not stop the monitor", async () => {
-    const {api, clock} = ctx;
+    const {api, clock, openChannel} = ctx;
     api.add(makeTask());
     const errors = [];
     const saved = globalThis.reportError;
     globalThis.reportError = (error) => errors.push(error);
     try {
       const monitor = new TaskMonitor({
-        type: "CREATE", fetch: api.fetch, clock, onTask: () => {
+        type: "CREATE", fetch: api.fetch, clock, openChannel, onTask: () => {
           throw new Error("render bug");
         },
       });
@@ -606,5 +679,280 @@ describe("stop", () => {
     await clock.advance(5 * INTERVAL);
     assert.equal(api.requests.length, count);
     assert.equal(seen.events.length, events);
+  });
+});
+
+describe("idle pages cost nothing", () => {
+  test("with nothing unfinished, no timer is armed and no request is made, however long the page stays", async () => {
+    const {api, clock, make} = setup();
+    api.add(makeTask({status: "completed", image_url: "/x.png"}));
+    const monitor = make();
+    await monitor.start();
+    await clock.advance(10 * 60_000);
+    assert.equal(api.requests.length, 1, "the recovery list, and nothing after it");
+    assert.equal(clock.timers.size, 0);
+    assert.equal(monitor.ticking, false);
+    monitor.stop();
+  });
+
+  test("polling stops once the last task finishes, and resumes on the 2 s grid when a new one joins", async () => {
+    const {api, clock, make} = setup();
+    const task = api.add(makeTask());
+    const monitor = make();
+    await monitor.start();
+    await clock.advance(INTERVAL);
+    api.update(task.id, {status: "completed", image_url: "/done.png"});
+    await clock.advance(INTERVAL); // the list at 4000 misses it; one fetch by id ends it
+    assert.equal(monitor.ticking, false);
+    const before = api.requests.length;
+    await clock.advance(5 * 60_000);
+    assert.equal(api.requests.length, before, "not one request while idle");
+
+    const joinedAt = clock.now();
+    monitor.watch(api.add(makeTask())); // this page starts a generation
+    await clock.advance(3 * INTERVAL);
+    assert.deepEqual(listTimes(api).filter((t) => t > joinedAt).map((t) => t - joinedAt), [2000, 4000, 6000]);
+    monitor.stop();
+  });
+
+  test("a failed recovery list keeps the clock going until an answer says nothing is unfinished", async () => {
+    const {api, clock, seen, make} = setup();
+    api.failWith = 503;
+    const monitor = make();
+    await monitor.start();
+    await clock.advance(2 * INTERVAL);
+    assert.equal(monitor.connection, "reconnecting");
+    api.failWith = null;
+    await clock.advance(INTERVAL);
+    assert.equal(monitor.connection, "ok");
+    assert.deepEqual(listTimes(api), [0, 2000, 4000, 6000]);
+    assert.deepEqual(seen.events.filter((e) => e.kind === "connection").map((e) => e.state), ["reconnecting", "ok"]);
+    await clock.advance(60_000);
+    assert.equal(api.requests.length, 4);
+    assert.equal(monitor.ticking, false);
+    monitor.stop();
+  });
+});
+
+describe("news from other tabs of this browser", () => {
+  test("a task started in another tab joins at once and is polled every 2 s from then on", async () => {
+    const {api, clock, seen, make, tab} = setup();
+    const monitor = make();
+    const other = tab();
+    await monitor.start();
+    await other.monitor.start();
+    await clock.advance(30_000);
+    const created = api.add(makeTask());
+    other.monitor.watch(created); // the other tab's form answered with the new task
+    await clock.advance(0);
+    assert.ok(seen.cards.has(created.id), "shown here at once");
+    assert.deepEqual(api.oneRequests(created.id).map((r) => r.at), [30_000], "fetched once by id");
+    await clock.advance(3 * INTERVAL);
+    const ownLists = listTimes(api).filter((t) => t > 30_000);
+    // Both tabs now poll on their own 2 s grid, both armed when the task joined.
+    assert.deepEqual(ownLists, [32_000, 32_000, 34_000, 34_000, 36_000, 36_000]);
+    monitor.stop();
+    other.monitor.stop();
+  });
+
+  test("a cancel in another tab ends the card here at once, and both tabs go idle", async () => {
+    const {api, clock, seen, make, tab} = setup();
+    const task = api.add(makeTask());
+    const monitor = make();
+    const other = tab();
+    await monitor.start();
+    await other.monitor.start();
+    await clock.advance(500);
+    const canceled = api.update(task.id, {status: "failed", error: {code: "canceled", message: "Canceled."}});
+    other.monitor.watch(canceled); // the cancel button's answer
+    await clock.advance(0);
+    assert.equal(seen.cards.get(task.id).status, "failed");
+    assert.deepEqual(seen.events.filter((e) => e.kind === "finish").map((e) => e.id), [task.id]);
+    assert.equal(monitor.ticking, false);
+    assert.equal(other.monitor.ticking, false);
+    monitor.stop();
+    other.monitor.stop();
+  });
+
+  test("a delete in another tab removes the card here without a request", async () => {
+    const {api, clock, seen, make, tab} = setup();
+    const monitor = make();
+    const other = tab();
+    await monitor.start();
+    await other.monitor.start();
+    const requests = api.requests.length;
+    other.monitor.deleted("t-from-history");
+    await clock.advance(0);
+    assert.deepEqual(seen.events.at(-1), {kind: "gone", id: "t-from-history"});
+    assert.equal(api.requests.length, requests);
+    monitor.stop();
+    other.monitor.stop();
+  });
+
+  test("a task that started and ended before this tab heard still reaches its history", async () => {
+    const {api, clock, seen, make, tab} = setup();
+    const monitor = make();
+    const other = tab();
+    await monitor.start();
+    await other.monitor.start();
+    const created = api.add(makeTask({status: "pending"}));
+    other.monitor.watch(created);
+    api.update(created.id, {status: "completed", image_url: "/fast.png"}); // a very fast engine
+    await clock.advance(0);
+    assert.deepEqual(seen.events, [{kind: "finish", id: created.id, status: "completed"}]);
+    assert.equal(monitor.ticking, false);
+    monitor.stop();
+    other.monitor.stop();
+  });
+
+  test("only what this tab did is news: no echo, no resent answers, no finishes seen by polling", async () => {
+    const {api, bus, clock, make, tab} = setup();
+    const monitor = make();
+    const other = tab();
+    await monitor.start();
+    await other.monitor.start();
+    const created = api.add(makeTask());
+    other.monitor.watch(created);
+    other.monitor.watch(created); // a double submit answered with the same task
+    await clock.advance(INTERVAL);
+    api.update(created.id, {status: "completed", image_url: "/done.png"});
+    await clock.advance(2 * INTERVAL);
+    assert.equal(monitor.tasks.length + other.monitor.tasks.length, 0, "both saw it finish");
+    assert.deepEqual(bus.posted, [{id: created.id, type: "CREATE", status: "processing"}]);
+    monitor.stop();
+    other.monitor.stop();
+  });
+
+  test("news of another page's type costs this page nothing", async () => {
+    const {api, clock, seen, make, tab} = setup();
+    const monitor = make();
+    const other = tab({type: "WHITE_BACKGROUND"});
+    await monitor.start();
+    await other.monitor.start();
+    const requests = api.requests.length;
+    other.monitor.watch(api.add(makeTask({type: "WHITE_BACKGROUND"})));
+    await clock.advance(0);
+    assert.equal(api.requests.length, requests, "no fetch here for a task this page does not show");
+    assert.deepEqual(seen.events, []);
+    assert.equal(monitor.ticking, false);
+    monitor.stop();
+    other.monitor.stop();
+  });
+
+  test("a page that follows every type hears every type", async () => {
+    const {api, clock, make, tab} = setup();
+    const home = make({type: null});
+    const other = tab({type: "CLOTHING_CHANGE"});
+    await home.start();
+    await other.monitor.start();
+    const created = api.add(makeTask({type: "CLOTHING_CHANGE"}));
+    other.monitor.watch(created);
+    await clock.advance(0);
+    assert.deepEqual(home.tasks.map((t) => t.id), [created.id]);
+    home.stop();
+    other.monitor.stop();
+  });
+
+  test("a stopped monitor closes its channel and hears nothing", async () => {
+    const {api, bus, clock, seen, make, tab} = setup();
+    const monitor = make();
+    const other = tab();
+    await monitor.start();
+    await other.monitor.start();
+    monitor.stop();
+    assert.equal(bus.ports.size, 1);
+    other.monitor.watch(api.add(makeTask()));
+    await clock.advance(INTERVAL);
+    assert.deepEqual(seen.events, []);
+    other.monitor.stop();
+    assert.equal(bus.ports.size, 0);
+  });
+
+  test("the platform's BroadcastChannel carries the news between two monitors", async () => {
+    const clock = new FakeClock();
+    const api = new FakeApi(clock);
+    const name = `${CHANNEL_NAME}.test.${process.pid}`;
+    const openChannel = () => new BroadcastChannel(name);
+    const here = recorder();
+    const there = recorder();
+    const monitor = new TaskMonitor({type: "CREATE", fetch: api.fetch, clock, openChannel, ...here.hooks});
+    const other = new TaskMonitor({type: "CREATE", fetch: api.fetch, clock, openChannel, ...there.hooks});
+    await monitor.start();
+    await other.start();
+    const created = api.add(makeTask());
+    other.watch(created);
+    const deadline = Date.now() + 5000; // real delivery, on Node's event loop
+    while (!here.cards.has(created.id) && Date.now() < deadline) await settle();
+    assert.ok(here.cards.has(created.id));
+    monitor.stop();
+    other.stop(); // closes the channels, or Node would never exit
+  });
+});
+
+describe("coming back into view", () => {
+  test("visible, focus and pageshow together make one list", async () => {
+    const {api, clock, make} = setup();
+    const monitor = make();
+    await monitor.start();
+    await clock.advance(60_000);
+    await Promise.all([monitor.refresh(), monitor.refresh(), monitor.refresh()]);
+    await clock.advance(100);
+    await monitor.refresh(); // a focus that follows the visibility change a moment later
+    assert.deepEqual(listTimes(api), [0, 60_000]);
+    assert.equal(monitor.ticking, false, "still nothing unfinished: still idle");
+    monitor.stop();
+  });
+
+  test("right after load, a refresh sends nothing more", async () => {
+    const {api, make} = setup();
+    const monitor = make();
+    await monitor.start();
+    await monitor.refresh();
+    assert.equal(api.requests.length, 1);
+    monitor.stop();
+  });
+
+  test("while ticking on time, a refresh adds no request and leaves the cadence alone", async () => {
+    const {api, clock, make} = setup();
+    api.add(makeTask());
+    const monitor = make();
+    await monitor.start();
+    await clock.advance(INTERVAL + 500);
+    await monitor.refresh();
+    await clock.advance(2 * INTERVAL);
+    assert.deepEqual(listTimes(api), [0, 2000, 4000, 6000]);
+    monitor.stop();
+  });
+
+  test("after a hidden tab's throttled timer, a refresh lists at once and the grid restarts from it", async () => {
+    const {api, clock, make} = setup();
+    api.add(makeTask());
+    const monitor = make();
+    await monitor.start();
+    clock.lateBy = 60_000; // a browser holding back a long-hidden tab's timers
+    await clock.advance(30_000);
+    assert.deepEqual(listTimes(api), [0]);
+    clock.lateBy = 0;
+    await monitor.refresh(); // shown again
+    await clock.advance(2 * INTERVAL);
+    assert.deepEqual(listTimes(api), [0, 30_000, 32_000, 34_000]);
+    monitor.stop();
+  });
+
+  test("a refresh that fails shows reconnecting and keeps trying every 2 s", async () => {
+    const {api, clock, make} = setup();
+    const monitor = make();
+    await monitor.start();
+    await clock.advance(10_000);
+    api.failWith = "network";
+    await monitor.refresh();
+    assert.equal(monitor.connection, "reconnecting");
+    await clock.advance(INTERVAL);
+    api.failWith = null;
+    await clock.advance(INTERVAL);
+    assert.deepEqual(listTimes(api), [0, 10_000, 12_000, 14_000]);
+    assert.equal(monitor.connection, "ok");
+    assert.equal(monitor.ticking, false);
+    monitor.stop();
   });
 });

@@ -3,6 +3,7 @@ import {ApiError, api, newIdempotencyKey, taskListPath} from "./api.js";
 import {createCard, h, icon, renderCard, tickElapsed} from "./cards.js";
 import {handoffFileName, handoffFromHash, hashWithoutHandoff} from "./handoff.js";
 import {announce, config, t, taskErrorText} from "./i18n.js";
+import {followPageLifecycle} from "./page-lifecycle.js";
 import {TaskMonitor} from "./recovery.js";
 import {ResultViewer} from "./viewer.js";
 
@@ -126,8 +127,9 @@ function moveToHistory(card) {
   }));
 }
 
+// Deleted: here (a 404 on cancel), or in another tab, whether the card is in progress or in the history.
 function onGone(id) {
-  const card = findCard(progressList, id);
+  const card = findCard(progressList, id) ?? findCard(historyList, id);
   if (card) flip(() => card.remove());
   updateSections();
 }
@@ -202,7 +204,7 @@ async function cancelTask(card, button) {
       // It finished meanwhile: show how it ended.
       monitor.watch(await api(`/api/tasks/${encodeURIComponent(id)}`).catch(() => null));
     } else if (error instanceof ApiError && error.status === 404) {
-      monitor.forget(id);
+      monitor.deleted(id);
       onGone(id);
     } else {
       announce(error.detail ?? t("form.error.network"));
@@ -244,6 +246,7 @@ async function deleteTask(card, button) {
       return;
     }
   }
+  monitor.deleted(card.dataset.id); // the page's other tabs drop the card too
   // Focus goes to the neighbouring card, so a keyboard user keeps their place in the history.
   const neighbour = card.nextElementSibling ?? card.previousElementSibling;
   flip(() => card.remove());
@@ -552,9 +555,7 @@ monitor.start().then(() => {
   if (count) announce(t("announce.recovered", {count}));
 });
 
+followPageLifecycle(monitor);
+
 // Exposed for people debugging in the console and for the browser tests.
 window.genkeep = {monitor, viewer};
-addEventListener("pagehide", () => monitor.stop());
-addEventListener("pageshow", (event) => {
-  if (event.persisted) monitor.start(); // back/forward cache: pick up where the page left off
-});
