@@ -1,15 +1,15 @@
-"""genkeep serve | worker | db upgrade | sweep."""
+"""genkeep serve | worker | db upgrade | sweep | settings."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
 from types import FrameType
 
-from genkeep.config import Settings, SettingsError
+from genkeep import logs
+from genkeep.config import Settings, SettingsError, metrics_address, readme_table
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
@@ -21,8 +21,10 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     print(f"genkeep is serving http://{host}:{port} (engine: {settings.engine}, workers: {settings.workers})",
           flush=True)
     # With GENKEEP_TRUSTED_PROXIES the owner check needs the real peer address, not X-Forwarded-For's.
+    # JSON logs: uvicorn's own loggers write through genkeep's handler instead of configuring their own.
+    log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5,
-                proxy_headers=not settings.trusted_proxies)
+                proxy_headers=not settings.trusted_proxies, log_config=log_config)
 
 
 def _worker(settings: Settings, burst: bool) -> None:
@@ -45,10 +47,19 @@ def _worker(settings: Settings, burst: bool) -> None:
     signal.signal(signal.SIGINT, on_signal)
     studio.start_workers(concurrency)
     studio.start_sweeper()
+    metrics_server = None
+    if settings.metrics_address:
+        from prometheus_client import start_http_server
+
+        host, port = metrics_address(settings.metrics_address)
+        metrics_server, _thread = start_http_server(port, addr=host, registry=studio.metrics.registry)
+        print(f"genkeep worker metrics: http://{host}:{port}/metrics", flush=True)
     print(f"genkeep worker {studio.pool.worker_id if studio.pool else ''} running {concurrency} at a time",
           flush=True)
     done.wait()
     studio.close()
+    if metrics_server is not None:
+        metrics_server.shutdown()
 
 
 def _db_upgrade(settings: Settings) -> None:
@@ -80,10 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     db = commands.add_parser("db", help="database commands")
     db.add_argument("action", choices=["upgrade"])
     commands.add_parser("sweep", help="fail tasks past the timeout, once")
+    commands.add_parser("settings", help="print the settings table (the README's, from the settings' declarations)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "settings":
+        print(readme_table(), end="")
+        return 0
     try:
         settings = Settings.from_env()
+        logs.configure(settings.log_format)
         if args.command == "serve":
             _serve(settings, args.host, args.port)
         elif args.command == "worker":
