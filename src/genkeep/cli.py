@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -12,14 +13,21 @@ from genkeep import logs
 from genkeep.config import Settings, SettingsError, metrics_address, readme_table
 
 
+def _say(settings: Settings, message: str) -> None:
+    """A start-up or summary line: printed for people, or a log record when every line must be JSON."""
+    if settings.log_format == "json":
+        logging.getLogger("genkeep.cli").info(message)
+    else:
+        print(message, flush=True)
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from genkeep.web.app import create_app
 
     app = create_app(settings)
-    print(f"genkeep is serving http://{host}:{port} (engine: {settings.engine}, workers: {settings.workers})",
-          flush=True)
+    _say(settings, f"genkeep is serving http://{host}:{port} (engine: {settings.engine}, workers: {settings.workers})")
     # With GENKEEP_TRUSTED_PROXIES the owner check needs the real peer address, not X-Forwarded-For's.
     # JSON logs: uvicorn's own loggers write through genkeep's handler instead of configuring their own.
     log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
@@ -35,7 +43,7 @@ def _worker(settings: Settings, burst: bool) -> None:
     if burst:
         # The same pool as the long-running worker (engines per type, signed image URLs), run until idle.
         count = studio.workers(1).run_burst()
-        print(f"ran {count} tasks", flush=True)
+        _say(settings, f"ran {count} tasks")
         studio.close()
         return
     done = threading.Event()
@@ -53,9 +61,8 @@ def _worker(settings: Settings, burst: bool) -> None:
 
         host, port = metrics_address(settings.metrics_address)
         metrics_server, _thread = start_http_server(port, addr=host, registry=studio.metrics.registry)
-        print(f"genkeep worker metrics: http://{host}:{port}/metrics", flush=True)
-    print(f"genkeep worker {studio.pool.worker_id if studio.pool else ''} running {concurrency} at a time",
-          flush=True)
+        _say(settings, f"genkeep worker metrics: http://{host}:{port}/metrics")
+    _say(settings, f"genkeep worker {studio.pool.worker_id if studio.pool else ''} running {concurrency} at a time")
     done.wait()
     studio.close()
     if metrics_server is not None:
@@ -67,7 +74,7 @@ def _db_upgrade(settings: Settings) -> None:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database.upgrade(settings.resolved_database_url, settings.data_dir)
-    print("database is up to date", flush=True)
+    _say(settings, "database is up to date")
 
 
 def _sweep(settings: Settings) -> None:
@@ -76,7 +83,7 @@ def _sweep(settings: Settings) -> None:
     studio = Studio.open(settings)
     # Studio.open already swept once; say what is left.
     swept = studio.manager.sweep()
-    print(f"swept {len(swept)} tasks", flush=True)
+    _say(settings, f"swept {len(swept)} tasks")
     studio.close()
 
 

@@ -50,7 +50,7 @@ def load_engine(settings: Settings, name: str | None = None, variable: str = "GE
     except Exception as error:
         raise SettingsError(f"{variable}={name!r} could not start ({type(error).__name__}: {error}).") from None
     if not isinstance(engine, Engine):
-        raise SettingsError(f"{variable}={name!r} made a {type(engine).__name__}, not an engine (see "
+        raise SettingsError(f"{variable}={name!r} made {type(engine).__name__!r}, not an engine (see "
                             "genkeep/engines/base.py).")
     return engine
 
