@@ -13,7 +13,8 @@ process (take max(), not sum(), across API processes). No label carries an owner
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,6 +33,8 @@ from genkeep.tasks.backends import TaskBackend
 from genkeep.tasks.errors import Unavailable
 from genkeep.tasks.model import TaskType, now_millis
 from genkeep.tasks.transitions import Actor, Step, Transition
+
+log = logging.getLogger(__name__)
 
 # Waiting for a worker: from immediate (idle workers are woken) to the 5-minute timeout.
 QUEUE_WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -107,7 +110,8 @@ class TaskMetrics:
 class UnfinishedTasks(Collector):
     """Unfinished tasks by type, status and state (waiting for a worker, or running), counted at scrape time."""
 
-    def __init__(self, backend: TaskBackend) -> None:
+    def __init__(self, backend: Callable[[], TaskBackend]) -> None:
+        # Asked for at each scrape: the studio's backend as it is then.
         self.backend = backend
 
     def describe(self) -> Iterable[Metric]:
@@ -117,8 +121,11 @@ class UnfinishedTasks(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("genkeep_database_up", "1 when the task database answered this scrape's count.")
         try:
-            counts = self.backend.unfinished_counts(now_millis())
-        except Unavailable:
+            counts = self.backend().unfinished_counts(now_millis())
+        except Exception as error:
+            # The rest of the scrape is still worth having; the gauge below says the count is missing.
+            if not isinstance(error, Unavailable):
+                log.exception("counting unfinished tasks failed")
             up.add_metric([], 0)
             yield up
             return
@@ -158,7 +165,7 @@ class Metrics:
         for kind, engine in engines.items():
             self.engines.labels(kind.value, engine).set(1)
 
-    def count_unfinished(self, backend: TaskBackend) -> None:
+    def count_unfinished(self, backend: Callable[[], TaskBackend]) -> None:
         """Count unfinished tasks in the database at each scrape (once per process)."""
         if self._database is None:
             self._database = UnfinishedTasks(backend)
