@@ -84,7 +84,7 @@ def test_start_up_refuses_a_misconfigured_engine_naming_its_variable(settings: S
 
 def test_an_api_only_process_refuses_an_engine_name_that_cannot_load(settings: Settings) -> None:
     """It runs no engine, but its pages say which one will run each type: a name that cannot load is refused."""
-    with pytest.raises(SettingsError, match="GENKEEP_ENGINE_CREATE='no.such.module:make' cannot be loaded"):
+    with pytest.raises(SettingsError, match=r"GENKEEP_ENGINE_CREATE='no\.such\.module:make' cannot be loaded"):
         create_app(settings.with_overrides(workers=0, engine_create="no.such.module:make"))
     # An engine that needs credentials only its workers have is fine here: this process never makes it.
     with TestClient(create_app(settings.with_overrides(workers=0, engine_create="openai"))) as client:
