@@ -72,8 +72,9 @@ def test_metrics_count_tasks_by_type_engine_and_outcome_without_owner_data(clien
                           ("genkeep_task_queue_wait_seconds", QUEUE_WAIT_BUCKETS)):
         counts = [value(samples, f"{name}_bucket", type="CREATE", engine="scripted", le=f"{bound:g}" if bound < 1
                         else f"{float(bound)}") for bound in buckets]
-        assert None not in counts, f"{name}: a bucket is missing"
-        assert counts == sorted(counts)
+        present = [count for count in counts if count is not None]
+        assert len(present) == len(buckets), f"{name}: a bucket is missing"
+        assert present == sorted(present)
         assert value(samples, f"{name}_bucket", type="CREATE", engine="scripted", le="+Inf") == 3
         assert value(samples, f"{name}_count", type="CREATE", engine="scripted") == 3
 
