@@ -62,10 +62,10 @@ class Settings(BaseSettings):
     task_timeout: float = setting(300.0, "seconds a task may stay processing before it fails with error.code "
                                   "`timeout`", unit="seconds", ge=1.0)
     sweep_interval: float = setting(10.0, "seconds between two looks for timed-out tasks", unit="seconds", ge=0.1)
-    engine: str = setting("local", "which engine runs generations: `local`, `openai`, `dashscope`, `comfyui`, or "
-                          "`module:factory`")
-    engine_create: str = setting("", "the engine for CREATE tasks; a worker claims only the types it has an "
-                                 "engine for", shown="GENKEEP_ENGINE")
+    engine: str = setting("local", "which engine runs generations: `local`, `openai`, `dashscope`, `comfyui`, "
+                          "`module:factory`, or `none` (only the types a GENKEEP_ENGINE_<TYPE> names)")
+    engine_create: str = setting("", "the engine for CREATE tasks (the same names); a worker claims only the types "
+                                 "it has an engine for", shown="GENKEEP_ENGINE")
     engine_white_background: str = setting("", "the engine for WHITE_BACKGROUND tasks", shown="GENKEEP_ENGINE")
     engine_clothing_change: str = setting("", "the engine for CLOTHING_CHANGE tasks", shown="GENKEEP_ENGINE")
     local_delay: float = setting(0.0, "extra seconds the local engine takes, to show and test long generations",
