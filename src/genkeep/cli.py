@@ -1,4 +1,4 @@
-"""genkeep serve | worker | db upgrade | sweep."""
+"""genkeep serve | worker | db upgrade | sweep | settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ import sys
 import threading
 from types import FrameType
 
-from genkeep.config import Settings, SettingsError
+from genkeep import logs
+from genkeep.config import Settings, SettingsError, metrics_address, readme_table
+
+
+def _say(settings: Settings, message: str) -> None:
+    """A start-up or summary line: printed for people, or a log record when every line must be JSON."""
+    if settings.log_format == "json":
+        logging.getLogger("genkeep.cli").info(message)
+    else:
+        print(message, flush=True)
 
 
 def _serve(settings: Settings, host: str, port: int, processes: int) -> None:
@@ -17,11 +26,13 @@ def _serve(settings: Settings, host: str, port: int, processes: int) -> None:
 
     from genkeep.web.app import create_app
 
-    print(f"genkeep is serving http://{host}:{port} (engine: {settings.engine}, workers: {settings.workers}, "
-          f"processes: {processes})", flush=True)
+    _say(settings, f"genkeep is serving http://{host}:{port} (engine: {settings.engine}, "
+                   f"workers: {settings.workers}, processes: {processes})")
     # With GENKEEP_TRUSTED_PROXIES the owner check needs the real peer address, not X-Forwarded-For's.
+    # JSON logs: uvicorn's own loggers write through genkeep's handler instead of configuring their own.
     options = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 5,
-               "proxy_headers": not settings.trusted_proxies}
+               "proxy_headers": not settings.trusted_proxies,
+               "log_config": None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG}
     if processes > 1:
         # Several processes share the port (so every core serves); each builds its app from the environment,
         # migrated once before they start.
@@ -41,7 +52,7 @@ def _worker(settings: Settings, burst: bool) -> None:
     if burst:
         # The same pool as the long-running worker (engines per type, signed image URLs), run until idle.
         count = studio.workers(1).run_burst()
-        print(f"ran {count} tasks", flush=True)
+        _say(settings, f"ran {count} tasks")
         studio.close()
         return
     done = threading.Event()
@@ -53,10 +64,18 @@ def _worker(settings: Settings, burst: bool) -> None:
     signal.signal(signal.SIGINT, on_signal)
     studio.start_workers(concurrency)
     studio.start_sweeper()
-    print(f"genkeep worker {studio.pool.worker_id if studio.pool else ''} running {concurrency} at a time",
-          flush=True)
+    metrics_server = None
+    if settings.metrics_address:
+        from prometheus_client import start_http_server
+
+        host, port = metrics_address(settings.metrics_address)
+        metrics_server, _thread = start_http_server(port, addr=host, registry=studio.metrics.registry)
+        _say(settings, f"genkeep worker metrics: http://{host}:{port}/metrics")
+    _say(settings, f"genkeep worker {studio.pool.worker_id if studio.pool else ''} running {concurrency} at a time")
     done.wait()
     studio.close()
+    if metrics_server is not None:
+        metrics_server.shutdown()
 
 
 def _db_upgrade(settings: Settings) -> None:
@@ -64,7 +83,7 @@ def _db_upgrade(settings: Settings) -> None:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database.upgrade(settings.resolved_database_url, settings.data_dir)
-    print("database is up to date", flush=True)
+    _say(settings, "database is up to date")
 
 
 def _sweep(settings: Settings) -> None:
@@ -73,7 +92,7 @@ def _sweep(settings: Settings) -> None:
     studio = Studio.open(settings)
     # Studio.open already swept once; say what is left.
     swept = studio.manager.sweep()
-    print(f"swept {len(swept)} tasks", flush=True)
+    _say(settings, f"swept {len(swept)} tasks")
     studio.close()
 
 
@@ -90,10 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     db = commands.add_parser("db", help="database commands")
     db.add_argument("action", choices=["upgrade"])
     commands.add_parser("sweep", help="fail tasks past the timeout, once")
+    commands.add_parser("settings", help="print the settings table (the README's, from the settings' declarations)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "settings":
+        print(readme_table(), end="")
+        return 0
     try:
         settings = Settings.from_env()
+        logs.configure(settings.log_format)
         if args.command == "serve":
             _serve(settings, args.host, args.port, max(1, args.processes))
         elif args.command == "worker":

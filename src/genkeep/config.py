@@ -1,12 +1,23 @@
-"""Settings, read once from the environment (GENKEEP_*)."""
+"""Settings, read once from the environment (GENKEEP_*) and validated by pydantic-settings.
+
+Each setting is declared once, below, with its variable, default and meaning: start-up reads and checks them,
+every error names the variable, and the README's settings table is generated from the same declarations
+(`genkeep settings`; a test compares the two).
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 # The generation types' names, as GENKEEP_ENGINE_<TYPE> spells them (the task model owns the types themselves).
 TYPE_NAMES = ("CREATE", "WHITE_BACKGROUND", "CLOTHING_CHANGE")
@@ -16,105 +27,162 @@ SECRET_KEY_FILE = "secret_key"
 # The request header in which a login proxy proves itself with GENKEEP_OWNER_HEADER_SECRET.
 PROXY_SECRET_HEADER = "X-Genkeep-Proxy-Secret"
 MAKE_A_KEY = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+PREFIX = "GENKEEP_"
+# The engines' own settings (GENKEEP_OPENAI_*, ...): passed to them whole, each engine checks its own.
+PROVIDER_PREFIXES = ("GENKEEP_OPENAI_", "GENKEEP_DASHSCOPE_", "GENKEEP_COMFYUI_")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
     """A setting has a value genkeep cannot use."""
 
 
-def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {raw!r}.") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, not {value}.")
-    return value
+def setting(default: Any, meaning: str, *, shown: str | None = None, unit: str = "", variable: str | None = None,
+            secret: bool = False, **rules: Any) -> Any:
+    """One GENKEEP_* setting: its default, what it means (the README's words) and its rules (ge=...).
+
+    `shown` is the default as the README says it, when the value alone would not tell (a derived default);
+    `unit` words the error for a number ("seconds"); `variable` is only for a name that is not GENKEEP_<FIELD>."""
+    return Field(default, description=meaning, validation_alias=variable, repr=not secret,
+                 json_schema_extra={"shown_default": shown, "unit": unit}, **rules)
 
 
-def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}.") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, not {value}.")
-    return value
+class Settings(BaseSettings):
+    """Everything configurable about one genkeep process.
 
+    `Settings(...)` is exactly what it is given (tests, embedding); `Settings.from_env()` reads the environment."""
 
-def _flag(env: dict[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be 1 or 0 (true or false), not {raw!r}.")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, frozen=True, extra="forbid",
+                                      validate_by_name=True, validate_by_alias=True)
 
-
-def _networks(env: dict[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    networks = []
-    for part in env.get(name, "").split(","):
-        if part.strip():
-            try:
-                networks.append(ipaddress.ip_network(part.strip(), strict=False))
-            except ValueError:
-                raise SettingsError(f"{name} must list IP addresses or networks (CIDR) separated by commas, "
-                                    f"like 127.0.0.1,10.0.0.0/8; {part.strip()!r} is neither.") from None
-    return tuple(networks)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything configurable about one genkeep process."""
-
-    data_dir: Path = Path("data")
-    database_url: str = ""
-    task_timeout: float = 300.0
-    sweep_interval: float = 10.0
-    engine: str = "local"
-    # Per type, where GENKEEP_ENGINE_<TYPE> overrides GENKEEP_ENGINE; keyed by the type's name.
-    engine_by_type: dict[str, str] = field(default_factory=dict)
-    local_delay: float = 0.0
-    workers: int = 2
-    lease_seconds: float = 30.0
-    max_attempts: int = 3
-    worker_poll_interval: float = 1.0
-    max_unfinished_per_owner: int = 10
-    max_unfinished: int = 1000
-    retention_days: float = 0.0
+    database_url: str = setting("", "any SQLAlchemy URL; `postgresql://…` to scale out",
+                                shown="SQLite file in the data folder")
+    data_dir: Path = setting(Path("data"), "database file, images and the generated secret key", shown="./data")
+    task_timeout: float = setting(300.0, "seconds a task may stay processing before it fails with error.code "
+                                  "`timeout`", unit="seconds", ge=1.0)
+    sweep_interval: float = setting(10.0, "seconds between two looks for timed-out tasks", unit="seconds", ge=0.1)
+    engine: str = setting("local", "which engine runs generations: `local`, `openai`, `dashscope`, `comfyui`, "
+                          "`module:factory`, or `none` (only the types a GENKEEP_ENGINE_<TYPE> names)")
+    engine_create: str = setting("", "the engine for CREATE tasks (the same names); a worker claims only the types "
+                                 "it has an engine for", shown="GENKEEP_ENGINE")
+    engine_white_background: str = setting("", "the engine for WHITE_BACKGROUND tasks", shown="GENKEEP_ENGINE")
+    engine_clothing_change: str = setting("", "the engine for CLOTHING_CHANGE tasks", shown="GENKEEP_ENGINE")
+    local_delay: float = setting(0.0, "extra seconds the local engine takes, to show and test long generations",
+                                 unit="seconds", ge=0.0)
+    workers: int = setting(2, "worker threads in `genkeep serve` (0: API only) and in each `genkeep worker`", ge=0)
+    lease_seconds: float = setting(30.0, "how long a worker's claim on a task lasts without a heartbeat before "
+                                   "another worker takes it over", unit="seconds", ge=0.5)
+    max_attempts: int = setting(3, "how many workers may die on one task before it fails with `interrupted`", ge=1)
+    worker_poll_interval: float = setting(1.0, "seconds an idle worker waits before looking again (new tasks wake "
+                                          "workers at once anyway)", unit="seconds", ge=0.05)
+    max_unfinished_per_owner: int = setting(10, "unfinished tasks one owner may have; more answers 429", ge=1)
+    max_unfinished: int = setting(1000, "unfinished tasks across all owners (holds when someone drops their "
+                                  "cookies); more answers 429 with Retry-After", ge=1)
     # 0 means a tenth of the task timeout: see min_time_left.
-    min_time_left_setting: float = 0.0
-    max_upload_bytes: int = 15 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
-    min_image_side: int = 64
-    max_prompt_chars: int = 2000
-    secret_key: str = ""
-    owner_header: str = ""
-    # Trusted-header mode must know the request came from the deployment's proxy: by a shared secret it sends
-    # in PROXY_SECRET_HEADER, by its address, or both.
-    owner_header_secret: str = ""
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    public_base_url: str = ""
-    # Browsers reach the studio over https (the owner cookie is then __Host-, Secure); None: as the public URL.
-    https: bool | None = None
-    shutdown_grace: float = 10.0
-    provider: dict[str, str] = field(default_factory=dict)
+    min_time_left_setting: float = setting(
+        0.0, "seconds of a task's time that must be left for a worker to start or take over its run; a task with "
+        "less left is not started (it would most likely be cut off, and billed) and fails `timeout` at its deadline",
+        shown="a tenth of GENKEEP_TASK_TIMEOUT", unit="seconds", variable="GENKEEP_MIN_TIME_LEFT", ge=0.0)
+    retention_days: float = setting(0.0, "finished tasks and their images older than this are removed (checked "
+                                    "hourly)", shown="0 (keep all)", unit="days", ge=0.0)
+    max_upload_bytes: int = setting(15 * 1024 * 1024, "bytes per uploaded image (413 above)", ge=1024)
+    max_image_pixels: int = setting(40_000_000, "pixels per uploaded image, checked before decoding (422 above)",
+                                    ge=10_000)
+    min_image_side: int = setting(64, "pixels an uploaded image's shorter side must have (422 below)", ge=1)
+    max_prompt_chars: int = setting(2000, "characters per prompt", ge=1)
+    secret_key: str = setting("", "signs owner cookies and providers' image URLs, at least 32 characters; if "
+                              "unset, generated once and kept in the data folder", shown="generated", secret=True)
+    owner_header: str = setting("", "behind your own login: the trusted request header that carries the user id (no "
+                                "cookie then); needs one or both of the next two", shown="(unset)")
+    # Trusted-header mode must know the request came from the deployment's proxy: by a shared secret it sends in
+    # PROXY_SECRET_HEADER, by its address, or both.
+    owner_header_secret: str = setting("", f"a secret (32+ characters) your login proxy sends in "
+                                       f"`{PROXY_SECRET_HEADER}`; a user header without it answers 403",
+                                       shown="(unset)", secret=True)
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = setting(
+        (), "your login proxy's addresses or networks, e.g. `10.0.0.0/8,127.0.0.1`; a user header from elsewhere "
+        "answers 403", shown="(unset)")
+    public_base_url: str = setting("", "genkeep's public address, for providers that fetch reference images by "
+                                   "URL; also accepted as the studio's own origin", shown="(unset)")
+    # None: as the public URL says (see served_over_https).
+    https: bool | None = setting(None, "browsers reach the studio over https: the owner cookie is then "
+                                 "`__Host-genkeep_owner`, Secure", shown="1 if GENKEEP_PUBLIC_BASE_URL is https")
+    shutdown_grace: float = setting(10.0, "seconds a stopping worker lets running tasks finish before handing them "
+                                    "back", unit="seconds", ge=0.0)
+    log_format: Literal["text", "json"] = setting("text", "`json`: one JSON object per log line (each task "
+                                                  "transition with its id, type, engine, attempt, duration and "
+                                                  "outcome), for a log collector")
+    metrics_address: str = setting("", "`host:port` where `genkeep worker` serves Prometheus metrics at /metrics, "
+                                   "e.g. `0.0.0.0:9464` (`genkeep serve` always serves them at its own /metrics)",
+                                   shown="(none)")
+    # The engines' own GENKEEP_OPENAI_* / _DASHSCOPE_* / _COMFYUI_* variables, whole (not a setting of its own).
+    provider: dict[str, str] = Field(default_factory=dict, repr=False)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    networks.append(ipaddress.ip_network(part.strip(), strict=False))
+                except ValueError:
+                    raise ValueError(f"must list IP addresses or networks (CIDR) separated by commas, like "
+                                     f"127.0.0.1,10.0.0.0/8; {part.strip()!r} is neither.") from None
+        return tuple(networks)
+
+    @field_validator("owner_header", mode="after")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("public_base_url", mode="after")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("metrics_address", mode="after")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value:
+            metrics_address(value)
+        return value
+
+    @field_validator("engine", mode="after")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        return value or "local"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what the caller passes: the environment is read once, at start-up, by from_env.
+        return (init_settings,)
 
     @property
     def min_time_left(self) -> float:
         """Seconds of a task's time that must be left for a worker to start (or take over) its run."""
         return self.min_time_left_setting or self.task_timeout / 10
 
+    @property
+    def engine_by_type(self) -> dict[str, str]:
+        """The per-type engines that are set (GENKEEP_ENGINE_<TYPE>), by the type's name."""
+        chosen = {"CREATE": self.engine_create, "WHITE_BACKGROUND": self.engine_white_background,
+                  "CLOTHING_CHANGE": self.engine_clothing_change}
+        return {name: engine for name, engine in chosen.items() if engine}
+
     def engine_for(self, task_type: str) -> str:
         return self.engine_by_type.get(task_type) or self.engine
+
+    def engine_variable(self, task_type: str) -> str:
+        """The variable that chose this type's engine, for errors that must name it."""
+        return f"{PREFIX}ENGINE_{task_type}" if task_type in self.engine_by_type else f"{PREFIX}ENGINE"
 
     @property
     def images_dir(self) -> Path:
@@ -133,48 +201,104 @@ class Settings:
         return self.public_base_url.startswith("https://")
 
     def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return self.model_copy(update=changes)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings in `environ`, or in this process's environment: then this is a genkeep process starting
         (serve, worker, sweep, db upgrade), and from here on the files it makes are private."""
         if environ is None:
             keep_files_private()
         env = dict(os.environ if environ is None else environ)
-        data_dir = Path(env.get("GENKEEP_DATA_DIR") or "data")
-        settings = cls(
-            data_dir=data_dir,
-            database_url=env.get("GENKEEP_DATABASE_URL", ""),
-            task_timeout=_float(env, "GENKEEP_TASK_TIMEOUT", 300.0, minimum=1.0),
-            sweep_interval=_float(env, "GENKEEP_SWEEP_INTERVAL", 10.0, minimum=0.1),
-            engine=env.get("GENKEEP_ENGINE") or "local",
-            engine_by_type={name: env[f"GENKEEP_ENGINE_{name}"] for name in TYPE_NAMES
-                            if env.get(f"GENKEEP_ENGINE_{name}")},
-            local_delay=_float(env, "GENKEEP_LOCAL_DELAY", 0.0),
-            workers=_int(env, "GENKEEP_WORKERS", 2),
-            lease_seconds=_float(env, "GENKEEP_LEASE_SECONDS", 30.0, minimum=0.5),
-            max_attempts=_int(env, "GENKEEP_MAX_ATTEMPTS", 3, minimum=1),
-            worker_poll_interval=_float(env, "GENKEEP_WORKER_POLL_INTERVAL", 1.0, minimum=0.05),
-            max_unfinished_per_owner=_int(env, "GENKEEP_MAX_UNFINISHED_PER_OWNER", 10, minimum=1),
-            max_unfinished=_int(env, "GENKEEP_MAX_UNFINISHED", 1000, minimum=1),
-            retention_days=_float(env, "GENKEEP_RETENTION_DAYS", 0.0),
-            min_time_left_setting=_float(env, "GENKEEP_MIN_TIME_LEFT", 0.0),
-            max_upload_bytes=_int(env, "GENKEEP_MAX_UPLOAD_BYTES", 15 * 1024 * 1024, minimum=1024),
-            max_image_pixels=_int(env, "GENKEEP_MAX_IMAGE_PIXELS", 40_000_000, minimum=10_000),
-            max_prompt_chars=_int(env, "GENKEEP_MAX_PROMPT_CHARS", 2000, minimum=1),
-            secret_key=env.get("GENKEEP_SECRET_KEY", ""),
-            owner_header=env.get("GENKEEP_OWNER_HEADER", "").strip(),
-            owner_header_secret=env.get("GENKEEP_OWNER_HEADER_SECRET", ""),
-            trusted_proxies=_networks(env, "GENKEEP_TRUSTED_PROXIES"),
-            public_base_url=env.get("GENKEEP_PUBLIC_BASE_URL", "").rstrip("/"),
-            https=_flag(env, "GENKEEP_HTTPS", env.get("GENKEEP_PUBLIC_BASE_URL", "").startswith("https://")),
-            shutdown_grace=_float(env, "GENKEEP_SHUTDOWN_GRACE", 10.0),
-            provider={k: v for k, v in env.items() if k.startswith(("GENKEEP_OPENAI_", "GENKEEP_DASHSCOPE_",
-                                                                    "GENKEEP_COMFYUI_"))},
-        )
+        values = _Environment(cls, env)()
+        values.pop("provider", None)
+        provider = {key: value for key, value in env.items() if key.startswith(PROVIDER_PREFIXES)}
+        try:
+            settings = cls(**values, provider=provider)
+        except ValidationError as error:
+            raise SettingsError(explain(error)) from None
         check_owner_header(settings)
         return settings
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' reading of GENKEEP_* variables, from a given mapping instead of os.environ (so tests
+    and start-up read the same way)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def variable_of(name: str, field: FieldInfo) -> str:
+    """The environment variable a setting is read from."""
+    alias = field.validation_alias
+    return alias if isinstance(alias, str) else PREFIX + name.upper()
+
+
+def _field_by_key(key: object) -> tuple[str, FieldInfo] | None:
+    for name, field in Settings.model_fields.items():
+        if key in (name, field.validation_alias):
+            return name, field
+    return None
+
+
+def explain(error: ValidationError) -> str:
+    """Every problem in one start-up's settings, each a sentence that names its variable."""
+    sentences = []
+    for problem in error.errors():
+        found = _field_by_key(problem["loc"][0]) if problem["loc"] else None
+        if found is None:
+            sentences.append(problem["msg"] + ".")
+            continue
+        name, field = found
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        unit = str(extra.get("unit") or "")
+        raw = problem.get("input")
+        context = problem.get("ctx") or {}
+        kind = problem["type"]
+        if kind in ("int_parsing", "int_from_float", "int_type"):
+            rule = f"must be a whole number, not {raw!r}."
+        elif kind in ("float_parsing", "float_type"):
+            rule = f"must be a number{' of ' + unit if unit else ''}, not {raw!r}."
+        elif kind in ("greater_than_equal", "greater_than"):
+            rule = f"must be at least {context.get('ge', context.get('gt'))}, not {raw}."
+        elif kind in ("bool_parsing", "bool_type"):
+            rule = f"must be 1 or 0 (true or false), not {raw!r}."
+        elif kind == "literal_error":
+            rule = f"must be one of {context.get('expected')}, not {raw!r}."
+        elif kind == "value_error":
+            rule = str(context.get("error", problem["msg"]))
+        else:
+            rule = f"is not valid ({problem['msg']}): {raw!r}."
+        sentences.append(f"{variable_of(name, field)} {rule}")
+    return " ".join(sentences)
+
+
+def metrics_address(value: str) -> tuple[str, int]:
+    """GENKEEP_METRICS_ADDRESS as (host, port); an empty host listens on every interface."""
+    host, colon, port = value.rpartition(":")
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be host:port with a port from 1 to 65535, like 0.0.0.0:9464, not {value!r}.")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def readme_table() -> str:
+    """The README's settings table, from the declarations above (`genkeep settings` prints it)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        if field.description is None:
+            continue
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        shown = extra.get("shown_default")
+        if shown is None:
+            default = field.default
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+        lines.append(f"| {variable_of(name, field)} | {shown} | {field.description} |")
+    return "\n".join(lines) + "\n"
 
 
 def check_owner_header(settings: Settings) -> None:

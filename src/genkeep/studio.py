@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from genkeep.config import Settings, load_secret_key
 from genkeep.engines import load_engines
+from genkeep.engines.base import Engine
+from genkeep.logs import TransitionLog
+from genkeep.metrics import Metrics
 from genkeep.storage import ImageStorage
 from genkeep.tasks import database
 from genkeep.tasks.backends import TaskBackend, open_backend
 from genkeep.tasks.manager import TaskManager
+from genkeep.tasks.model import TaskType
 from genkeep.tasks.sweeper import Sweeper
 from genkeep.workers.pool import WorkerPool
 
@@ -31,6 +35,7 @@ class Studio:
     manager: TaskManager
     pool: WorkerPool | None = None
     sweeper: Sweeper | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Studio:
@@ -43,22 +48,30 @@ class Studio:
         backend = open_backend(url, pool_size=max(4, settings.workers + 4))
         storage = ImageStorage(settings.images_dir, secret)
         manager = TaskManager(backend, storage, settings)
+        # Watching from before the first sweep: what it fails is counted and logged too.
+        metrics = Metrics()
+        manager.transitions.subscribe(metrics.tasks)
+        manager.transitions.subscribe(TransitionLog(secret))
         manager.sweep()
         manager.recover_incoming()
-        return cls(settings, secret, backend, storage, manager)
+        return cls(settings, secret, backend, storage, manager, metrics=metrics)
 
     def signed_url(self, task_id: str, name: str) -> str:
         """A short-lived URL a provider can fetch a reference image from (needs GENKEEP_PUBLIC_BASE_URL)."""
         query = self.storage.signed_query(task_id, name)
         return f"{self.settings.public_base_url}{file_url(task_id, name)}?{query}"
 
-    def workers(self, concurrency: int | None = None) -> WorkerPool:
-        """A worker pool with this process's engines, not started (`start()`, or `run_burst()`)."""
+    def workers(self, concurrency: int | None = None, engines: dict[TaskType, Engine] | None = None) -> WorkerPool:
+        """A worker pool with this process's engines (made now unless given), not started (`start()`, or
+        `run_burst()`)."""
         signer = self.signed_url if self.settings.public_base_url else None
-        return WorkerPool(self.manager, load_engines(self.settings), self.settings, concurrency, signed_url=signer)
+        engines = load_engines(self.settings) if engines is None else engines
+        self.metrics.name_engines({task_type: engine.name for task_type, engine in engines.items()})
+        return WorkerPool(self.manager, engines, self.settings, concurrency, signed_url=signer)
 
-    def start_workers(self, concurrency: int | None = None) -> WorkerPool:
-        self.pool = self.workers(concurrency)
+    def start_workers(self, concurrency: int | None = None,
+                      engines: dict[TaskType, Engine] | None = None) -> WorkerPool:
+        self.pool = self.workers(concurrency, engines)
         self.pool.start()
         return self.pool
 

@@ -13,7 +13,17 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import DESKTOP, PHONE, SCREENSHOTS, Server, make_server, new_context, picture, upload
+from tests.e2e.browser import (
+    DESKTOP,
+    ENGINE,
+    PHONE,
+    SCREENSHOTS,
+    Server,
+    make_server,
+    new_context,
+    picture,
+    upload,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -134,6 +144,8 @@ def test_a_task_survives_a_refresh_and_turns_into_its_image(page: Page, kind: Ki
     expect(result).to_have_attribute("alt", f"Generated image: {kind.prompt}")
     images_loaded(page, f'#history .card[data-id="{task["id"]}"] .media-result img')
     expect(done.locator("a[download]")).to_have_attribute("href", result.get_attribute("src") or "")
+    if ENGINE == "local":
+        expect(done.locator(".card-engine")).to_have_text("by local")
     expect(page.locator("#announcer")).to_contain_text("Image ready")
     assert page.evaluate("window.sameDocument") is True, "the page reloaded"
 

@@ -32,6 +32,7 @@ from genkeep.tasks.backends.base import Caps
 from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
 from genkeep.tasks.model import ReferenceImage, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.new_task import NewTask, is_task_id, new_task_id
+from genkeep.tasks.transitions import Actor, Step, Transition, Transitions
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ class TaskManager:
         self.storage = storage
         self.settings = settings
         self.events = TaskEvents()
+        # Metrics and the transition log watch every change here, in one place (see transitions.py).
+        self.transitions = Transitions()
         self.caps = Caps(per_owner=settings.max_unfinished_per_owner, studio=settings.max_unfinished)
 
     # ---- the user's side: reading ---------------------------------------------------------------------------
@@ -212,15 +215,18 @@ class TaskManager:
             # The row is the truth; a worker or the next start publishes the files if this move fails now.
             self.storage.publish(task_id)
         self.events.emit(EVENT_ACCEPTED)
+        self.transitions.record(Transition.of(Step.ACCEPTED, task, moment, Actor.OWNER))
         return Accepted(task, created=True)
 
     def cancel(self, owner_id: str, task_id: str) -> Task:
         task = self.get_sync(owner_id, task_id)
         if task.is_final:
             raise WrongState(f"The task already {task.status.value}; only unfinished tasks can be canceled.")
-        if not self.backend.fail(task_id, "canceled", "You canceled this generation.", now_millis(),
+        moment = now_millis()
+        if not self.backend.fail(task_id, "canceled", "You canceled this generation.", moment,
                                  owner_id=owner_id):
             raise WrongState("The task finished before it could be canceled.")
+        self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.OWNER, code="canceled"))
         self._announce_finished(task_id)
         return self.get_sync(owner_id, task_id)
 
@@ -275,6 +281,11 @@ class TaskManager:
                 max_attempts=self.settings.max_attempts)
             if len(claimed) >= limit:
                 break
+        for task in claimed:
+            # The wait is known for a first attempt only: a later one waited since an attempt the row forgot.
+            waited = (moment - task.created_at) / 1000 if task.attempts == 1 else None
+            self.transitions.record(Transition.of(Step.STARTED, task, moment, Actor.WORKER, duration=waited,
+                                                  takeover=task.attempts > 1))
         return claimed
 
     def renew(self, worker_id: str, task_ids: Sequence[str]) -> set[str]:
@@ -341,23 +352,68 @@ class TaskManager:
         taken over (its late result changes nothing and leaves no file). Raises Unavailable on a fault."""
         extension = EXTENSIONS.get(content_type, ".png")
         name = f"result-{task.attempts}-{secrets.token_hex(4)}{extension}"
-        self.storage.write_result(task.id, name, data)
         try:
-            done = self.backend.complete(task.id, worker_id, name, now_millis())
-        except BaseException:
+            self.storage.write_result(task.id, name, data)
+        except Unavailable as fault:
+            self._record_fault(task, fault)
+            raise
+        moment = now_millis()
+        try:
+            done = self.backend.complete(task.id, worker_id, name, moment)
+        except BaseException as error:
             self.storage.remove_file(task.id, name)
+            if isinstance(error, Unavailable):
+                self._record_fault(task, error)
             raise
         if not done:
             self.storage.remove_file(task.id, name)
+        else:
+            self.transitions.record(Transition.of(Step.COMPLETED, task, moment, Actor.WORKER,
+                                                  duration=self._ran(task, moment)))
         return done
 
     def fail(self, task: Task, worker_id: str, code: str, message: str) -> bool:
         """The engine's verdict (R1.3); False if the task had already finished or was taken over."""
-        return self.backend.fail(task.id, code, message, now_millis(), worker_id=worker_id)
+        moment = now_millis()
+        try:
+            done = self.backend.fail(task.id, code, message, moment, worker_id=worker_id)
+        except Unavailable as fault:
+            self._record_fault(task, fault)
+            raise
+        if done:
+            self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.WORKER, code=code,
+                                                  duration=self._ran(task, moment)))
+        return done
 
     def hand_back(self, task: Task, worker_id: str, *, refund_attempt: bool) -> bool:
         """Give an unfinished task back for another worker to claim at once (shutdown, a fault)."""
-        return self.backend.release(task.id, worker_id, refund_attempt=refund_attempt, now=now_millis())
+        moment = now_millis()
+        done = self.backend.release(task.id, worker_id, refund_attempt=refund_attempt, now=moment)
+        if done:
+            self.transitions.record(Transition.of(Step.HANDED_BACK, task, moment, Actor.WORKER,
+                                                  duration=self._ran(task, moment)))
+        return done
+
+    @staticmethod
+    def _ran(task: Task, moment: int) -> float:
+        """Seconds since the worker claimed the task: `task` is the row its claim returned."""
+        return max(0.0, (moment - task.updated_at) / 1000)
+
+    def _record_fault(self, task: Task, fault: Unavailable) -> None:
+        self.transitions.record(Transition.of(Step.FAULT, task, now_millis(), Actor.WORKER, code=fault.code))
+
+    def _record_swept(self, task_ids: Sequence[str], moment: int) -> None:
+        """Timed-out and interrupted tasks, read back (only when someone watches: a mass sweep is one read)."""
+        if not task_ids or not self.transitions.observed:
+            return
+        try:
+            swept = self.backend.get_many(task_ids)
+        except Unavailable:
+            log.warning("%d swept tasks not counted: the database did not answer", len(task_ids))
+            return
+        for task in swept:
+            self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.SWEEPER,
+                                                  code=task.error.code if task.error else None))
 
     def current(self, task_id: str) -> Task | None:
         return self.backend.get(task_id)
@@ -373,8 +429,10 @@ class TaskManager:
         return now_millis() - int(self.settings.task_timeout * 1000)
 
     def sweep_one(self, task_id: str) -> bool:
-        swept = self.backend.sweep_timed_out(self._created_before(), self.timeout_message(), now_millis(), task_id)
+        moment = now_millis()
+        swept = self.backend.sweep_timed_out(self._created_before(), self.timeout_message(), moment, task_id)
         if swept:
+            self._record_swept(swept, moment)
             self._announce_finished(task_id)
         return bool(swept)
 
@@ -387,6 +445,7 @@ class TaskManager:
             f"The workers running this generation stopped {self.settings.max_attempts} times; retry it.", moment)
         if timed_out or exhausted:
             log.info("sweep: %d timed out, %d interrupted", len(timed_out), len(exhausted))
+            self._record_swept(timed_out + exhausted, moment)
             self.events.emit(EVENT_SWEPT)
             self._notify_others(EVENT_SWEPT)
         return timed_out + exhausted

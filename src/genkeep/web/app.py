@@ -10,8 +10,9 @@ from fastapi import FastAPI
 
 from genkeep import __version__
 from genkeep.config import Settings, check_owner_header, keep_files_private
+from genkeep.engines import check_engines, load_engines
 from genkeep.studio import Studio
-from genkeep.web import api, api_docs, problems
+from genkeep.web import api, api_docs, operations, problems
 from genkeep.web.owner import OwnerMiddleware
 from genkeep.web.same_origin import SameOriginGuard
 from genkeep.web.security_headers import SecurityHeaders
@@ -26,13 +27,18 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     keep_files_private()
     settings = settings or Settings.from_env()
     check_owner_header(settings)
+    # A misconfigured engine stops the start here, with a sentence naming its variable, not in the lifespan.
+    runs_workers = run_workers and settings.workers > 0
+    engines = load_engines(settings) if runs_workers else None
+    if engines is None:
+        check_engines(settings)
     studio = Studio.open(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await studio.backend.open_async()
-        if run_workers and settings.workers > 0:
-            studio.start_workers()
+        if engines is not None:
+            studio.start_workers(engines=engines)
         studio.start_sweeper()
         try:
             yield
@@ -70,4 +76,6 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
                        trusted_proxies=settings.trusted_proxies)
     app.add_middleware(SameOriginGuard, public_base_url=settings.public_base_url)
     app.add_middleware(SecurityHeaders, docs_path=api_docs.DOCS_PATH)
+    # Last, so that its request timing is outermost and covers every middleware above.
+    operations.install(app, studio)
     return app

@@ -125,6 +125,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "card.failed_title": "This generation failed",
         "card.details": "See the details",
         "card.use_as": "Use in a new generation",
+        "card.engine": "by {engine}",
+        "engine.label": "Engine: {engine}.",
         "form.reference": "Reference image",
         "viewer.close": "Close",
         "viewer.previous": "Previous",
@@ -256,6 +258,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "card.failed_title": "生成失败",
         "card.details": "查看详情",
         "card.use_as": "用于新的生成",
+        "card.engine": "由 {engine} 生成",
+        "engine.label": "引擎：{engine}。",
         "form.reference": "参考图",
         "viewer.close": "关闭",
         "viewer.previous": "上一张",
@@ -372,7 +376,9 @@ def _render(request: Request, template: str, *, title: str, page: TypePage | Non
         "typePaths": {p.type.value: p.path for p in TYPE_PAGES},
         "langCookie": LANG_COOKIE,
     }
+    notes = getattr(request.app.state, "engine_notes", None) or {}
     context = {
+        "engine_note": notes.get(page.type) if page else None,
         "lang": lang,
         "languages": LANGUAGES,
         "t": strings,

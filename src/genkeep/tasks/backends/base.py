@@ -47,6 +47,16 @@ class ListQuery:
 
 
 @dataclass(frozen=True)
+class UnfinishedCount:
+    """Unfinished tasks of one type and status, held by a worker (`running`) or waiting for one."""
+
+    type: str
+    status: str
+    running: bool
+    count: int
+
+
+@dataclass(frozen=True)
 class Caps:
     """Unfinished tasks allowed for one owner and for the whole studio."""
 
@@ -107,6 +117,14 @@ class TaskBackend(abc.ABC):
 
     @abc.abstractmethod
     def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None: ...
+
+    @abc.abstractmethod
+    def get_many(self, task_ids: Sequence[str]) -> list[Task]:
+        """The tasks with these ids that exist, in no particular order."""
+
+    @abc.abstractmethod
+    def unfinished_counts(self, now: int) -> list[UnfinishedCount]:
+        """How many tasks are unfinished, by type, status and whether a worker holds a live lease on them."""
 
     @abc.abstractmethod
     async def alist(self, query: ListQuery) -> list[Task]:
@@ -270,6 +288,15 @@ class SqlBackend(TaskBackend):
     def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None:
         rows = self.rows("get_by_idempotency_key", {"owner_id": owner_id, "key": key})
         return Task.from_row(rows[0]) if rows else None
+
+    def get_many(self, task_ids: Sequence[str]) -> list[Task]:
+        if not task_ids:
+            return []
+        return [Task.from_row(row) for row in self.rows("get_many", {"ids": list(task_ids)})]
+
+    def unfinished_counts(self, now: int) -> list[UnfinishedCount]:
+        return [UnfinishedCount(str(kind), str(status), bool(running), int(count))
+                for kind, status, running, count in self.rows("unfinished_counts", {"now": now})]
 
     def list_statement(self, query: ListQuery) -> tuple[str, dict[str, Any]]:
         filters = []

@@ -11,7 +11,14 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from genkeep.tasks.backends.base import CapReached, Caps, DuplicateIdempotencyKey, ListQuery, TaskBackend
+from genkeep.tasks.backends.base import (
+    CapReached,
+    Caps,
+    DuplicateIdempotencyKey,
+    ListQuery,
+    TaskBackend,
+    UnfinishedCount,
+)
 from genkeep.tasks.errors import DatabaseUnavailable
 from genkeep.tasks.model import Task, TaskError, TaskStatus, TaskType
 
@@ -60,6 +67,18 @@ class MemoryBackend(TaskBackend):
         with self._locked():
             return next((t for t in self.tasks.values() if t.owner_id == owner_id and t.idempotency_key == key),
                         None)
+
+    def get_many(self, task_ids: Sequence[str]) -> list[Task]:
+        with self._locked():
+            return [self.tasks[task_id] for task_id in set(task_ids) if task_id in self.tasks]
+
+    def unfinished_counts(self, now: int) -> list[UnfinishedCount]:
+        with self._locked():
+            counts: dict[tuple[str, str, bool], int] = {}
+            for task in self._unfinished():
+                key = (task.type.value, task.status.value, (task.lease_expires_at or 0) >= now)
+                counts[key] = counts.get(key, 0) + 1
+        return [UnfinishedCount(*key, count) for key, count in counts.items()]
 
     async def alist(self, query: ListQuery) -> list[Task]:
         with self._locked():

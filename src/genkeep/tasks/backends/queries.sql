@@ -171,5 +171,23 @@ SELECT {columns} FROM tasks WHERE owner_id = :owner_id{filters} ORDER BY created
 -- Delivered on commit: idle workers on every machine wake at once, running engines of finished tasks stop.
 SELECT pg_notify('genkeep_tasks', :event)
 
+-- get_many --
+-- The tasks a sweep just finished, read back in one statement for the metrics and the transition log.
+SELECT {columns} FROM tasks WHERE id IN (SELECT value FROM json_each(:ids))
+
+-- get_many@postgresql --
+SELECT {columns} FROM tasks WHERE id = ANY(:ids)
+
+-- unfinished_counts --
+-- Metrics, read at scrape time: unfinished tasks by type, status and whether a worker holds a live lease.
+SELECT type, status, lease_expires_at >= :now, count(*) FROM tasks
+WHERE status IN ('pending', 'processing')
+GROUP BY type, status, lease_expires_at >= :now
+
+-- unfinished_counts@sqlite --
+SELECT type, status, lease_expires_at >= :now, count(*) FROM tasks INDEXED BY ix_tasks_unfinished_lease
+WHERE status IN ('pending', 'processing')
+GROUP BY type, status, lease_expires_at >= :now
+
 -- ping --
 SELECT 1

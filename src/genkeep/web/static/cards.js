@@ -120,8 +120,11 @@ function meta(task, now) {
       h("span", {"data-elapsed": task.created_at, text: t("card.elapsed", {time: formatElapsed(now - Date.parse(task.created_at))})}));
   }
   const pill = h("span", {class: `pill pill--${task.status}`, text: t(`status.${task.status}`)});
+  // The engine that made it: results of a stand-in and of a real model must never be mistaken for each other.
+  const engine = task.engine ? h("span", {class: "card-engine", text: t("card.engine", {engine: task.engine})}) : null;
   return h("p", {class: "card-meta"}, pill,
-    h("time", {datetime: task.finished_at ?? task.updated_at, text: formatTime(task.finished_at ?? task.updated_at)}));
+    h("time", {datetime: task.finished_at ?? task.updated_at, text: formatTime(task.finished_at ?? task.updated_at)}),
+    engine);
 }
 
 function actions(task) {
