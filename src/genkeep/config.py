@@ -59,6 +59,16 @@ def _flag(env: dict[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be 1 or 0 (true or false), not {raw!r}.")
 
 
+def _storage_url(env: dict[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    scheme, _, rest = raw.partition("://")
+    if not raw or (scheme == "s3" and rest.partition("/")[0]) or (scheme == "file" and rest.startswith("/")):
+        return raw
+    raise SettingsError(f"{name} must be s3://bucket/prefix (an S3-compatible bucket; AWS_ENDPOINT_URL and the "
+                        "other standard AWS_* variables say where and how to reach it) or file:///path/to/folder, "
+                        f"not {raw!r}.")
+
+
 def _networks(env: dict[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     networks = []
     for part in env.get(name, "").split(","):
@@ -106,6 +116,8 @@ class Settings:
     # Browsers reach the studio over https (the owner cookie is then __Host-, Secure); None: as the public URL.
     https: bool | None = None
     shutdown_grace: float = 10.0
+    # Where images live: "" is the data folder's images/; s3://bucket/prefix or file:///folder.
+    storage_url: str = ""
     provider: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -118,6 +130,9 @@ class Settings:
 
     @property
     def images_dir(self) -> Path:
+        """The images folder, when images live in a folder."""
+        if self.storage_url.startswith("file://"):
+            return Path(self.storage_url.removeprefix("file://"))
         return self.data_dir / "images"
 
     @property
@@ -170,6 +185,7 @@ class Settings:
             public_base_url=env.get("GENKEEP_PUBLIC_BASE_URL", "").rstrip("/"),
             https=_flag(env, "GENKEEP_HTTPS", env.get("GENKEEP_PUBLIC_BASE_URL", "").startswith("https://")),
             shutdown_grace=_float(env, "GENKEEP_SHUTDOWN_GRACE", 10.0),
+            storage_url=_storage_url(env, "GENKEEP_STORAGE_URL"),
             provider={k: v for k, v in env.items() if k.startswith(("GENKEEP_OPENAI_", "GENKEEP_DASHSCOPE_",
                                                                     "GENKEEP_COMFYUI_"))},
         )

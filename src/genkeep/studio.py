@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from genkeep.config import Settings, load_secret_key
 from genkeep.engines import load_engines
-from genkeep.storage import ImageStorage
+from genkeep.storage import ImageStorage, open_storage
 from genkeep.tasks import database
 from genkeep.tasks.backends import TaskBackend, open_backend
+from genkeep.tasks.errors import StorageUnavailable
 from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.sweeper import Sweeper
 from genkeep.workers.pool import WorkerPool
@@ -41,20 +42,29 @@ class Studio:
             database.upgrade(url, settings.data_dir)
         secret = load_secret_key(settings)
         backend = open_backend(url, pool_size=max(4, settings.workers + 4))
-        storage = ImageStorage(settings.images_dir, secret)
+        storage = open_storage(settings, secret)
         manager = TaskManager(backend, storage, settings)
         manager.sweep()
-        manager.recover_incoming()
+        try:
+            manager.recover_incoming()
+        except StorageUnavailable as fault:
+            # Serve anyway (/readyz says the storage is away); the next start finishes the recovery.
+            log.warning("could not look for staged images left by a crash (%s)", fault.reason)
         return cls(settings, secret, backend, storage, manager)
 
     def signed_url(self, task_id: str, name: str) -> str:
-        """A short-lived URL a provider can fetch a reference image from (needs GENKEEP_PUBLIC_BASE_URL)."""
+        """A short-lived URL a provider can fetch a reference image from: genkeep's own where it has a public
+        address (GENKEEP_PUBLIC_BASE_URL), else the bucket's presigned URL where images live in one."""
+        if not self.settings.public_base_url:
+            presigned = self.storage.presigned_url(task_id, name)
+            if presigned is not None:
+                return presigned
         query = self.storage.signed_query(task_id, name)
         return f"{self.settings.public_base_url}{file_url(task_id, name)}?{query}"
 
     def workers(self, concurrency: int | None = None) -> WorkerPool:
         """A worker pool with this process's engines, not started (`start()`, or `run_burst()`)."""
-        signer = self.signed_url if self.settings.public_base_url else None
+        signer = self.signed_url if self.settings.public_base_url or self.storage.presigns else None
         return WorkerPool(self.manager, load_engines(self.settings), self.settings, concurrency, signed_url=signer)
 
     def start_workers(self, concurrency: int | None = None) -> WorkerPool:
