@@ -89,7 +89,8 @@ def _client() -> Any:
         options["request_checksum_calculation"] = "when_required"
     if not os.environ.get("AWS_RESPONSE_CHECKSUM_VALIDATION"):
         options["response_checksum_validation"] = "when_required"
-    config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
+    # Signature version 4 everywhere: presigned links would otherwise use version 2, which most services refuse.
+    config = Config(signature_version="s3v4", connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
                     retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"}, max_pool_connections=32, **options)
     session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
     return session.client("s3", config=config)
