@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from genkeep.config import Settings
+from genkeep.config import Settings, SettingsError
 from genkeep.reference_images import clean_image
 from genkeep.storage import FolderStorage, ImageStorage
 from genkeep.storage.s3 import S3Storage
@@ -29,10 +29,11 @@ FIRST, SECOND = png_bytes(), png_bytes(color=(10, 200, 30))
 SECRET = "test-secret-key-" + "x" * 16
 
 
-@pytest.fixture(params=["folder", "s3"])
+@pytest.fixture(params=["folder", "another-folder", "s3"])
 def studio(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Studio]:
-    """A studio (on an in-memory database) whose images live in a folder, or in a bucket."""
-    url = request.getfixturevalue("s3_url") if request.param == "s3" else ""
+    """A studio (on an in-memory database) whose images live in the data folder, another folder, or a bucket."""
+    url = {"folder": "", "another-folder": f"file://{tmp_path / 'elsewhere'}"}.get(request.param) or \
+        request.getfixturevalue("s3_url")
     opened = Studio.open(Settings(data_dir=tmp_path / "data", database_url="memory:", engine=SCRIPTED_ENGINE,
                                   storage_url=url, secret_key=SECRET))
     yield opened
@@ -69,8 +70,21 @@ def staged_ids(storage: ImageStorage) -> list[str]:
 
 
 def test_the_url_chooses_the_storage(studio: Studio) -> None:
-    kind = S3Storage if studio.settings.storage_url.startswith("s3://") else FolderStorage
-    assert isinstance(studio.storage, kind)
+    url = studio.settings.storage_url
+    if url.startswith("s3://"):
+        assert isinstance(studio.storage, S3Storage) and f"s3://{studio.storage.bucket}/studio" == url
+    else:
+        assert isinstance(studio.storage, FolderStorage)
+        expected = Path(url.removeprefix("file://")) if url else studio.settings.data_dir / "images"
+        assert studio.storage.root == expected
+
+
+@pytest.mark.parametrize("value", ["s3://", "s3:///prefix", "/srv/images", "file://relative/images",
+                                   "https://bucket.example/images"])
+def test_a_storage_url_genkeep_cannot_use_stops_the_start_naming_the_variable(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"GENKEEP_STORAGE_URL must be s3://bucket/prefix .* or file:///"):
+        Settings.from_env({"GENKEEP_STORAGE_URL": value})
+    assert Settings.from_env({"GENKEEP_STORAGE_URL": " s3://images/studio/ "}).storage_url == "s3://images/studio/"
 
 
 def test_staged_files_wait_for_the_row_then_are_the_task_s(storage: ImageStorage) -> None:
