@@ -22,6 +22,7 @@ import dispatch  # noqa: E402
 import idle_page  # noqa: E402
 import report  # noqa: E402
 import routes  # noqa: E402
+import storage_serve  # noqa: E402
 import sweep  # noqa: E402
 import wrk  # noqa: E402
 from server import Server, bench_env  # noqa: E402
@@ -103,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     say(text)
     if not args.no_write:
         DOC.parent.mkdir(parents=True, exist_ok=True)
-        DOC.write_text(text + idle_page.kept_section(DOC))  # its numbers come from a browser, measured apart
+        # Sections measured apart keep their numbers: the idle page's (a browser) and the storage benchmark's.
+        previous = DOC.read_text() if DOC.exists() else ""
+        kept = previous[previous.index(storage_serve.SECTION):] if storage_serve.SECTION in previous else ""
+        text = text + idle_page.kept_section(DOC)
+        DOC.write_text(f"{text.rstrip()}\n\n{kept}" if kept else text)
         say(f"written to {DOC.relative_to(ROOT)}")
     return 1 if any(result.failures for result in results) else 0
 

@@ -10,7 +10,7 @@ import dataset
 import routes
 
 from genkeep.config import Settings
-from genkeep.storage import ImageStorage
+from genkeep.storage import FolderStorage
 from genkeep.tasks.backends import open_backend
 from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.model import now_millis
@@ -58,7 +58,7 @@ def measure(url: str, data_dir: Path, timeout_seconds: float = 3600) -> Sweep:
     settings = Settings(data_dir=data_dir, database_url=url, task_timeout=timeout_seconds)
     backend = open_backend(url)
     try:
-        manager = TaskManager(backend, ImageStorage(settings.images_dir, "bench-sweep-secret"), settings)
+        manager = TaskManager(backend, FolderStorage(settings.images_dir, "bench-sweep-secret"), settings)
         backend.get_by_idempotency_key("warm-the-connection", "none")
         started = time.perf_counter()
         moment = now_millis()

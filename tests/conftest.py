@@ -16,6 +16,7 @@ from genkeep.config import Settings
 from genkeep.studio import Studio
 from genkeep.tasks import database
 from genkeep.web.app import create_app
+from tests.support.s3 import AWS_VARIABLES_CLEARED, aws_env, new_bucket, s3_server
 
 POSTGRES_ADMIN_URL = os.environ.get("GENKEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_POSTGRES = os.environ.get("GENKEEP_REQUIRE_POSTGRES") == "1"
@@ -56,13 +57,34 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty task database, on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'genkeep.db'}"
-    url: str = request.getfixturevalue("postgres_url")
+    return empty_postgres(request.getfixturevalue("postgres_url"), tmp_path)
+
+
+def empty_postgres(url: str, tmp_path: Path) -> str:
+    """The session's PostgreSQL database, migrated and without tasks."""
     database.upgrade(url, tmp_path)
     engine = database.connect(url)
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE tasks"))
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-compatible server (moto_server) for this test session."""
+    with s3_server(tmp_path_factory.mktemp("s3") / "moto_server.log") as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_url(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket as GENKEEP_STORAGE_URL (with a key prefix); this process's AWS_* variables point at it."""
+    for name in AWS_VARIABLES_CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in aws_env(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{new_bucket(s3_endpoint)}/studio"
 
 
 @pytest.fixture

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     database_url: str = setting("", "any SQLAlchemy URL; `postgresql://…` to scale out",
                                 shown="SQLite file in the data folder")
     data_dir: Path = setting(Path("data"), "database file, images and the generated secret key", shown="./data")
+    storage_url: str = setting("", "where images live: `s3://bucket/prefix` for any S3-compatible service "
+                               "(configured by the standard `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, "
+                               "`AWS_SECRET_ACCESS_KEY`, `AWS_REGION` variables; see [Images in object storage]"
+                               "(#images-in-object-storage)), or `file:///path` for another folder",
+                               shown="the data folder's `images/`")
     task_timeout: float = setting(300.0, "seconds a task may stay processing before it fails with error.code "
                                   "`timeout`", unit="seconds", ge=1.0)
     sweep_interval: float = setting(10.0, "seconds between two looks for timed-out tasks", unit="seconds", ge=0.1)
@@ -151,6 +156,17 @@ class Settings(BaseSettings):
             metrics_address(value)
         return value
 
+    @field_validator("storage_url", mode="after")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        raw = value.strip()
+        scheme, _, rest = raw.partition("://")
+        if not raw or (scheme == "s3" and rest.partition("/")[0]) or (scheme == "file" and rest.startswith("/")):
+            return raw
+        raise ValueError("must be s3://bucket/prefix (an S3-compatible bucket; AWS_ENDPOINT_URL and the other "
+                         f"standard AWS_* variables say where and how to reach it) or file:///path/to/folder, not "
+                         f"{raw!r}.")
+
     @field_validator("engine", mode="after")
     @classmethod
     def _engine(cls, value: str) -> str:
@@ -186,6 +202,9 @@ class Settings(BaseSettings):
 
     @property
     def images_dir(self) -> Path:
+        """The images folder, when images live in a folder."""
+        if self.storage_url.startswith("file://"):
+            return Path(self.storage_url.removeprefix("file://"))
         return self.data_dir / "images"
 
     @property

@@ -10,9 +10,10 @@ from genkeep.engines import load_engines
 from genkeep.engines.base import Engine
 from genkeep.logs import TransitionLog
 from genkeep.metrics import Metrics
-from genkeep.storage import ImageStorage
+from genkeep.storage import ImageStorage, open_storage
 from genkeep.tasks import database
 from genkeep.tasks.backends import TaskBackend, open_backend
+from genkeep.tasks.errors import StorageUnavailable
 from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.model import TaskType
 from genkeep.tasks.sweeper import Sweeper
@@ -46,25 +47,34 @@ class Studio:
             database.upgrade(url, settings.data_dir)
         secret = load_secret_key(settings)
         backend = open_backend(url, pool_size=max(4, settings.workers + 4))
-        storage = ImageStorage(settings.images_dir, secret)
+        storage = open_storage(settings, secret)
         manager = TaskManager(backend, storage, settings)
         # Watching from before the first sweep: what it fails is counted and logged too.
         metrics = Metrics()
         manager.transitions.subscribe(metrics.tasks)
         manager.transitions.subscribe(TransitionLog(secret))
         manager.sweep()
-        manager.recover_incoming()
+        try:
+            manager.recover_incoming()
+        except StorageUnavailable as fault:
+            # Serve anyway (/readyz says the storage is away); the next start finishes the recovery.
+            log.warning("could not look for staged images left by a crash (%s)", fault.reason)
         return cls(settings, secret, backend, storage, manager, metrics=metrics)
 
     def signed_url(self, task_id: str, name: str) -> str:
-        """A short-lived URL a provider can fetch a reference image from (needs GENKEEP_PUBLIC_BASE_URL)."""
+        """A short-lived URL a provider can fetch a reference image from: genkeep's own where it has a public
+        address (GENKEEP_PUBLIC_BASE_URL), else the bucket's presigned URL where images live in one."""
+        if not self.settings.public_base_url:
+            presigned = self.storage.presigned_url(task_id, name)
+            if presigned is not None:
+                return presigned
         query = self.storage.signed_query(task_id, name)
         return f"{self.settings.public_base_url}{file_url(task_id, name)}?{query}"
 
     def workers(self, concurrency: int | None = None, engines: dict[TaskType, Engine] | None = None) -> WorkerPool:
         """A worker pool with this process's engines (made now unless given), not started (`start()`, or
         `run_burst()`)."""
-        signer = self.signed_url if self.settings.public_base_url else None
+        signer = self.signed_url if self.settings.public_base_url or self.storage.presigns else None
         engines = load_engines(self.settings) if engines is None else engines
         self.metrics.name_engines({task_type: engine.name for task_type, engine in engines.items()})
         return WorkerPool(self.manager, engines, self.settings, concurrency, signed_url=signer)

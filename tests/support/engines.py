@@ -1,7 +1,7 @@
 """An engine for tests whose behaviour the prompt scripts, usable in-process and by worker subprocesses.
 
 Prompt words: "fail" → EngineError; "crash" → an unexpected exception; "slow:N" → takes N seconds (stoppable);
-"preview" → with slow:N, a preview picture at every step.
+"preview" → with slow:N, a preview picture at every step; "big:N" → a result of about N MB (a PNG of noise).
 Every run appends the task id to the file named by GENKEEP_TEST_RUN_LOG, so tests count engine runs across
 processes. With GENKEEP_TEST_RUN_EVENTS, every run also writes "start <task> <run> <pid> <time>" when it begins
 and "end <task> <run> <pid> <time> <outcome>" when it returns or raises (wall-clock seconds, shared by every
@@ -73,8 +73,12 @@ class ScriptedEngine(RunToCompletionEngine):
         if "fail" in prompt:
             raise EngineError("engine_error", "The scripted engine failed as asked; remove 'fail' from the prompt.")
         image = Image.new("RGB", (64, 64), (len(prompt) * 7 % 256, 120, 200))
+        big = re.search(r"big:(\d+)", prompt)
+        if big:
+            side = int((int(big.group(1)) * 1024 * 1024 / 3) ** 0.5)
+            image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
         out = io.BytesIO()
-        image.save(out, "PNG")
+        image.save(out, "PNG", compress_level=0 if big else 6)
         return EngineResult(out.getvalue())
 
 

@@ -2,27 +2,35 @@
 
 `hold()` stops forwarding bytes in both directions on every open connection, and accepts new connections without
 ever answering them; nothing is closed or reset, so clients see silence, not an error. `release()` forwards
-everything held and connects the waiting newcomers. It listens on 127.0.0.1 only, on a free port.
+everything held and connects the waiting newcomers. `hold_after(n)` holds the same way once one connection has
+sent n bytes upstream: a client caught in the middle of an upload. It listens on 127.0.0.1 only, on a free port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 CHUNK = 64 * 1024
+# With hold_after, what a client may have sent beyond what was forwarded is bounded by the kernel's buffers: a
+# small receive buffer keeps the client's own send buffer the only large one.
+HOLD_AFTER_RECEIVE_BUFFER = 64 * 1024
 
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to target_host:target_port on its own event-loop thread."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, small_buffers: bool = False) -> None:
         self.target_host = target_host
         self.target_port = target_port
+        self.small_buffers = small_buffers
         self.port = 0
+        self.held_mid_upload = threading.Event()
+        self._hold_after: int | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
         self._flowing = asyncio.Event()
@@ -42,6 +50,14 @@ class TcpProxy:
     def release(self) -> None:
         self._loop.call_soon_threadsafe(self._flowing.set)
 
+    def hold_after(self, upstream_bytes: int) -> None:
+        """Hold everything once one connection has sent this many bytes upstream; `held_mid_upload` is set then."""
+        self._hold_after = upstream_bytes
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
     def close(self) -> None:
         if not self._thread.is_alive():
             return
@@ -55,7 +71,12 @@ class TcpProxy:
 
     async def _start_server(self) -> None:
         self._flowing.set()
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        listener = socket.socket()
+        if self.small_buffers:
+            # Set before listening, so accepted connections advertise a small window from their first packet.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, HOLD_AFTER_RECEIVE_BUFFER)
+        listener.bind(("127.0.0.1", 0))
+        self._server = await asyncio.start_server(self._accept, sock=listener)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
@@ -72,7 +93,7 @@ class TcpProxy:
                 client_writer.close()
                 return
             self._writers.add(upstream_writer)
-            await asyncio.gather(self._pipe(client_reader, upstream_writer),
+            await asyncio.gather(self._pipe(client_reader, upstream_writer, upstream=True),
                                  self._pipe(upstream_reader, client_writer))
         except asyncio.CancelledError:
             # Closing the proxy: end quietly (asyncio's stream server reports a handler's cancellation as an error).
@@ -80,13 +101,20 @@ class TcpProxy:
         finally:
             self._connections.discard(task)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                    upstream: bool = False) -> None:
+        sent = 0
         try:
             while data := await reader.read(CHUNK):
                 # Read, then wait: during a hold this chunk waits here and the rest stays in the kernel's buffers.
                 await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
+                sent += len(data)
+                if upstream and self._hold_after is not None and sent >= self._hold_after:
+                    self._hold_after = None
+                    self._flowing.clear()
+                    self.held_mid_upload.set()
         except (ConnectionError, OSError):
             pass
         finally:
@@ -106,8 +134,8 @@ class TcpProxy:
 
 
 @contextmanager
-def tcp_proxy(target_host: str, target_port: int) -> Iterator[TcpProxy]:
-    proxy = TcpProxy(target_host, target_port)
+def tcp_proxy(target_host: str, target_port: int, *, small_buffers: bool = False) -> Iterator[TcpProxy]:
+    proxy = TcpProxy(target_host, target_port, small_buffers=small_buffers)
     proxy.start()
     try:
         yield proxy

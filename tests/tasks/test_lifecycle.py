@@ -11,6 +11,7 @@ from genkeep.tasks.errors import DatabaseUnavailable
 from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.model import TaskType
 from tests.support.api import submit, wait_final
+from tests.support.storage import folder_of
 from tests.support.tasks import accept, age, pool_of, row
 from tests.support.waiting import wait_for
 
@@ -37,7 +38,7 @@ def test_a_late_result_after_a_cancel_changes_nothing(studio: Studio) -> None:
     assert final is not None
     assert final.status == "failed" and final.error is not None and final.error.code == "canceled"
     assert final.result_name is None
-    assert not list(studio.storage.task_dir(task.id).glob("result-*"))
+    assert not list(folder_of(studio).task_dir(task.id).glob("result-*"))
 
 
 def test_a_late_result_after_a_timeout_changes_nothing(studio: Studio) -> None:
@@ -63,7 +64,7 @@ def test_a_finished_task_cannot_be_finished_again(studio: Studio) -> None:
     final = row(studio, task.id)
     assert final is not None and final.status == "completed" and final.error is None
     # The second result left no file behind.
-    assert [path.name for path in studio.storage.task_dir(task.id).glob("result-*")] == [final.result_name]
+    assert [path.name for path in folder_of(studio).task_dir(task.id).glob("result-*")] == [final.result_name]
 
 
 def test_cancel_stops_the_running_engine(client: TestClient) -> None:
@@ -100,7 +101,7 @@ def test_delete_removes_a_finished_task_and_its_files(client: TestClient) -> Non
     assert client.get(task["image_url"]).status_code == 404
     assert client.get(task["reference_images"][0]["url"]).status_code == 404
     studio: Studio = client.app.state.studio  # type: ignore[attr-defined]
-    assert not studio.storage.task_dir(task["id"]).exists()
+    assert not folder_of(studio).task_dir(task["id"]).exists()
     client.post(f"/api/tasks/{running['id']}/cancel")
 
 
@@ -167,11 +168,11 @@ def test_a_timed_out_task_stops_its_engine(settings: Settings) -> None:
 
 def test_files_are_published_even_if_a_worker_wrote_first(studio: Studio) -> None:
     """A worker on another machine may claim a task between its commit and the move of its files."""
-    staging = studio.storage.staging_dir("f" * 32)
+    staging = folder_of(studio).staging_dir("f" * 32)
     (staging / "reference-1.png").write_bytes(b"reference")
     studio.storage.write_result("f" * 32, "result-1.png", b"result")
     studio.storage.publish("f" * 32)
-    folder = studio.storage.task_dir("f" * 32)
+    folder = folder_of(studio).task_dir("f" * 32)
     assert sorted(path.name for path in folder.iterdir()) == ["reference-1.png", "result-1.png"]
     assert not staging.exists()
 

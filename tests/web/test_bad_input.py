@@ -11,10 +11,11 @@ from fastapi.testclient import TestClient
 
 from genkeep.studio import Studio
 from tests.support.images import png_bytes
+from tests.support.storage import folder_of
 
 
 def _stored_files(studio: Studio) -> list[Path]:
-    return [path for path in studio.storage.root.rglob("*") if path.is_file()]
+    return [path for path in folder_of(studio).root.rglob("*") if path.is_file()]
 
 
 def _bomb_png(side: int = 20000) -> bytes:

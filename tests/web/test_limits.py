@@ -12,6 +12,7 @@ from genkeep.tasks.manager import TaskManager
 from genkeep.web.app import create_app
 from tests.conftest import new_client
 from tests.support.api import submit
+from tests.support.storage import folder_of
 from tests.support.tasks import accept, row
 from tests.support.waiting import wait_for
 
@@ -69,4 +70,4 @@ def test_retention_removes_old_finished_tasks_and_their_images(studio: Studio) -
     instant = TaskManager(studio.backend, studio.storage, studio.settings.with_overrides(retention_days=1e-9))
     wait_for(lambda: instant.remove_expired() == 1, message="the finished task to pass the retention")
     assert row(studio, old.id) is None and row(studio, kept.id) is not None
-    assert not studio.storage.task_dir(old.id).exists()
+    assert not folder_of(studio).task_dir(old.id).exists()

@@ -15,6 +15,7 @@ from genkeep.tasks.backends.memory import MemoryBackend
 from genkeep.tasks.errors import DatabaseUnavailable, StorageUnavailable
 from genkeep.tasks.model import TaskStatus
 from genkeep.workers import runner
+from tests.support.storage import folder_of
 from tests.support.tasks import accept, pool_of, row
 from tests.support.waiting import wait_for
 
@@ -89,7 +90,7 @@ def test_a_database_fault_while_completing_is_retried_until_it_passes(studio: St
     final = row(studio, task.id)
     assert final is not None and final.status is TaskStatus.COMPLETED and len(tries) == 3
     # The failed tries left no stray result files behind.
-    assert [p.name for p in studio.storage.task_dir(task.id).glob("result-*")] == [final.result_name]
+    assert [p.name for p in folder_of(studio).task_dir(task.id).glob("result-*")] == [final.result_name]
 
 
 def test_a_full_disk_while_saving_is_retried_and_a_lasting_one_fails_with_its_own_code(
@@ -99,11 +100,11 @@ def test_a_full_disk_while_saving_is_retried_and_a_lasting_one_fails_with_its_ow
     full_until = [2]
     real_write = studio.storage.write_result
 
-    def write(task_id: str, name: str, data: bytes) -> Path:
+    def write(task_id: str, name: str, data: bytes) -> None:
         if full_until[0] > 0:
             full_until[0] -= 1
             raise StorageUnavailable("No space left on device")
-        return real_write(task_id, name, data)
+        real_write(task_id, name, data)
 
     monkeypatch.setattr(studio.storage, "write_result", write)
     brief = accept(studio, "a brief fault")
@@ -117,7 +118,7 @@ def test_a_full_disk_while_saving_is_retried_and_a_lasting_one_fails_with_its_ow
     assert final is not None and final.status is TaskStatus.FAILED and final.error is not None
     assert final.error.code == "storage_unavailable"
     assert "could not be saved" in final.error.message and "Retry" in final.error.message
-    assert not list(studio.storage.root.rglob(".*.partial"))
+    assert not list(folder_of(studio).root.rglob(".*.partial"))
 
 
 def test_unreadable_images_hand_the_attempt_back_instead_of_failing(studio: Studio,

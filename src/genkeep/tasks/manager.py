@@ -17,8 +17,9 @@ import contextlib
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import PIL.Image
@@ -26,7 +27,7 @@ import PIL.Image
 from genkeep.config import Settings
 from genkeep.previews import PREVIEW_EXTENSION, PREVIEW_PREFIX, encode_preview
 from genkeep.reference_images import CleanImage
-from genkeep.storage import EXTENSIONS, ImageStorage
+from genkeep.storage import ABANDONED_AFTER_SECONDS, EXTENSIONS, ImageStorage
 from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend
 from genkeep.tasks.backends.base import Caps
 from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
@@ -304,17 +305,14 @@ class TaskManager:
         """Saved before the first poll: a worker that takes over resumes this job instead of paying twice."""
         return self.backend.save_provider_job(task.id, worker_id, provider_job_id, now_millis())
 
-    def reference_paths(self, task: Task) -> list[str] | None:
-        """Where the engine reads the task's reference images; None if one is missing (the task cannot run)."""
-        # The task may have been claimed between its row's commit and its files' move.
+    @contextlib.contextmanager
+    def reference_files(self, task: Task) -> Iterator[list[Path] | None]:
+        """Local paths of the task's reference images while its engine runs; None if one is missing (the task
+        cannot run). Raises Unavailable if the storage cannot be read."""
+        # The task may have been claimed between its row's commit and its files' publication.
         self.storage.publish(task.id)
-        paths = []
-        for image in task.reference_images:
-            path = self.storage.path(task.id, image.name)
-            if path is None:
-                return None
-            paths.append(str(path))
-        return paths
+        with self.storage.local_copies(task.id, [image.name for image in task.reference_images]) as paths:
+            yield paths
 
     def save_preview(self, task: Task, worker_id: str, image: bytes | PIL.Image.Image, fraction: float | None,
                      previous: str | None) -> str | None:
@@ -469,9 +467,9 @@ class TaskManager:
         return removed
 
     def recover_incoming(self) -> None:
-        """Finish or discard file moves that a crash interrupted between a row's commit and its files' move."""
-        from genkeep.storage import ABANDONED_AFTER_SECONDS
-
+        """Finish or discard what a crash interrupted between staging a task's files and committing (or
+        removing) its row, and local copies of runs that died."""
+        self.storage.discard_abandoned_copies()
         staged = self.storage.staged_task_ids()
         committed = self.backend.existing_ids([task_id for task_id, _ in staged])
         for task_id, age in staged:

@@ -38,9 +38,11 @@ class Sweeper:
             try:
                 self.manager.sweep()
                 if time.monotonic() >= next_retention:
-                    # Hourly: old finished tasks are no hurry, and finding them reads the history.
+                    # Hourly: old finished tasks are no hurry, and finding them reads the history. So are images
+                    # that a crash elsewhere left staged (a long-running cluster may not restart for months).
                     next_retention = time.monotonic() + RETENTION_INTERVAL_S
                     self.manager.remove_expired()
+                    self.manager.recover_incoming()
             except Unavailable as fault:
                 log.warning("sweep failed (%s); trying again in %s s", fault.code, self.interval)
             except Exception:

@@ -7,6 +7,7 @@ its own code; a fault before the engine starts hands the attempt back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -124,24 +125,29 @@ class Runner:
 
     def _run(self, run: TaskRun, engine: Engine) -> None:
         task = run.task
-        try:
-            paths = self.manager.reference_paths(task)
-        except Unavailable as fault:
-            log.warning("task %s handed back: its images cannot be read (%s)", task.id, fault.code)
-            self._hand_back(run, refund=True)
-            return
-        if paths is None:
-            self._record(run, lambda: self.manager.fail(
-                task, self.worker_id, "invalid_input",
-                "This task's reference images are missing; upload them again."))
-            return
-        urls = tuple(self.signed_url(task.id, image.name) for image in task.reference_images) \
-            if self.signed_url else ()
-        job = EngineJob(task_id=task.id, type=task.type, prompt=task.prompt,
-                        reference_paths=tuple(Path(path) for path in paths), reference_urls=urls,
-                        provider_job_id=task.provider_job_id, attempt=task.attempts)
+        with contextlib.ExitStack() as files:
+            try:
+                # Local paths for the engine; with images in a bucket, copies that last as long as this run.
+                paths = files.enter_context(self.manager.reference_files(task))
+            except Unavailable as fault:
+                log.warning("task %s handed back: its images cannot be read (%s)", task.id, fault.code)
+                self._hand_back(run, refund=True)
+                return
+            if paths is None:
+                self._record(run, lambda: self.manager.fail(
+                    task, self.worker_id, "invalid_input",
+                    "This task's reference images are missing; upload them again."))
+                return
+            self._run_engine(run, engine, paths)
+
+    def _run_engine(self, run: TaskRun, engine: Engine, paths: list[Path]) -> None:
+        task = run.task
         ctx = TaskContext(run, self.manager, self.worker_id)
         try:
+            urls = tuple(self.signed_url(task.id, image.name) for image in task.reference_images) \
+                if self.signed_url else ()
+            job = EngineJob(task_id=task.id, type=task.type, prompt=task.prompt, reference_paths=tuple(paths),
+                            reference_urls=urls, provider_job_id=task.provider_job_id, attempt=task.attempts)
             result = self._generate(run, engine, job, ctx)
         except EngineStopped:
             if run.handing_back:
@@ -153,7 +159,8 @@ class Runner:
                 self._drop_provider_job(task, engine)
             return
         except Unavailable as fault:
-            # Saving the provider job failed: hand the attempt back; the next worker resumes or resubmits.
+            # Signing image links or saving the provider job failed: hand the attempt back; the next worker
+            # resumes or resubmits.
             log.warning("task %s handed back after a fault (%s)", task.id, fault.code)
             self._hand_back(run, refund=True)
             return

@@ -1,4 +1,5 @@
-"""Image files in, URLs out.
+"""Images in a folder (the data folder's images/ by default): the fast path on one machine, or a folder every
+machine mounts.
 
 Layout: images/<id[:2]>/<task id>/<name>. A new task's files are written to images/incoming/<task id>/ first and
 moved into place once its row is committed, so a crash leaves neither a row without files nor files without a
@@ -7,28 +8,15 @@ row: `recover_incoming` finishes or discards what a crash interrupted.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
-import logging
 import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from genkeep.storage.base import ImageStorage
 from genkeep.tasks.errors import StorageUnavailable
-
-log = logging.getLogger(__name__)
-
-CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
-EXTENSIONS = {value: key for key, value in CONTENT_TYPES.items()}
-# How long a signed link to a reference image works: long enough for a provider to fetch it when the job starts,
-# short enough that a link seen in a provider's logs is useless soon after.
-SIGNED_URL_SECONDS = 600
-# An incoming folder this old whose row never appeared belongs to a request that died.
-ABANDONED_AFTER_SECONDS = 3600
 
 
 @contextlib.contextmanager
@@ -40,14 +28,14 @@ def _faults(action: str) -> Iterator[None]:
         raise StorageUnavailable(f"{action}: {error.strerror or error}") from error
 
 
-class ImageStorage:
-    """The folder where reference images and results live, shared by every genkeep process."""
+class FolderStorage(ImageStorage):
+    """The folder where reference images and results live, shared by every genkeep process that mounts it."""
 
     def __init__(self, root: Path, secret: str) -> None:
+        super().__init__(secret)
         self.root = root
         self.incoming = root / "incoming"
         self.incoming.mkdir(parents=True, exist_ok=True)
-        self._secret = secret.encode()
 
     def task_dir(self, task_id: str) -> Path:
         return self.root / task_id[:2] / task_id
@@ -112,7 +100,16 @@ class ImageStorage:
                 return candidate
         return None
 
-    def write_result(self, task_id: str, name: str, data: bytes) -> Path:
+    def read(self, task_id: str, name: str) -> Path | None:
+        return self.path(task_id, name)
+
+    @contextlib.contextmanager
+    def local_copies(self, task_id: str, names: Sequence[str]) -> Iterator[list[Path] | None]:
+        """The files themselves: engines read them where they are."""
+        paths = [self.path(task_id, name) for name in names]
+        yield None if None in paths else [path for path in paths if path is not None]
+
+    def write_result(self, task_id: str, name: str, data: bytes) -> None:
         """Write a file whole or not at all: readers never see half an image, and a failed write leaves nothing."""
         folder = self.task_dir(task_id)
         target = folder / name
@@ -126,7 +123,6 @@ class ImageStorage:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
             raise
-        return target
 
     def remove_file(self, task_id: str, name: str) -> None:
         path = self.path(task_id, name)
@@ -154,21 +150,3 @@ class ImageStorage:
         with _faults("listing staged images"):
             return [(entry.name, moment - entry.stat().st_mtime) for entry in os.scandir(self.incoming)
                     if entry.is_dir()]
-
-    # ---- short-lived signed URLs for providers that fetch reference images themselves (never results) ---------
-
-    def sign(self, task_id: str, name: str, expires: int) -> str:
-        message = f"{task_id}/{name}/{expires}".encode()
-        digest = hmac.new(self._secret, message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
-
-    def signed_query(self, task_id: str, name: str, ttl_seconds: int = SIGNED_URL_SECONDS) -> str:
-        expires = int(time.time()) + ttl_seconds
-        return f"expires={expires}&sig={self.sign(task_id, name, expires)}"
-
-    def check_signature(self, task_id: str, name: str, expires: int, sig: str) -> bool:
-        moment = time.time()
-        # A link made to last longer than genkeep makes them was not made by this version: refuse it too.
-        if not moment <= expires <= moment + SIGNED_URL_SECONDS + 60:
-            return False
-        return hmac.compare_digest(self.sign(task_id, name, expires), sig)
