@@ -30,6 +30,7 @@ class RouteRun:
     rss_start_mb: float
     rss_end_mb: float
     unfinished_at_end: int
+    files: dict[str, Path]  # each route's (cookie, path) lines, for the open-loop runs that follow
 
 
 def reference_jpeg(target_bytes: int = ACCEPT_IMAGE_BYTES) -> bytes:
@@ -118,4 +119,4 @@ def measure(server: Server, url: str, work_dir: Path, load: wrk.Load,
         else:
             results[route] = wrk.run(route, server.base_url, "get.lua", files[route], load)
     rss_end = server.rss_mb()
-    return RouteRun(results, rss_start, rss_end, count_unfinished(url))
+    return RouteRun(results, rss_start, rss_end, count_unfinished(url), files)

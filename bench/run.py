@@ -19,6 +19,7 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import dataset  # noqa: E402 - bench/ goes on the path first
 import dispatch  # noqa: E402
+import fixed_rate  # noqa: E402
 import report  # noqa: E402
 import routes  # noqa: E402
 import sweep  # noqa: E402
@@ -46,6 +47,13 @@ def run_backend(name: str, load: wrk.Load) -> report.BackendResult:
     try:
         with Server(bench_env(built.url, work_dir), work_dir / "serve.log") as server:
             result.routes = routes.measure(server, built.url, work_dir, load, say)
+            say(f"{name}: fixed-rate latency")
+            try:
+                ceiling = result.routes.results["ceiling"].rps
+                result.fixed_rate = fixed_rate.measure(server.base_url, result.routes.files, ceiling, progress=say)
+            except Exception as error:
+                traceback.print_exc()
+                result.failures.append(f"fixed rate: {error}")
     except Exception as error:
         traceback.print_exc()
         result.failures.append(f"routes: {error}")
