@@ -16,6 +16,7 @@ from fixed_rate import CEILING_SHARE, SOCKETS, TIMEOUT_MS, FixedRate
 from fixed_rate import SECONDS as FIXED_SECONDS
 from routes import RouteRun
 from sweep import Sweep
+from worker_memory import IDLE_SETTLE_SECONDS, WorkerMemory
 
 # Targets from issue 5: (SQLite, PostgreSQL) minimum ratio to the ceiling.
 RATIO_TARGETS = {"poll": (0.7, 0.5), "recovery": (0.6, 0.4)}
@@ -137,7 +138,8 @@ def fixed_rate_table(results: list[BackendResult]) -> list[str]:
     return lines
 
 
-def other_table(results: list[BackendResult], local: dict[str, object]) -> list[str]:
+def other_table(results: list[BackendResult], local: dict[str, object], memory: list[WorkerMemory] | None = None,
+                memory_note: str | None = None) -> list[str]:
     lines = ["| backend | measurement | value | target |", "|---|---|---:|---|"]
     for result in results:
         name = result.name
@@ -166,6 +168,21 @@ def other_table(results: list[BackendResult], local: dict[str, object]) -> list[
                          f"<{LOCAL_TARGET_S:.0f} s {_ok(value < LOCAL_TARGET_S)} |")
     else:
         lines.append(f"| local engine | time per type | {local.get('note', 'local engine not available')} | |")
+    lines += worker_memory_rows(memory or [], memory_note)
+    return lines
+
+
+def worker_memory_rows(memory: list[WorkerMemory], note: str | None) -> list[str]:
+    """A `genkeep worker`'s resident size: idle, then for each type a fresh worker's peak and what it kept."""
+    if not memory:
+        return [f"| local worker | memory | {note or 'not measured'} | |"]
+    first = memory[0]
+    lines = [f"| local worker | RSS idle, a fresh `genkeep worker` ({first.threads} threads) | "
+             f"{first.idle_mb:.0f} MB | |"]
+    for measured in memory:
+        lines.append(f"| local worker | peak RSS during one {measured.task_type} at 1024 px ({measured.peak_source}) "
+                     f"| {measured.peak_mb:.0f} MB | |")
+        lines.append(f"| local worker | RSS idle after that task | {measured.idle_after_mb:.0f} MB | |")
     return lines
 
 
@@ -201,13 +218,18 @@ HOW = """\
   latency = start - created_at (created_at has millisecond resolution).
 - Sweep: the accepted tasks finished, the 20,000 dataset tasks aged past a 1 h timeout, then one
   the backend's sweep_timed_out timed in-process (it fails them all in one UPDATE ... RETURNING).
-- Memory: VmRSS of the serve process from /proc, at start and after all the routes.
+- Memory: VmRSS of the serve process from /proc, at start and after all the wrk routes.
+- Worker memory (bench/worker_memory.py): for each local type a fresh `genkeep worker` (the shipped defaults,
+  local engine) on a fresh SQLite studio, fed one task through a `genkeep serve` without workers, inputs drawn at
+  1024 px; idle is VmRSS after {idle_s:g} s of rest before and after the task; the peak is VmHWM, reset to the
+  current size through /proc/<pid>/clear_refs just before the task.
 - Local engine: bench/local_timing.py in its own process, drawn inputs, median of 3 warm runs per type.
 """
 
 
 def markdown(results: list[BackendResult], local: dict[str, object], info: dict[str, str], threads: int,
-             connections: int, seconds: int, image_kb: int, total_seconds: float) -> str:
+             connections: int, seconds: int, image_kb: int, total_seconds: float,
+             memory: list[WorkerMemory] | None = None, memory_note: str | None = None) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "# Benchmarks",
@@ -223,13 +245,14 @@ def markdown(results: list[BackendResult], local: dict[str, object], info: dict[
         *fixed_rate_table(results),
         "",
         "## Dispatch, sweep, memory, local engine",
-        *other_table(results, local),
+        *other_table(results, local, memory, memory_note),
         "",
         "## Machine",
         *[f"- {key}: {value}" for key, value in info.items()],
         "",
         HOW.format(threads=threads, connections=connections, seconds=seconds, image_kb=image_kb,
-                   fixed_seconds=FIXED_SECONDS, sockets=SOCKETS, timeout_s=TIMEOUT_MS / 1000),
+                   fixed_seconds=FIXED_SECONDS, sockets=SOCKETS, timeout_s=TIMEOUT_MS / 1000,
+                   idle_s=IDLE_SETTLE_SECONDS),
     ]
     for result in results:
         parts.append(f"Dataset on {result.name}: ready in {result.build_seconds:.0f} s "

@@ -23,6 +23,7 @@ import fixed_rate  # noqa: E402
 import report  # noqa: E402
 import routes  # noqa: E402
 import sweep  # noqa: E402
+import worker_memory  # noqa: E402
 import wrk  # noqa: E402
 from server import Server, bench_env  # noqa: E402
 
@@ -88,6 +89,15 @@ def time_local_engine() -> dict[str, object]:
     return {"available": False, "note": f"local engine failed: {tail}"}
 
 
+def measure_worker_memory() -> tuple[list[worker_memory.WorkerMemory], str | None]:
+    say("local engine: a worker's memory per type at 1024 px")
+    try:
+        return worker_memory.measure(RESULTS / "worker-memory", progress=say), None
+    except Exception as error:
+        traceback.print_exc()
+        return [], f"worker memory: {error}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per route")
@@ -103,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
     results = [run_backend(names[key.strip()], load) for key in args.backends.split(",") if key.strip()]
     local = {"available": False, "note": "skipped (--skip-local)"} if args.skip_local else time_local_engine()
+    memory, memory_failure = ([], "skipped (--skip-local)") if args.skip_local else measure_worker_memory()
     image_kb = round(len(routes.reference_jpeg()) / 1024)
     text = report.markdown(results, local, report.machine(), load.threads, load.connections, load.seconds,
-                           image_kb, time.perf_counter() - started)
+                           image_kb, time.perf_counter() - started, memory, memory_failure)
     say("")
     say(text)
     if not args.no_write:

@@ -1,4 +1,4 @@
-"""The bench report's fixed-rate table: what a reader of docs/benchmarks.md sees for a run (no load, no timing)."""
+"""The bench report's new tables: what a reader of docs/benchmarks.md sees for a run (no load, no timing)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH_DIR))
 
 from fixed_rate import FixedRate  # noqa: E402 - bench/ is not a package; it goes on the path first
-from report import BackendResult, fixed_rate_table, route_table  # noqa: E402
+from report import BackendResult, fixed_rate_table, route_table, worker_memory_rows  # noqa: E402
 from routes import RouteRun  # noqa: E402
+from worker_memory import WorkerMemory  # noqa: E402
 from wrk import Measured  # noqa: E402
 
 
@@ -80,3 +81,20 @@ def test_the_closed_loop_p99_is_labelled_and_judges_nothing() -> None:
     lines = route_table([backend({})])
     assert "p99 ms (saturated)" in lines[0]
     assert not any("p99<" in line for line in lines)
+
+
+def test_worker_memory_shows_idle_once_then_each_types_peak_and_what_it_kept() -> None:
+    memory = [WorkerMemory("WHITE_BACKGROUND", 89.0, 493.2, 420.7, 2, "VmHWM"),
+              WorkerMemory("CLOTHING_CHANGE", 89.4, 683.8, 645.2, 2, "VmHWM")]
+    lines = worker_memory_rows(memory, None)
+    assert lines[0] == "| local worker | RSS idle, a fresh `genkeep worker` (2 threads) | 89 MB | |"
+    assert lines[1:] == [
+        "| local worker | peak RSS during one WHITE_BACKGROUND at 1024 px (VmHWM) | 493 MB | |",
+        "| local worker | RSS idle after that task | 421 MB | |",
+        "| local worker | peak RSS during one CLOTHING_CHANGE at 1024 px (VmHWM) | 684 MB | |",
+        "| local worker | RSS idle after that task | 645 MB | |",
+    ]
+
+
+def test_worker_memory_not_measured_says_why() -> None:
+    assert worker_memory_rows([], "skipped (--skip-local)") == ["| local worker | memory | skipped (--skip-local) | |"]
