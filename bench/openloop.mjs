@@ -22,8 +22,6 @@ import {parseArgs} from "node:util";
 // The generator counts as having kept up when its own p99 delay in sending is below this; Node's timers fire
 // with 1 ms granularity, so a millisecond or two is expected and is counted in every latency anyway.
 export const KEPT_UP_LAG_MS = 5;
-// How often in-flight requests are checked against their deadline.
-const DEADLINE_CHECK_MS = 50;
 
 // When request `index` is due, in ms after the start, at `rate` requests per second.
 export function dueAt(index, rate) {
@@ -78,10 +76,10 @@ const round = (value) => (value === null ? null : Math.round(value * 1000) / 100
 
 // Every measured request's outcome, and what the run as a whole looked like.
 export class Recorder {
-  constructor(count, timeoutMs) {
-    this.timeoutMs = timeoutMs;
-    // Latency from the due time, for every request that got an answer or timed out (a time-out enters at
-    // timeoutMs, a lower bound of its real latency, so a stalled server cannot look fast by not answering).
+  constructor(count) {
+    // Latency from the due time of every measured request: answered ones exactly; those still unanswered when the
+    // run ends enter at the time they had waited by then, a lower bound (so a stalled server cannot look fast by
+    // not answering), and every percentile at or above the smallest such bound is itself only a lower bound.
     this.latencies = new Float64Array(count);
     this.lags = new Float64Array(count); // how late the generator itself was in sending each request
     this.latencyCount = 0;
@@ -90,7 +88,8 @@ export class Recorder {
     this.ok = 0;
     this.non2xx = 0;
     this.socketErrors = 0;
-    this.timeouts = 0;
+    this.unanswered = 0;
+    this.unansweredMin = Infinity;
     this.lastEnd = 0;
   }
 
@@ -106,9 +105,12 @@ export class Recorder {
     this.lastEnd = Math.max(this.lastEnd, endMs);
   }
 
-  timedOut() {
-    this.latencies[this.latencyCount++] = this.timeoutMs;
-    this.timeouts += 1;
+  // Still waiting when the run gave up at endMs.
+  givenUp(dueMs, endMs) {
+    const waited = endMs - dueMs;
+    this.latencies[this.latencyCount++] = waited;
+    this.unanswered += 1;
+    this.unansweredMin = Math.min(this.unansweredMin, waited);
   }
 
   failed(endMs) {
@@ -128,11 +130,11 @@ export class Recorder {
       seconds,
       sent: this.sent,
       completed: this.ok,
-      errors: this.non2xx + this.socketErrors + this.timeouts,
+      errors: this.non2xx + this.socketErrors + this.unanswered,
       non_2xx: this.non2xx,
       socket_errors: this.socketErrors,
-      timeouts: this.timeouts,
-      timeout_ms: this.timeoutMs,
+      unanswered: this.unanswered,
+      unanswered_min_ms: this.unanswered ? round(this.unansweredMin) : null,
       achieved_rps: round(this.ok / Math.max(windowMs / 1000, seconds)),
       p50_ms: round(percentile(latencies, 50)),
       p90_ms: round(percentile(latencies, 90)),
@@ -149,15 +151,16 @@ export class Recorder {
   }
 }
 
-// Drive base+paths at `rate` for warmup + seconds; only requests due after the warm-up are measured.
-export async function run({base, lines, rate, seconds, warmup = 1, timeoutMs = 2000, sockets = 128, seed = 1}) {
+// Drive base+paths at `rate` for warmup + seconds; only requests due after the warm-up are measured. After the
+// last request is due, answers are awaited for at most drainMs; whatever is still unanswered then is given up.
+export async function run({base, lines, rate, seconds, warmup = 1, drainMs = 2000, sockets = 128, seed = 1}) {
   const target = new URL(base);
   const agent = new http.Agent({keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets});
   const warmCount = Math.round(warmup * rate);
   const total = warmCount + Math.round(seconds * rate);
-  const recorder = new Recorder(total - warmCount, timeoutMs);
+  const recorder = new Recorder(total - warmCount);
   const random = seededRandom(seed);
-  const inFlight = new Set(); // {req, due, measured}
+  const inFlight = new Set(); // {req, due, measured, settled}
   let next = 0;
   const cpuBefore = process.cpuUsage();
   const start = performance.now() + 20; // a moment to set up before the first due time
@@ -174,6 +177,7 @@ export async function run({base, lines, rate, seconds, warmup = 1, timeoutMs = 2
       inFlight.delete(entry);
       return true;
     };
+    // When no socket is free the agent queues the request; the time it waits there is part of its latency.
     entry.req = http.request({
       agent, host: target.hostname, port: target.port, path: line.path, method: "GET",
       headers: {Cookie: line.cookie},
@@ -190,19 +194,6 @@ export async function run({base, lines, rate, seconds, warmup = 1, timeoutMs = 2
     entry.req.end();
   };
 
-  // A request still unanswered timeoutMs after it was due is given up (even if it never left the agent's queue).
-  const checkDeadlines = () => {
-    const now = performance.now();
-    for (const entry of inFlight) {
-      if (now - entry.due < timeoutMs) continue;
-      if (entry.measured) recorder.timedOut();
-      entry.settled = true;
-      inFlight.delete(entry);
-      entry.req.destroy();
-    }
-  };
-  const deadlines = setInterval(checkDeadlines, DEADLINE_CHECK_MS);
-
   await new Promise((resolve) => {
     const tick = () => {
       const now = performance.now();
@@ -216,19 +207,26 @@ export async function run({base, lines, rate, seconds, warmup = 1, timeoutMs = 2
     };
     setTimeout(tick, Math.max(0, start - performance.now()));
   });
+  const giveUpAt = start + dueAt(total - 1, rate) + drainMs;
   await new Promise((resolve) => {
-    const drained = () => (inFlight.size === 0 ? resolve() : setTimeout(drained, 10));
+    const drained = () => (inFlight.size === 0 || performance.now() >= giveUpAt ? resolve() : setTimeout(drained, 5));
     drained();
   });
-  clearInterval(deadlines);
+  const end = performance.now();
+  for (const entry of inFlight) {
+    entry.settled = true;
+    if (entry.measured) recorder.givenUp(entry.due, end);
+    entry.req.destroy(); // sent or still queued in the agent: either way, nothing more goes out for it
+  }
+  inFlight.clear();
   agent.destroy();
   const cpu = process.cpuUsage(cpuBefore);
-  const wallMs = performance.now() - start;
   return {
     ...recorder.summarize({rate, seconds, windowStartMs: start + dueAt(warmCount, rate)}),
     warmup_seconds: warmup,
+    drain_ms: drainMs,
     sockets,
-    generator_cpu_share: round((cpu.user + cpu.system) / 1000 / wallMs),
+    generator_cpu_share: round((cpu.user + cpu.system) / 1000 / (end - start)),
   };
 }
 
@@ -239,7 +237,7 @@ async function main() {
     rate: {type: "string"},
     seconds: {type: "string", default: "10"},
     warmup: {type: "string", default: "1"},
-    "timeout-ms": {type: "string", default: "2000"},
+    "drain-ms": {type: "string", default: "2000"},
     sockets: {type: "string", default: "128"},
     seed: {type: "string", default: "1"},
     "cookie-name": {type: "string", default: "genkeep_owner"},
@@ -256,7 +254,7 @@ async function main() {
     rate: number("rate", 0.001),
     seconds: number("seconds", 0.001),
     warmup: number("warmup", 0),
-    timeoutMs: number("timeout-ms", 1),
+    drainMs: number("drain-ms", 0),
     sockets: number("sockets", 1),
     seed: number("seed", 0),
   });

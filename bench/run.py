@@ -50,8 +50,8 @@ def run_backend(name: str, load: wrk.Load) -> report.BackendResult:
             result.routes = routes.measure(server, built.url, work_dir, load, say)
             say(f"{name}: fixed-rate latency")
             try:
-                ceiling = result.routes.results["ceiling"].rps
-                result.fixed_rate = fixed_rate.measure(server.base_url, result.routes.files, ceiling, progress=say)
+                closed = {route: measured.rps for route, measured in result.routes.results.items()}
+                result.fixed_rate = fixed_rate.measure(server.base_url, result.routes.files, closed, progress=say)
             except Exception as error:
                 traceback.print_exc()
                 result.failures.append(f"fixed rate: {error}")

@@ -58,7 +58,7 @@ describe("recorder", () => {
     // 100 requests due 10 ms apart on one connection; the server answers nothing for the first second, then
     // everything at once. A closed-loop tool would not have sent requests 1..99 until then and would report one
     // slow sample; counted from their due times, half of them waited at least half a second.
-    const recorder = new Recorder(100, 5000);
+    const recorder = new Recorder(100);
     for (let i = 0; i < 100; i += 1) {
       recorder.sending(i * 10, i * 10);
       recorder.answered(i * 10, 1000, 200);
@@ -70,23 +70,24 @@ describe("recorder", () => {
     assert.equal(summary.errors, 0);
   });
 
-  test("errors are counted by kind; a time-out enters the percentiles at the time-out", () => {
-    const recorder = new Recorder(4, 2000);
+  test("errors are counted by kind; one never answered enters the percentiles at what it had waited", () => {
+    const recorder = new Recorder(4);
     for (let i = 0; i < 4; i += 1) recorder.sending(i, i);
     recorder.answered(0, 3, 200);
     recorder.answered(1, 4, 503);
     recorder.failed(5);
-    recorder.timedOut();
+    recorder.givenUp(3, 2003);
     const summary = recorder.summarize({rate: 4, seconds: 1, windowStartMs: 0});
     assert.deepEqual(
-      [summary.sent, summary.completed, summary.errors, summary.non_2xx, summary.socket_errors, summary.timeouts],
+      [summary.sent, summary.completed, summary.errors, summary.non_2xx, summary.socket_errors, summary.unanswered],
       [4, 1, 3, 1, 1, 1],
     );
     assert.equal(summary.max_ms, 2000);
+    assert.equal(summary.unanswered_min_ms, 2000);
   });
 
   test("sending behind schedule is reported, not hidden", () => {
-    const recorder = new Recorder(100, 2000);
+    const recorder = new Recorder(100);
     for (let i = 0; i < 100; i += 1) {
       const late = i % 10 === 0 ? 40 : 0;
       recorder.sending(i, i + late);
@@ -156,8 +157,10 @@ describe("a run against a local server", () => {
     const missing = await run({base, lines: parseLines("o\t/missing\n", "c"), rate: 100, seconds: 0.2, warmup: 0});
     assert.deepEqual([missing.sent, missing.completed, missing.non_2xx], [20, 0, 20]);
     const never = await run({base, lines: parseLines("o\t/never\n", "c"), rate: 100, seconds: 0.1, warmup: 0,
-                             timeoutMs: 100});
-    assert.deepEqual([never.sent, never.completed, never.timeouts], [10, 0, 10]);
-    assert.equal(never.p50_ms, 100);
+                             drainMs: 100});
+    assert.deepEqual([never.sent, never.completed, never.unanswered, never.errors], [10, 0, 10, 10]);
+    // Given up at least drainMs after the last one was due: every wait is at least that, and reported as a bound.
+    assert.ok(never.unanswered_min_ms >= 100);
+    assert.ok(never.p50_ms >= never.unanswered_min_ms);
   });
 });
