@@ -5,9 +5,12 @@
 // Why: a closed-loop tool (wrk, hey, ab) sends the next request on a connection only after the previous answer, so
 // when the server stalls it stops sending and the stall shows up in one sample instead of in every request that
 // would have arrived meanwhile ("coordinated omission"). Here request i is due at start + i/rate; if the event loop
-// or every socket is busy, it waits, and that wait is part of its latency.
+// or every socket is busy, it waits, and that wait is part of its latency. After the last request is due, answers
+// are awaited for --drain-ms; a request unanswered by then counts as an error and enters the percentiles at the
+// time it had waited (a lower bound, reported as such).
 //
 //   node bench/openloop.mjs --base http://127.0.0.1:8000 --lines poll.lines --rate 2000 --seconds 10
+//   (also --warmup 1 s, unmeasured; --sockets 128 keep-alive connections at most; --seed; --cookie-name)
 //
 // --lines is the file the wrk Lua scripts read: one "<owner cookie>\t<path>" per line; each request takes a random
 // line (seeded) and sends GET <path> with that owner's cookie. Prints one JSON object (see summarize()). No
