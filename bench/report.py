@@ -40,8 +40,8 @@ class BackendResult:
     failures: list[str] = field(default_factory=list)
 
 
-def machine() -> dict[str, str]:
-    """Cores, CPU model, RAM and software versions; no host names, paths or credentials."""
+def machine(load_at_start: float | None = None) -> dict[str, str]:
+    """Cores, CPU model, RAM, load and software versions; no host names, paths or credentials."""
     model = "unknown"
     with open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
@@ -66,6 +66,9 @@ def machine() -> dict[str, str]:
         "PostgreSQL": postgres,
         "wrk": wrk_version,
         "Node.js": node_version,
+        # Other processes take CPU from the server and the load generators alike: say how busy the machine was.
+        "Load average (1 min)": (f"{load_at_start:.1f} at the start of the run, " if load_at_start is not None else "")
+        + f"{os.getloadavg()[0]:.1f} at its end",
     }
 
 
@@ -210,16 +213,16 @@ HOW = """\
   divide by the ceiling of the same server in the same run.
 - Fixed-rate latency (bench/fixed_rate.py, bench/openloop.mjs, Node.js with no packages): after the wrk routes,
   on the same server, poll, recovery and history each for {fixed_seconds} s (after a 1 s warm-up) at half the
-  ceiling's requests/s (and a route that cannot carry that, again at half its own), picking owners and tasks
-  from the same files as the Lua scripts. The generator is open
-  loop: request i is due at start + i/rate and is sent then whether or not earlier ones were answered (keep-alive
-  sockets, up to {sockets}; if none is free it waits in the queue), and its latency runs from that due time to
-  the end of its response. A closed-loop tool (wrk, hey) stops sending while the server stalls, so a stall costs
-  it one slow sample instead of one for every request that would have arrived meanwhile: coordinated omission,
-  which makes tails look far better than users see them. The generator reports how late it itself sent (Node's
-  timers fire in 1 ms steps; on a busy machine more), which is part of every latency, never subtracted.
-  Percentiles are nearest-rank over every measured request; answers are awaited up to {drain_s:g} s after the
-  last request was due, and one still unanswered then enters at the time it had waited (a lower bound).
+  ceiling's requests/s, and a route that cannot carry that again at half its own; owners and tasks are picked
+  from the same files as the Lua scripts. The generator is open loop: request i is due at start + i/rate and is
+  sent then whether or not earlier ones were answered (keep-alive sockets, up to {sockets}; if none is free it
+  waits in the queue), and its latency runs from that due time to the end of its response. A closed-loop tool
+  (wrk, hey) stops sending while the server stalls, so a stall costs it one slow sample instead of one for every
+  request that would have arrived meanwhile: coordinated omission, which makes tails look far better than users
+  see them. The generator reports how late it itself sent (Node's timers fire in 1 ms steps; on a busy machine
+  later), which is part of every latency, never subtracted. Percentiles are nearest-rank over every measured
+  request; answers are awaited up to {drain_s:g} s after the last request was due, and one still unanswered then
+  enters at the time it had waited (a lower bound).
 - Dispatch: a second server with GENKEEP_WORKERS=2 and a probe engine (bench/dispatch_engine.py) that logs
   time.time() when run() starts; 100 tasks submitted one at a time, each after the previous one started;
   latency = start - created_at (created_at has millisecond resolution).

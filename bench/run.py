@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -109,13 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.seconds <= 120:
         parser.error("--seconds must be between 1 and 120")
     started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
     load = wrk.Load(threads=2, connections=args.connections, seconds=args.seconds)
     names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
     results = [run_backend(names[key.strip()], load) for key in args.backends.split(",") if key.strip()]
     local = {"available": False, "note": "skipped (--skip-local)"} if args.skip_local else time_local_engine()
     memory, memory_failure = ([], "skipped (--skip-local)") if args.skip_local else measure_worker_memory()
     image_kb = round(len(routes.reference_jpeg()) / 1024)
-    text = report.markdown(results, local, report.machine(), load.threads, load.connections, load.seconds,
+    text = report.markdown(results, local, report.machine(load_at_start), load.threads, load.connections, load.seconds,
                            image_kb, time.perf_counter() - started, memory, memory_failure)
     say("")
     say(text)
