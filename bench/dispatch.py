@@ -60,7 +60,7 @@ def measure(url: str, data_dir: Path, count: int = 100, gap: float = 0.05) -> Di
     log_path.unlink(missing_ok=True)
     env = bench_env(url, data_dir, GENKEEP_WORKERS="2", GENKEEP_ENGINE="dispatch_engine:create_engine",
                     GENKEEP_BENCH_DISPATCH_LOG=str(log_path))
-    body = routes.multipart_body(_small_jpeg())
+    body = routes.multipart_body([_small_jpeg()])
     cookie = cookie_for(SECRET_KEY, "bench-dispatch-owner")
     samples: list[float] = []
     with Server(env, data_dir / "serve-dispatch.log") as server:

@@ -40,7 +40,7 @@ class QuietContext:
         return None
 
 
-def _product() -> NDArray[np.uint8]:
+def product_photo() -> NDArray[np.uint8]:
     rng = np.random.default_rng(11)
     image = np.full((SIDE, 768, 3), (170, 150, 120), np.uint8)
     image = np.clip(image + rng.normal(0, 9, image.shape), 0, 255).astype(np.uint8)
@@ -51,7 +51,7 @@ def _product() -> NDArray[np.uint8]:
     return image
 
 
-def _person() -> NDArray[np.uint8]:
+def person_photo() -> NDArray[np.uint8]:
     image = np.full((SIDE, 768, 3), (218, 224, 226), np.uint8)
     cx = 384
     cv2.ellipse(image, (cx, 160), (70, 88), 0, 0, 360, (140, 170, 214), -1, cv2.LINE_AA)
@@ -62,7 +62,7 @@ def _person() -> NDArray[np.uint8]:
     return image
 
 
-def _garment() -> NDArray[np.uint8]:
+def garment_photo() -> NDArray[np.uint8]:
     image = np.full((SIDE, SIDE, 3), (250, 250, 250), np.uint8)
     shirt = np.array([(300, 200), (724, 200), (900, 380), (800, 460), (720, 400), (720, 860), (304, 860),
                       (304, 400), (224, 460), (124, 380)], np.int32)
@@ -80,7 +80,7 @@ def measure(out_dir: Path) -> dict[str, Any]:
         return {"available": False, "note": f"local engine not available ({error})", "seconds": {}}
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, draw in (("product", _product), ("person", _person), ("garment", _garment)):
+    for name, draw in (("product", product_photo), ("person", person_photo), ("garment", garment_photo)):
         paths[name] = out_dir / f"{name}.png"
         cv2.imwrite(str(paths[name]), draw())
     jobs = {

@@ -30,6 +30,7 @@ class RouteRun:
     rss_start_mb: float
     rss_end_mb: float
     unfinished_at_end: int
+    files: dict[str, Path]  # each route's (cookie, path) lines, for the open-loop runs that follow
 
 
 def reference_jpeg(target_bytes: int = ACCEPT_IMAGE_BYTES) -> bytes:
@@ -49,12 +50,15 @@ def reference_jpeg(target_bytes: int = ACCEPT_IMAGE_BYTES) -> bytes:
     return best
 
 
-def multipart_body(image: bytes, task_type: str = "WHITE_BACKGROUND", prompt: str = "bench") -> bytes:
+def multipart_body(images: list[bytes], task_type: str = "WHITE_BACKGROUND", prompt: str | None = "bench",
+                   ) -> bytes:
+    """A POST /api/tasks body (boundary BOUNDARY) with JPEG reference images; no prompt field if prompt is None."""
     parts = [
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="type"\r\n\r\n{task_type}\r\n'.encode(),
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n{prompt}\r\n'.encode(),
-        (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="reference_images"; filename="photo.jpg"\r\n'
-         "Content-Type: image/jpeg\r\n\r\n").encode() + image + b"\r\n",
+        *([f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n{prompt}\r\n'.encode()]
+          if prompt is not None else []),
+        *((f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="reference_images"; filename="photo-{n}.jpg"\r\n'
+           "Content-Type: image/jpeg\r\n\r\n").encode() + image + b"\r\n" for n, image in enumerate(images, 1)),
         f"--{BOUNDARY}--\r\n".encode(),
     ]
     return b"".join(parts)
@@ -104,7 +108,7 @@ def measure(server: Server, url: str, work_dir: Path, load: wrk.Load,
     """Warm up, then every route for load.seconds each, the ceiling first; RSS before and after."""
     files = write_route_files(url, work_dir)
     body_path = work_dir / "accept.body"
-    body_path.write_bytes(multipart_body(reference_jpeg()))
+    body_path.write_bytes(multipart_body([reference_jpeg()]))
     accept_env = {"BENCH_BODY": str(body_path), "BENCH_BOUNDARY": BOUNDARY}
     rss_start = server.rss_mb()
     warm = wrk.Load(load.threads, load.connections, 3)
@@ -118,4 +122,4 @@ def measure(server: Server, url: str, work_dir: Path, load: wrk.Load,
         else:
             results[route] = wrk.run(route, server.base_url, "get.lua", files[route], load)
     rss_end = server.rss_mb()
-    return RouteRun(results, rss_start, rss_end, count_unfinished(url))
+    return RouteRun(results, rss_start, rss_end, count_unfinished(url), files)

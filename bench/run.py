@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,11 +20,13 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import dataset  # noqa: E402 - bench/ goes on the path first
 import dispatch  # noqa: E402
+import fixed_rate  # noqa: E402
 import idle_page  # noqa: E402
 import report  # noqa: E402
 import routes  # noqa: E402
 import storage_serve  # noqa: E402
 import sweep  # noqa: E402
+import worker_memory  # noqa: E402
 import wrk  # noqa: E402
 from server import Server, bench_env  # noqa: E402
 
@@ -48,6 +51,13 @@ def run_backend(name: str, load: wrk.Load) -> report.BackendResult:
     try:
         with Server(bench_env(built.url, work_dir), work_dir / "serve.log") as server:
             result.routes = routes.measure(server, built.url, work_dir, load, say)
+            say(f"{name}: fixed-rate latency")
+            try:
+                closed = {route: measured.rps for route, measured in result.routes.results.items()}
+                result.fixed_rate = fixed_rate.measure(server.base_url, result.routes.files, closed, progress=say)
+            except Exception as error:
+                traceback.print_exc()
+                result.failures.append(f"fixed rate: {error}")
     except Exception as error:
         traceback.print_exc()
         result.failures.append(f"routes: {error}")
@@ -82,6 +92,15 @@ def time_local_engine() -> dict[str, object]:
     return {"available": False, "note": f"local engine failed: {tail}"}
 
 
+def measure_worker_memory() -> tuple[list[worker_memory.WorkerMemory], str | None]:
+    say("local engine: a worker's memory per type at 1024 px")
+    try:
+        return worker_memory.measure(RESULTS / "worker-memory", progress=say), None
+    except Exception as error:
+        traceback.print_exc()
+        return [], f"worker memory: {error}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per route")
@@ -93,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.seconds <= 120:
         parser.error("--seconds must be between 1 and 120")
     started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
     load = wrk.Load(threads=2, connections=args.connections, seconds=args.seconds)
     names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
     results = [run_backend(names[key.strip()], load) for key in args.backends.split(",") if key.strip()]
     local = {"available": False, "note": "skipped (--skip-local)"} if args.skip_local else time_local_engine()
+    memory, memory_failure = ([], "skipped (--skip-local)") if args.skip_local else measure_worker_memory()
     image_kb = round(len(routes.reference_jpeg()) / 1024)
-    text = report.markdown(results, local, report.machine(), load.threads, load.connections, load.seconds,
-                           image_kb, time.perf_counter() - started)
+    text = report.markdown(results, local, report.machine(load_at_start), load.threads, load.connections, load.seconds,
+                           image_kb, time.perf_counter() - started, memory, memory_failure)
     say("")
     say(text)
     if not args.no_write:
