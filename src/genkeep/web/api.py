@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genkeep.reference_images import CleanImage, clean_image, read_capped
@@ -140,6 +140,7 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
         raise InvalidInput(f"The form could not be read ({error.detail}); send type, prompt and at most "
                            "4 reference_images files.") from None
     try:
+        _only_known_fields(form)
         raw_type = _text(form.get("type"))
         prompt = _text(form.get("prompt"))
         uploads = [part for part in form.getlist("reference_images") if isinstance(part, UploadFile)]
@@ -154,6 +155,17 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
     finally:
         await form.close()
     return JSONResponse(task_json(accepted.task), status_code=201 if accepted.created else 200)
+
+
+def _only_known_fields(form: FormData) -> None:
+    unknown = sorted(set(form.keys()) - contract.FORM_FIELDS)
+    if unknown:
+        named = ", ".join(repr(name[:40]) for name in unknown[:3])
+        raise InvalidInput(f"The form has fields genkeep does not know ({named}); send only type, prompt and "
+                           "reference_images.")
+    for name in ("type", "prompt"):
+        if len(form.getlist(name)) > 1:
+            raise InvalidInput(f"Send {name} once.", field=name)
 
 
 def _text(value: object) -> str | None:

@@ -26,7 +26,7 @@ PAGE_SIZE_MAX = 100
 # ones in the tests).
 CURSOR_FORMAT = "genkeep-cursor"
 IMAGE_MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp")
-# Fields (and, separately, files) a new-task form may have; anything far beyond is not a form of ours.
+# Fields (and, separately, files) Starlette's parser reads before it gives up on a form: far beyond ours.
 MAX_FORM_FIELDS = 16
 
 TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, description="The task's id: 32 hex digits, unguessable.",
@@ -120,8 +120,9 @@ class Problem(BaseModel):
     code: str = Field(description="A short stable word to branch on: not_found, wrong_state, invalid_input, "
                                   "unsupported_image, too_large, too_many_unfinished, database_unavailable, "
                                   "storage_unavailable, cross_origin, several_owner_cookies, …")
-    field: Literal["type", "prompt", "reference_images", "status", "limit", "cursor"] | None = Field(
-        description="The form field or query parameter the problem concerns, so a page can show it there.")
+    field: str | None = Field(description="The form field or query parameter the problem concerns (type, prompt, "
+                                          "reference_images, status, limit, cursor, …), so a page can show it "
+                                          "there; null when none.", examples=["reference_images"])
 
 
 class NotReady(Problem):
@@ -137,6 +138,9 @@ class Health(BaseModel):
 class TaskForm(BaseModel):
     """A new generation, sent as multipart/form-data: what each type needs is in the schema's `allOf` rules."""
 
+    # Other fields are refused rather than ignored: a misspelt field name is a mistake worth hearing about.
+    model_config = ConfigDict(extra="forbid")
+
     type: TaskType = Field(description="What to make: a new image from words (CREATE), a product photo on pure "
                                        "white (WHITE_BACKGROUND), a person dressed in a garment (CLOTHING_CHANGE).")
     prompt: str | None = Field(None, pattern=PROMPT_PATTERN, description=(
@@ -145,6 +149,10 @@ class TaskForm(BaseModel):
     reference_images: list[bytes] = Field(default_factory=list, description=(
         "Image files (PNG, JPEG or WebP), in order; repeat the part for several. "
         + "; ".join(f"{task_type.value}: {WANTED_IMAGES[task_type]}" for task_type in TaskType) + "."))
+
+
+# The form's fields, from the model: anything else is refused.
+FORM_FIELDS = frozenset(TaskForm.model_fields)
 
 
 class TaskListQuery(BaseModel):
@@ -200,16 +208,16 @@ def task_form_schema(settings: Settings, *, with_images: bool = True) -> dict[st
         f" Each file at most {settings.max_upload_bytes} bytes, at least {settings.min_image_side} pixels on its "
         f"shorter side and at most {settings.max_image_pixels} pixels in all.")
     schema["allOf"] = _per_type_rules()
-    # Starlette's parser reads at most this many fields; the rest of a longer form is refused.
-    schema["maxProperties"] = MAX_FORM_FIELDS
     if not with_images:
         imageless = [task_type.value for task_type, (fewest, _) in IMAGE_COUNTS.items() if fewest == 0]
         schema["title"] = "TaskFormWithoutImages"
         schema["description"] = "A new generation that needs no image, sent as a plain (urlencoded) form."
         properties["type"] = {"type": "string", "enum": imageless, "description": properties["type"]["description"]}
         # A plain form cannot carry files.
-        properties["reference_images"] = False
+        del properties["reference_images"]
         schema["allOf"] = [rule for rule in schema["allOf"] if rule["if"]["properties"]["type"]["const"] in imageless]
+        for rule in schema["allOf"]:
+            rule["then"]["properties"].pop("reference_images", None)
     return schema
 
 
