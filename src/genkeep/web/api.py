@@ -114,9 +114,9 @@ CREATE_TASK_DOCUMENT = {
         201: _task_answer("Accepted: the new task, processing.", contract.TASK_EXAMPLE),
         200: {"model": contract.Task, **_task_answer("The task this Idempotency-Key already made (nothing new).",
                                                     contract.TASK_EXAMPLE)},
-        **answers(413, 415, 422, 429, 503, s422=(
-            "A missing or wrong field, a wrong number of images for the type, or an image too small, too large in "
-            "pixels or undecodable; or the body is not a form.")),
+        **answers(413, 415, 429, 503),
+        422: answer(422, "A missing, unknown or wrong field, a wrong number of images for the type, or an image too "
+                         "small, too large in pixels or undecodable; or the body is not a form."),
     },
     openapi_extra=CREATE_TASK_DOCUMENT,
 )
@@ -215,8 +215,10 @@ def _statuses(raw: list[str]) -> list[TaskStatus]:
                 "`?type=WHITE_BACKGROUND&status=pending&status=processing`.",
     responses={200: {"description": "A page of tasks.", "content": {"application/json": {"example": {
         "items": [contract.TASK_EXAMPLE], "next_cursor": None}}}},
-        **answers(422, 503, s422="A parameter is not one of its values (or out of range), or the cursor is not "
-                                 "one genkeep gave out.")},
+        **answers(503),
+        422: answer(422, "A parameter is not one of its values (or out of range), or the cursor is not one genkeep "
+                         "gave out.", example=("invalid_input", "Unknown status 'done'; use pending, processing, "
+                                                                "completed or failed.", "status"))},
     openapi_extra={"parameters": contract.query_parameters(contract.TaskListQuery)},
 )
 async def list_tasks(request: Request) -> Response:
@@ -260,7 +262,9 @@ async def get_task(request: Request) -> Response:
     "/api/tasks/{task_id}/cancel", summary="Stop a task that is not finished", tags=["tasks"],
     response_model=contract.Task,
     responses={200: _task_answer("The task, now failed with error.code canceled.", contract.CANCELED_EXAMPLE),
-               **answers(404, 409, 503, s409="The task already finished.")},
+               **answers(404, 503),
+               409: answer(409, "The task already finished.", example=(
+                   "wrong_state", "The task already completed; only unfinished tasks can be canceled.", None))},
     openapi_extra=TASK_ID_PARAMETERS,
 )
 def cancel_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> JSONResponse:
@@ -272,7 +276,9 @@ def cancel_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> JSO
     response_model=contract.Task,
     description="A new task with the same type, prompt and reference images as a failed one.",
     responses={201: _task_answer("The new task, processing.", contract.TASK_EXAMPLE),
-               **answers(404, 409, 429, 503, s409="The task did not fail (or its reference images are gone).")},
+               **answers(404, 429, 503),
+               409: answer(409, "The task did not fail (or its reference images are gone).", example=(
+                   "wrong_state", "The task completed; only failed tasks can be retried.", None))},
     openapi_extra=TASK_ID_PARAMETERS,
 )
 def retry_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> JSONResponse:
@@ -283,7 +289,9 @@ def retry_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> JSON
 @router.delete(
     "/api/tasks/{task_id}", status_code=204, summary="Remove a finished task and its files", tags=["tasks"],
     responses={204: {"description": "Removed, with its images."},
-               **answers(404, 409, 503, s409="The task is not finished; cancel it first.")},
+               **answers(404, 503),
+               409: answer(409, "The task is not finished; cancel it first.", example=(
+                   "wrong_state", "The task is still in progress; cancel it first, then delete it.", None))},
     openapi_extra=TASK_ID_PARAMETERS,
 )
 def delete_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> Response:
@@ -300,8 +308,12 @@ IMAGE_BYTES = {"schema": {"type": "string", "format": "binary"}}
                 "alone. `expires` and `sig` make a short-lived signed link (for providers) to a reference image.",
     responses={200: {"description": "The image, with its Content-Type.",
                      "content": {media_type: IMAGE_BYTES for media_type in contract.IMAGE_MEDIA_TYPES}},
-               **answers(404, 422, 503, s404="No such image for this owner (or the signed link expired).",
-                         s422="expires is not a whole number.")},
+               **answers(503),
+               404: answer(404, "No such image for this owner (or the signed link expired).",
+                           example=("not_found", "There is no such image; check the address.", None)),
+               422: answer(422, "expires is not a whole number.", example=(
+                   "invalid_input", "expires: Input should be a valid integer, unable to parse string as an "
+                                    "integer; correct it and send again.", "expires"))},
 )
 def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
               expires: int | None = None, sig: str | None = None) -> FileResponse:

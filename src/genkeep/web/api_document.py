@@ -1,7 +1,7 @@
 """The OpenAPI document: FastAPI's, from the routes' declarations, finished with what every answer shares.
 
-Routes declare their answers with `answers(...)` (problem+json bodies, Retry-After where it is sent, an example
-each) and the models of web/contract.py. Finishing the document then adds what no single route says:
+Routes declare their answers with `answers(...)` and `answer(...)` (problem+json bodies, Retry-After where it is
+sent, an example each) and the models of web/contract.py. Finishing the document then adds what no single route says:
 - the contract's components that routes reference by hand (the new-task form, Problem, the enums);
 - the answers of the middleware in front of every route (400 several owner cookies, 403 another origin or an
   unproven login proxy), so no status a route can answer is left undeclared;
@@ -85,31 +85,32 @@ EXAMPLE_PROBLEMS: dict[int, tuple[str, str, str | None]] = {
     503: ("database_unavailable", "The task database is not answering right now; nothing was changed. Try again "
           "in a few seconds.", None),
 }
+UNTRUSTED_PROXY = ("untrusted_proxy", "This request names a user but did not come through the studio's login proxy; "
+                   "sign in through it.", None)
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.", "required": True,
                                "schema": {"type": "integer", "minimum": 0}}}
 
 
-def example_problem(status: int) -> dict[str, Any]:
-    code, detail, field = EXAMPLE_PROBLEMS.get(status, ("error", "Something about this request is wrong.", None))
-    return problem_body(status, code, detail, field)
-
-
-def answer(status: int, description: str | None = None, *, example: dict[str, Any] | None = None,
+def answer(status: int, when: str | None = None, *, example: tuple[str, str, str | None] | dict[str, Any] | None = None,
            schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One problem+json answer, with its schema, an example and Retry-After where it is sent."""
+    """One problem+json answer: when it is given, its schema, an example (code, detail, field) and Retry-After
+    where it is sent."""
+    if example is None:
+        example = EXAMPLE_PROBLEMS.get(status, ("error", "Something about this request is wrong.", None))
     declared: dict[str, Any] = {
-        "description": description or REASONS.get(status, "A problem with this request."),
-        "content": {PROBLEM_MEDIA_TYPE: {"schema": schema or PROBLEM_REF,
-                                         "example": example or example_problem(status)}},
+        "description": when or REASONS.get(status, "A problem with this request."),
+        "content": {PROBLEM_MEDIA_TYPE: {
+            "schema": schema or PROBLEM_REF,
+            "example": example if isinstance(example, dict) else problem_body(status, *example)}},
     }
     if status in (429, 503):
         declared["headers"] = RETRY_AFTER
     return declared
 
 
-def answers(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
-    """The problem answers a route can give: `answers(404, 409, s409="…")` (a keyword to say more precisely)."""
-    return {status: answer(status, described.get(f"s{status}")) for status in statuses}
+def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem answers a route gives for the usual reasons (say more with `answer` where a route knows more)."""
+    return {status: answer(status) for status in statuses}
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -151,7 +152,10 @@ def finish(document: dict[str, Any], settings: Settings, routes: Sequence[BaseRo
                 if status.isdigit() and int(status) >= 400:
                     responses[status] = _as_problem(int(status), declared)
             responses.setdefault("400", answer(400))
-            responses.setdefault("403", answer(403, CROSS_ORIGIN if method in UNSAFE_METHODS else None))
+            if method in UNSAFE_METHODS:
+                responses.setdefault("403", answer(403, CROSS_ORIGIN))
+            else:
+                responses.setdefault("403", answer(403, example=UNTRUSTED_PROXY))
             operation["responses"] = dict(sorted(responses.items()))
             for parameter in operation.get("parameters", ()):
                 if parameter.get("in") == "query":
@@ -180,7 +184,9 @@ def _restore_examples(document: dict[str, Any], routes: Sequence[BaseRoute]) -> 
     for name, schema in schemas.items():
         model = getattr(contract, name, None)
         if isinstance(model, type) and issubclass(model, BaseModel) and "examples" in schema:
-            schema["examples"] = model.model_json_schema(ref_template=contract.REF_TEMPLATE)["examples"]
+            # As written (the generated schema has their keys sorted).
+            extra = model.model_config.get("json_schema_extra")
+            schema["examples"] = copy.deepcopy(extra["examples"] if isinstance(extra, dict) else schema["examples"])
 
 
 def _as_problem(status: int, declared: dict[str, Any]) -> dict[str, Any]:

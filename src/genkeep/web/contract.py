@@ -106,7 +106,7 @@ class TaskPage(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"items": [TASK_EXAMPLE], "next_cursor": None}]})
 
-    items: list[Task]
+    items: list[Task] = Field(description="The tasks, newest first.")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
@@ -132,6 +132,8 @@ class NotReady(Problem):
 
 
 class Health(BaseModel):
+    """The process serves (and, for /readyz, its database and image storage answer)."""
+
     status: Literal["ok"]
 
 
@@ -158,10 +160,11 @@ FORM_FIELDS = frozenset(TaskForm.model_fields)
 class TaskListQuery(BaseModel):
     """GET /api/tasks's query parameters."""
 
-    type: TaskType | None = Field(None, description="Only tasks of this type.")
-    status: list[TaskStatus] = Field(default_factory=list, description=(
+    type: TaskType | None = Field(None, description="Only tasks of this type.", examples=["WHITE_BACKGROUND"])
+    status: list[TaskStatus] = Field(default_factory=list, examples=[["pending", "processing"]], description=(
         "Only tasks in these statuses; repeat the parameter for several (status=pending&status=processing)."))
-    limit: int = Field(PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX, description="How many tasks per page.")
+    limit: int = Field(PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX, description="How many tasks per page.",
+                       examples=[20])
     cursor: str | None = Field(None, description="A `next_cursor` from the previous page; nothing else.",
                                json_schema_extra={"format": CURSOR_FORMAT})
 
@@ -185,7 +188,7 @@ def _per_type_rules() -> list[dict[str, Any]]:
         required = ["reference_images"] if fewest else []
         if task_type in PROMPT_REQUIRED:
             required.append("prompt")
-            then["properties"]["prompt"] = {"pattern": NOT_BLANK_PATTERN}
+            then["properties"]["prompt"] = {"pattern": NOT_BLANK_PATTERN, "description": "not blank"}
         if required:
             then["required"] = required
         rules.append({"if": {"properties": {"type": {"const": task_type.value}}, "required": ["type"]},
@@ -229,8 +232,11 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     for name, field in schema["properties"].items():
         field = absent_not_null(dict(field))
         field.pop("title", None)
+        examples = field.pop("examples", None)
         parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
                                      "description": field.pop("description", ""), "schema": field}
+        if examples:
+            parameter["example"] = examples[0]
         if field.get("type") == "array":
             parameter |= {"style": "form", "explode": True}
         parameters.append(parameter)
