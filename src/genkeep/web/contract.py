@@ -145,7 +145,7 @@ class TaskForm(BaseModel):
 
     type: TaskType = Field(description="What to make: a new image from words (CREATE), a product photo on pure "
                                        "white (WHITE_BACKGROUND), a person dressed in a garment (CLOTHING_CHANGE).")
-    prompt: str | None = Field(None, pattern=PROMPT_PATTERN, description=(
+    prompt: str | None = Field(None, pattern=PROMPT_PATTERN, examples=["a red kite over a green hill"], description=(
         "Required for " + " and ".join(sorted(PROMPT_REQUIRED)) + " (not blank), optional otherwise. Plain "
         "text: line breaks and tabs are fine, other control characters are refused."))
     reference_images: list[bytes] = Field(default_factory=list, description=(
