@@ -6,14 +6,17 @@
 - `format: genkeep-cursor` (the list's cursor): cursors of the form genkeep hands out, for tasks that may or may
   not exist. Only a `next_cursor` is valid, which no schema can say.
 
-And one filter: schemathesis checks that a negative (schema-breaking) body really breaks the schema, except when
-the body holds files; a mutation inside the form's per-type rules (dropping `required` from an if/then) can then
-yield a body that is valid after all, which genkeep rightly accepts. Such bodies are dropped here.
+And one filter, for negative (schema-breaking) multipart bodies that do not break the schema once sent: a form
+field is text on the wire, so a prompt mutated into the integer 255 arrives as the valid text "255"; and
+schemathesis skips its own "is this really invalid?" check for bodies that hold files, so a mutation inside the
+form's per-type rules (dropping `required` from an if/then) can leave a valid body. genkeep rightly accepts
+those; they are dropped here by validating each body as the server reads it.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import jsonschema_rs
@@ -61,15 +64,26 @@ def _validator(document: dict[str, Any], reference: str) -> Any:
     return _VALIDATORS[key]
 
 
-def _as_json(value: Any) -> Any:
-    """The body as the schema sees it: a file part is a (binary) string."""
+def _as_text(value: Any) -> Any:
+    """One multipart part as the server reads it: a file is a (binary) string, anything else its text."""
     if isinstance(value, Binary | bytes):
         return ""
-    if isinstance(value, dict):
-        return {key: _as_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_as_json(item) for item in value]
-    return value
+    if isinstance(value, str):
+        return value
+    # How schemathesis spells other values in a part: JSON (255, 1.5, true, null, {...}).
+    return json.dumps(value)
+
+
+def _as_sent(body: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    """The form as the server reads it: a list goes as the field repeated, one part per item, so the server sees
+    one part as a single value (unless the field is an array), several as a list, and none as no field."""
+    sent: dict[str, Any] = {}
+    for name, value in body.items():
+        parts = [_as_text(item) for item in value] if isinstance(value, list) else [_as_text(value)]
+        if parts:
+            is_array = properties.get(name, {}).get("type") == "array"
+            sent[name] = parts if is_array or len(parts) > 1 else parts[0]
+    return sent
 
 
 @schemathesis.hook
@@ -77,8 +91,9 @@ def filter_case(context: Any, case: Any) -> bool:
     meta = case.meta
     if meta is None or not meta.generation.mode.is_negative or case.media_type != "multipart/form-data":
         return True
-    body = _as_json(case.body)
-    if not isinstance(body, dict):
+    if not isinstance(case.body, dict):
         return True
-    schema = case.operation.definition.raw["requestBody"]["content"]["multipart/form-data"]["schema"]
-    return not _validator(case.operation.schema.raw_schema, schema["$ref"]).is_valid(body)
+    reference = case.operation.definition.raw["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    document = case.operation.schema.raw_schema
+    properties = document["components"]["schemas"][reference.rsplit("/", 1)[1]]["properties"]
+    return not _validator(document, reference).is_valid(_as_sent(case.body, properties))
