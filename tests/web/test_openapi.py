@@ -5,6 +5,7 @@ methods, and docs/api.md is the document as published."""
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 from genkeep.config import Settings
 from genkeep.tasks.errors import InvalidInput
 from genkeep.tasks.model import ReferenceImage, Task, TaskError, TaskStatus, TaskType
-from genkeep.tasks.new_task import NewTask
+from genkeep.tasks.new_task import TASK_ID_PATTERN, NewTask, is_task_id
 from genkeep.web.api_reference import published_document, render
 from genkeep.web.task_json import task_json
 from tests.support.api import submit
@@ -179,3 +180,10 @@ def test_a_reference_image_is_served_as_the_document_says(client: TestClient, do
     image = client.get(task["reference_images"][0]["url"])
     declared = document["paths"]["/files/{task_id}/{name}"]["get"]["responses"]["200"]["content"]
     assert image.status_code == 200 and image.headers["content-type"] in declared
+
+
+@pytest.mark.parametrize("text", ["0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789abcdef",
+                                  "0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdef\n", "",
+                                  "g123456789abcdef0123456789abcdef"])
+def test_the_published_task_id_pattern_is_what_the_server_reads_as_an_id(text: str) -> None:
+    assert bool(re.fullmatch(TASK_ID_PATTERN.strip("^$"), text)) == is_task_id(text)

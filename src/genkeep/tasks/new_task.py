@@ -40,6 +40,10 @@ def new_task_id() -> str:
     return secrets.token_hex(16)
 
 
+# What is_task_id accepts, as the API's schema publishes it.
+TASK_ID_PATTERN = "^[0-9a-f]{32}$"
+
+
 def is_task_id(text: str) -> bool:
     """Task ids are 32 hex digits: anything else is unknown without asking the database."""
     return len(text) == 32 and all(char in "0123456789abcdef" for char in text)

@@ -16,7 +16,7 @@ from genkeep.reference_images import CleanImage, clean_image, read_capped
 from genkeep.storage import CONTENT_TYPES
 from genkeep.studio import Studio
 from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooLarge, Unavailable
-from genkeep.tasks.manager import Accepted
+from genkeep.tasks.manager import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Accepted
 from genkeep.tasks.model import TaskStatus
 from genkeep.tasks.new_task import NewTask, image_label, parse_type
 from genkeep.web import contract
@@ -114,7 +114,7 @@ CREATE_TASK_DOCUMENT = {
         201: _task_answer("Accepted: the new task, processing.", contract.TASK_EXAMPLE),
         200: {"model": contract.Task, **_task_answer("The task this Idempotency-Key already made (nothing new).",
                                                     contract.TASK_EXAMPLE)},
-        **answers(413, 415, 429, 503),
+        **answers(401, 413, 415, 429, 503),
         422: answer(422, "A missing, unknown or wrong field, a wrong number of images for the type, or an image too "
                          "small, too large in pixels or undecodable; or the body is not a form."),
     },
@@ -215,7 +215,7 @@ def _statuses(raw: list[str]) -> list[TaskStatus]:
                 "`?type=WHITE_BACKGROUND&status=pending&status=processing`.",
     responses={200: {"description": "A page of tasks.", "content": {"application/json": {"example": {
         "items": [contract.TASK_EXAMPLE], "next_cursor": None}}}},
-        **answers(503),
+        **answers(401, 503),
         422: answer(422, "A parameter is not one of its values (or out of range), or the cursor is not one genkeep "
                          "gave out.", example=("invalid_input", "Unknown status 'done'; use pending, processing, "
                                                                 "completed or failed.", "status"))},
@@ -225,11 +225,11 @@ async def list_tasks(request: Request) -> Response:
     query = request.query_params
     raw_type = query.get("type")
     raw_limit = query.get("limit")
-    limit = contract.PAGE_SIZE_DEFAULT
+    limit = PAGE_SIZE_DEFAULT
     if raw_limit is not None:
         # Digits only, as the schema's integer: no sign, spaces or underscores that int() would let through.
         if not (raw_limit.isascii() and raw_limit.isdigit()):
-            raise InvalidInput(f"limit must be a whole number between 1 and {contract.PAGE_SIZE_MAX}, not "
+            raise InvalidInput(f"limit must be a whole number between 1 and {PAGE_SIZE_MAX}, not "
                                f"{raw_limit[:40]!r}.", field="limit")
         limit = int(raw_limit)
     page = await get_studio(request).manager.list_tasks(
@@ -250,7 +250,7 @@ async def list_tasks(request: Request) -> Response:
     description="Poll it every couple of seconds until `status` is completed or failed.",
     responses={200: {"description": "The task.", "content": {"application/json": {"examples": {
         "processing": {"value": contract.TASK_EXAMPLE}, "completed": {"value": contract.COMPLETED_EXAMPLE}}}}},
-        **answers(404, 503)},
+        **answers(401, 404, 503)},
     openapi_extra=TASK_ID_PARAMETERS,
 )
 async def get_task(request: Request) -> Response:
@@ -262,7 +262,7 @@ async def get_task(request: Request) -> Response:
     "/api/tasks/{task_id}/cancel", summary="Stop a task that is not finished", tags=["tasks"],
     response_model=contract.Task,
     responses={200: _task_answer("The task, now failed with error.code canceled.", contract.CANCELED_EXAMPLE),
-               **answers(404, 503),
+               **answers(401, 404, 503),
                409: answer(409, "The task already finished.", example=(
                    "wrong_state", "The task already completed; only unfinished tasks can be canceled.", None))},
     openapi_extra=TASK_ID_PARAMETERS,
@@ -276,7 +276,7 @@ def cancel_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> JSO
     response_model=contract.Task,
     description="A new task with the same type, prompt and reference images as a failed one.",
     responses={201: _task_answer("The new task, processing.", contract.TASK_EXAMPLE),
-               **answers(404, 429, 503),
+               **answers(401, 404, 429, 503),
                409: answer(409, "The task did not fail (or its reference images are gone).", example=(
                    "wrong_state", "The task completed; only failed tasks can be retried.", None))},
     openapi_extra=TASK_ID_PARAMETERS,
@@ -289,7 +289,7 @@ def retry_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> JSON
 @router.delete(
     "/api/tasks/{task_id}", status_code=204, summary="Remove a finished task and its files", tags=["tasks"],
     responses={204: {"description": "Removed, with its images."},
-               **answers(404, 503),
+               **answers(401, 404, 503),
                409: answer(409, "The task is not finished; cancel it first.", example=(
                    "wrong_state", "The task is still in progress; cancel it first, then delete it.", None))},
     openapi_extra=TASK_ID_PARAMETERS,

@@ -14,18 +14,23 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from genkeep.config import Settings
+from genkeep.reference_images import ACCEPTED_FORMATS
+from genkeep.tasks.manager import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from genkeep.tasks.model import IMAGE_COUNTS, TaskStatus, TaskType
-from genkeep.tasks.new_task import NOT_BLANK_PATTERN, PROMPT_PATTERN, PROMPT_REQUIRED, WANTED_IMAGES
+from genkeep.tasks.new_task import (
+    NOT_BLANK_PATTERN,
+    PROMPT_PATTERN,
+    PROMPT_REQUIRED,
+    TASK_ID_PATTERN,
+    WANTED_IMAGES,
+)
 
 REF_TEMPLATE = "#/components/schemas/{model}"
-TASK_ID_PATTERN = "^[0-9a-f]{32}$"
 IDEMPOTENCY_KEY_MAX_CHARS = 255
-PAGE_SIZE_DEFAULT = 50
-PAGE_SIZE_MAX = 100
 # A cursor is opaque; the schema names its kind so tools can tell it from free text (schemathesis generates real
 # ones in the tests).
 CURSOR_FORMAT = "genkeep-cursor"
-IMAGE_MEDIA_TYPES = ("image/png", "image/jpeg", "image/webp")
+IMAGE_MEDIA_TYPES = tuple(media_type for media_type, _ in ACCEPTED_FORMATS.values())
 # Fields (and, separately, files) Starlette's parser reads before it gives up on a form: far beyond ours.
 MAX_FORM_FIELDS = 16
 
