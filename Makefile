@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest jstest chaos bench clean
+.PHONY: run test lint typecheck pytest jstest chaos bench api-docs clean
 
 $(BIN)/genkeep-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ chaos: $(BIN)/genkeep-test-installed
 
 bench: $(BIN)/genkeep-test-installed
 	$(BIN)/python bench/run.py
+
+# docs/api.md from the OpenAPI document (a test fails when it is out of date).
+api-docs: $(BIN)/genkeep-installed
+	$(BIN)/python -m genkeep.web.api_reference docs/api.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,6 +2,8 @@
 
 Prompt words: "fail" → EngineError; "crash" → an unexpected exception; "slow:N" → takes N seconds (stoppable);
 "preview" → with slow:N, a preview picture at every step; "big:N" → a result of about N MB (a PNG of noise).
+GENKEEP_TEST_RUN_SECONDS=N makes every run take N seconds (as if its prompt said slow:N) unless its prompt says
+otherwise: tasks then stay unfinished long enough to cancel.
 Every run appends the task id to the file named by GENKEEP_TEST_RUN_LOG, so tests count engine runs across
 processes. With GENKEEP_TEST_RUN_EVENTS, every run also writes "start <task> <run> <pid> <time>" when it begins
 and "end <task> <run> <pid> <time> <outcome>" when it returns or raises (wall-clock seconds, shared by every
@@ -59,8 +61,9 @@ class ScriptedEngine(RunToCompletionEngine):
     def _run(self, job: EngineJob, ctx: EngineContext) -> EngineResult:
         prompt = job.prompt or ""
         match = re.search(r"slow:([\d.]+)", prompt)
-        if match:
-            total = float(match.group(1))
+        seconds = match.group(1) if match else os.environ.get("GENKEEP_TEST_RUN_SECONDS")
+        if seconds:
+            total = float(seconds)
             steps = max(1, int(total / 0.1))
             for step in range(steps):
                 ctx.sleep(total / steps)

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 EVENT_ACCEPTED = "accepted"
 EVENT_SWEPT = "swept"
 EVENT_FINISHED = "finished:"
+# Tasks per page of the owner's list.
+PAGE_SIZE_DEFAULT = 50
+PAGE_SIZE_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -143,9 +146,10 @@ class TaskManager:
         return self.backend.get(task_id, owner_id) if is_task_id(task_id) else None
 
     async def list_tasks(self, owner_id: str, *, task_type: TaskType | None = None,
-                         statuses: Sequence[TaskStatus] = (), limit: int = 50, cursor: str | None = None) -> Page:
-        if not 1 <= limit <= 100:
-            raise InvalidInput(f"limit must be between 1 and 100, not {limit}.", field="limit")
+                         statuses: Sequence[TaskStatus] = (), limit: int = PAGE_SIZE_DEFAULT,
+                         cursor: str | None = None) -> Page:
+        if not 1 <= limit <= PAGE_SIZE_MAX:
+            raise InvalidInput(f"limit must be between 1 and {PAGE_SIZE_MAX}, not {limit}.", field="limit")
         after = decode_cursor(cursor) if cursor else None
         rows = await self.backend.alist(ListQuery(owner_id, task_type, tuple(statuses), limit, after))
         items = rows[:limit]

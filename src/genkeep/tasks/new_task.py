@@ -5,8 +5,8 @@ The web layer builds it from a request before any image is decoded; the task man
 
 from __future__ import annotations
 
+import re
 import secrets
-import unicodedata
 from dataclasses import dataclass
 
 from genkeep.tasks.errors import InvalidInput
@@ -23,13 +23,25 @@ WANTED_IMAGES = {
     TaskType.CLOTHING_CHANGE: "exactly 2 images: the person first, then the garment",
 }
 TYPE_CHOICES = "CREATE, WHITE_BACKGROUND or CLOTHING_CHANGE"
-# Line breaks and tabs are text a person typed; every other control character is not.
-ALLOWED_CONTROLS = frozenset("\n\r\t")
+# The types whose generations start from words alone; the others work from their photos, a prompt optional.
+PROMPT_REQUIRED = frozenset({TaskType.CREATE})
+# Line breaks and tabs are text a person typed; every other control character (Unicode category Cc) is not.
+# Written as a regular expression because the API's schema publishes this very rule.
+PROMPT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+# What str.strip() removes (str.isspace()), spelled out so the schema's "not blank" rule reads the same in
+# every regular-expression engine.
+WHITESPACE_CLASS = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK_PATTERN = rf"[^{WHITESPACE_CLASS}]"
+_PROMPT_CHARACTERS = re.compile(PROMPT_PATTERN)
 
 
 def new_task_id() -> str:
     """Unique and unguessable: 128 random bits."""
     return secrets.token_hex(16)
+
+
+# What is_task_id accepts, as the API's schema publishes it.
+TASK_ID_PATTERN = "^[0-9a-f]{32}$"
 
 
 def is_task_id(text: str) -> bool:
@@ -41,7 +53,8 @@ def parse_type(raw: str | None) -> TaskType:
     if not raw:
         raise InvalidInput(f"Choose a type: {TYPE_CHOICES}.", field="type")
     try:
-        return TaskType(raw.strip().upper())
+        # Exactly as the schema's enum spells it: what the document says is what is accepted.
+        return TaskType(raw)
     except ValueError:
         raise InvalidInput(f"Unknown type {raw[:40]!r}; use {TYPE_CHOICES}.", field="type") from None
 
@@ -62,17 +75,18 @@ class NewTask:
     @classmethod
     def build(cls, raw_type: str | None, prompt: str | None, image_count: int, *, max_prompt_chars: int) -> NewTask:
         task_type = parse_type(raw_type)
-        prompt = (prompt or "").strip() or None
-        if task_type is TaskType.CREATE and prompt is None:
-            raise InvalidInput("Describe the image you want: a prompt is required to create an image.",
-                               field="prompt")
-        if prompt is not None:
+        if prompt:
+            # Checked as sent (before trimming), like the form field's maxlength and the schema's maxLength.
             if len(prompt) > max_prompt_chars:
                 raise InvalidInput(f"The prompt is {len(prompt)} characters long; shorten it to {max_prompt_chars} "
                                    "or fewer.", field="prompt")
-            if any(unicodedata.category(char) == "Cc" and char not in ALLOWED_CONTROLS for char in prompt):
+            if not _PROMPT_CHARACTERS.fullmatch(prompt):
                 raise InvalidInput("The prompt contains control characters (such as NUL); remove them and send "
                                    "plain text.", field="prompt")
+        prompt = (prompt or "").strip() or None
+        if task_type in PROMPT_REQUIRED and prompt is None:
+            raise InvalidInput("Describe the image you want: a prompt is required to create an image.",
+                               field="prompt")
         fewest, most = IMAGE_COUNTS[task_type]
         if not fewest <= image_count <= most:
             raise InvalidInput(f"{task_type.value} takes {WANTED_IMAGES[task_type]}; you sent {image_count}.",

@@ -5,27 +5,47 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genkeep.reference_images import CleanImage, clean_image, read_capped
 from genkeep.storage import content_type_of
 from genkeep.studio import Studio
 from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooLarge, Unavailable
-from genkeep.tasks.manager import Accepted
-from genkeep.tasks.model import TaskStatus, TaskType
+from genkeep.tasks.manager import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Accepted
+from genkeep.tasks.model import TaskStatus
 from genkeep.tasks.new_task import NewTask, image_label, parse_type
+from genkeep.web import contract
+from genkeep.web.api_document import answer, answers
 from genkeep.web.owner import CurrentOwner, owner_of
+from genkeep.web.problems import problem, problem_body
 from genkeep.web.task_json import TaskJsonCache, task_json
 
-router = APIRouter()
-# Multipart fields a task request may have; anything far beyond is not a browser form of ours.
-MAX_FORM_PARTS = 16
+# Operation ids are the functions' names (create_task, get_task, …): what a generated client calls.
+router = APIRouter(generate_unique_id_function=lambda route: route.name)
+
+# Task ids are read from the path by hand (the manager answers 404 for anything that is not one), so the
+# parameter is published from the contract's TaskId rather than by FastAPI.
+TASK_ID_PARAMETERS = {"parameters": [contract.path_parameter("task_id", contract.TaskId)]}
+
+
+def _link(operation_id: str, **parameters: str) -> dict[str, Any]:
+    return {"operationId": operation_id, "parameters": parameters}
+
+
+# What a client can do next with the task an answer holds (OpenAPI links: generated clients and schemathesis's
+# stateful tests follow them).
+TASK_LINKS = {
+    "GetTask": _link("get_task", task_id="$response.body#/id"),
+    "CancelTask": _link("cancel_task", task_id="$response.body#/id"),
+    "RetryTask": _link("retry_task", task_id="$response.body#/id"),
+    "DeleteTask": _link("delete_task", task_id="$response.body#/id"),
+}
 
 
 async def studio_dependency(request: Request) -> Studio:
@@ -49,7 +69,58 @@ def json_bytes(body: bytes, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
 
-@router.post("/api/tasks", status_code=201, summary="Start a generation")
+def task_id_of(request: Request) -> str:
+    task_id: str = request.path_params["task_id"]
+    return task_id
+
+
+def _task_answer(description: str, example: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"example": example}},
+            "links": TASK_LINKS}
+
+
+# The form is read by hand so that the caps are checked before the body is read (see create_task); the request
+# body is published from the contract's TaskForm instead of FastAPI's Form/File parameters.
+CREATE_TASK_DOCUMENT = {
+    "parameters": [{
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "description": "Any unique string (a UUID): the same key again from the same owner answers 200 and the "
+                       "task it made, and makes nothing new. Send one to retry a submission safely.",
+        "schema": {"type": "string", "maxLength": contract.IDEMPOTENCY_KEY_MAX_CHARS},
+        "example": "5b0f7c1e-2d4a-4c8e-9f1a-0b2c3d4e5f60",
+    }],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"$ref": "#/components/schemas/TaskForm"},
+                "encoding": {"reference_images": {"contentType": ", ".join(contract.IMAGE_MEDIA_TYPES)}},
+                "example": {"type": "WHITE_BACKGROUND", "prompt": "soft shadow under the bottle",
+                            "reference_images": ["(the product photo's bytes)"]},
+            },
+            "application/x-www-form-urlencoded": {
+                "schema": {"$ref": "#/components/schemas/TaskFormWithoutImages"},
+                "example": {"type": "CREATE", "prompt": "a red kite over a green hill"},
+            },
+        },
+    },
+}
+
+
+@router.post(
+    "/api/tasks", status_code=201, summary="Start a generation", tags=["tasks"], response_model=contract.Task,
+    description="Accepts the task (it is processing from this moment) with its reference images, checked and "
+                "stored without metadata. Caps are checked before the body is read.",
+    responses={
+        201: _task_answer("Accepted: the new task, processing.", contract.TASK_EXAMPLE),
+        200: {"model": contract.Task, **_task_answer("The task this Idempotency-Key already made (nothing new).",
+                                                    contract.TASK_EXAMPLE)},
+        **answers(401, 413, 415, 429, 503),
+        422: answer(422, "A missing, unknown or wrong field, a wrong number of images for the type, or an image too "
+                         "small, too large in pixels or undecodable; or the body is not a form."),
+    },
+    openapi_extra=CREATE_TASK_DOCUMENT,
+)
 async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> JSONResponse:
     settings = studio.settings
     # Refuse an oversized request before reading it: at most 4 images at the per-file cap, plus the prompt.
@@ -64,12 +135,13 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise InvalidInput("Send the task as multipart/form-data with fields type, prompt and reference_images.")
     try:
-        form = await request.form(max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS)
+        form = await request.form(max_files=contract.MAX_FORM_FIELDS, max_fields=contract.MAX_FORM_FIELDS)
     except StarletteHTTPException as error:
         # Starlette's multipart limits (too many parts, a malformed body) answer 400; the contract says 422.
         raise InvalidInput(f"The form could not be read ({error.detail}); send type, prompt and at most "
                            "4 reference_images files.") from None
     try:
+        _only_known_fields(form)
         raw_type = _text(form.get("type"))
         prompt = _text(form.get("prompt"))
         uploads = [part for part in form.getlist("reference_images") if isinstance(part, UploadFile)]
@@ -77,12 +149,24 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
         if strays:
             raise InvalidInput("reference_images must be files, not text fields.", field="reference_images")
         key = request.headers.get("idempotency-key") or None
-        if key is not None and len(key) > 255:
-            raise InvalidInput("The Idempotency-Key header must be at most 255 characters.")
+        if key is not None and len(key) > contract.IDEMPOTENCY_KEY_MAX_CHARS:
+            raise InvalidInput(f"The Idempotency-Key header must be at most {contract.IDEMPOTENCY_KEY_MAX_CHARS} "
+                               "characters.")
         accepted = await run_in_threadpool(_accept, studio, owner, raw_type, prompt, uploads, key)
     finally:
         await form.close()
     return JSONResponse(task_json(accepted.task), status_code=201 if accepted.created else 200)
+
+
+def _only_known_fields(form: FormData) -> None:
+    unknown = sorted(set(form.keys()) - contract.FORM_FIELDS)
+    if unknown:
+        named = ", ".join(repr(name[:40]) for name in unknown[:3])
+        raise InvalidInput(f"The form has fields genkeep does not know ({named}); send only type, prompt and "
+                           "reference_images.")
+    for name in ("type", "prompt"):
+        if len(form.getlist(name)) > 1:
+            raise InvalidInput(f"Send {name} once.", field=name)
 
 
 def _text(value: object) -> str | None:
@@ -96,10 +180,11 @@ def _text(value: object) -> str | None:
 def _accept(studio: Studio, owner: str, raw_type: str | None, prompt: str | None, uploads: list[UploadFile],
             key: str | None) -> Accepted:
     settings = studio.settings
+    # Type, prompt and counts first: nothing is decoded for a request that is wrong anyway, and a wrong request
+    # is refused even with a key already used.
+    new = NewTask.build(raw_type, prompt, len(uploads), max_prompt_chars=settings.max_prompt_chars)
     if key is not None and (existing := studio.manager.existing_for_key(owner, key)) is not None:
         return existing
-    # Type, prompt and counts first: nothing is decoded for a request that is wrong anyway.
-    new = NewTask.build(raw_type, prompt, len(uploads), max_prompt_chars=settings.max_prompt_chars)
     images: list[CleanImage] = []
     for index, upload in enumerate(uploads):
         label = image_label(new.type, index)
@@ -113,7 +198,7 @@ def _statuses(raw: list[str]) -> list[TaskStatus]:
     statuses = []
     for value in raw:
         try:
-            statuses.append(TaskStatus(value.strip().lower()))
+            statuses.append(TaskStatus(value))
         except ValueError:
             raise InvalidInput(f"Unknown status {value!r}; use pending, processing, completed or failed.",
                                field="status") from None
@@ -122,33 +207,35 @@ def _statuses(raw: list[str]) -> list[TaskStatus]:
 
 # The three hot routes (history, recovery, status poll) are async: their reads are awaited through the backend
 # (an asyncio pool on PostgreSQL), never blocking the loop, and give up within seconds when the database is away.
-LIST_PARAMETERS = [
-    {"name": "type", "in": "query", "required": False, "schema": {"type": "string",
-                                                                   "enum": [t.value for t in TaskType]}},
-    {"name": "status", "in": "query", "required": False, "explode": True,
-     "schema": {"type": "array", "items": {"type": "string", "enum": [s.value for s in TaskStatus]}}},
-    {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1,
-                                                                    "maximum": 100, "default": 50}},
-    {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
-]
-
-
-# Query parameters are read by hand (and documented through openapi_extra): FastAPI's per-request parameter
-# validation costs more than the recovery query itself.
-@router.get("/api/tasks", summary="The owner's tasks, newest first",
-            openapi_extra={"parameters": LIST_PARAMETERS})
+# Their parameters are read by hand and their answers encoded once per task (TaskJsonCache): FastAPI's parameter
+# validation and response serialisation cost more than the query itself. The document still publishes the exact
+# parameters and answers, from the contract's TaskListQuery, TaskId, Task and TaskPage.
+@router.get(
+    "/api/tasks", summary="The owner's tasks, newest first", tags=["tasks"], response_model=contract.TaskPage,
+    description="Pages follow `next_cursor`. The recovery client lists a type's unfinished tasks in one request: "
+                "`?type=WHITE_BACKGROUND&status=pending&status=processing`.",
+    responses={200: {"description": "A page of tasks.", "content": {"application/json": {"example": {
+        "items": [contract.TASK_EXAMPLE], "next_cursor": None}}}},
+        **answers(401, 503),
+        422: answer(422, "A parameter is not one of its values (or out of range), or the cursor is not one genkeep "
+                         "gave out.", example=("invalid_input", "Unknown status 'done'; use pending, processing, "
+                                                                "completed or failed.", "status"))},
+    openapi_extra={"parameters": contract.query_parameters(contract.TaskListQuery)},
+)
 async def list_tasks(request: Request) -> Response:
     query = request.query_params
     raw_type = query.get("type")
-    raw_limit = query.get("limit", "50")
-    try:
+    raw_limit = query.get("limit")
+    limit = PAGE_SIZE_DEFAULT
+    if raw_limit is not None:
+        # Digits only, as the schema's integer: no sign, spaces or underscores that int() would let through.
+        if not (raw_limit.isascii() and raw_limit.isdigit()):
+            raise InvalidInput(f"limit must be a whole number between 1 and {PAGE_SIZE_MAX}, not "
+                               f"{raw_limit[:40]!r}.", field="limit")
         limit = int(raw_limit)
-    except ValueError:
-        raise InvalidInput(f"limit must be a whole number between 1 and 100, not {raw_limit!r}.",
-                           field="limit") from None
     page = await get_studio(request).manager.list_tasks(
         owner_of(request),
-        task_type=parse_type(raw_type) if raw_type else None,
+        task_type=parse_type(raw_type) if raw_type is not None else None,
         statuses=_statuses(query.getlist("status")),
         limit=limit,
         cursor=query.get("cursor") or None,
@@ -158,33 +245,77 @@ async def list_tasks(request: Request) -> Response:
     return json_bytes(b'{"items":[' + items + b'],"next_cursor":' + json.dumps(page.next_cursor).encode() + b"}")
 
 
-# The status poll, the most frequent request of all: the path parameter is read by hand too.
-@router.get("/api/tasks/{task_id}", summary="One task", openapi_extra={"parameters": [
-    {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}]})
+# The status poll, the most frequent request of all.
+@router.get(
+    "/api/tasks/{task_id}", summary="One task", tags=["tasks"], response_model=contract.Task,
+    description="Poll it every couple of seconds until `status` is completed or failed.",
+    responses={200: {"description": "The task.", "content": {"application/json": {"examples": {
+        "processing": {"value": contract.TASK_EXAMPLE}, "completed": {"value": contract.COMPLETED_EXAMPLE}}}}},
+        **answers(401, 404, 503)},
+    openapi_extra=TASK_ID_PARAMETERS,
+)
 async def get_task(request: Request) -> Response:
-    task_id: str = request.path_params["task_id"]
-    task = await get_studio(request).manager.get(owner_of(request), task_id)
+    task = await get_studio(request).manager.get(owner_of(request), task_id_of(request))
     return json_bytes(json_cache(request).encode(task))
 
 
-@router.post("/api/tasks/{task_id}/cancel", summary="Stop a task that is not finished")
-def cancel_task(task_id: str, owner: CurrentOwner, studio: StudioDep) -> JSONResponse:
-    return JSONResponse(task_json(studio.manager.cancel(owner, task_id)))
+@router.post(
+    "/api/tasks/{task_id}/cancel", summary="Stop a task that is not finished", tags=["tasks"],
+    response_model=contract.Task,
+    responses={200: _task_answer("The task, now failed with error.code canceled.", contract.CANCELED_EXAMPLE),
+               **answers(401, 404, 503),
+               409: answer(409, "The task already finished.", example=(
+                   "wrong_state", "The task already completed; only unfinished tasks can be canceled.", None))},
+    openapi_extra=TASK_ID_PARAMETERS,
+)
+def cancel_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> JSONResponse:
+    return JSONResponse(task_json(studio.manager.cancel(owner, task_id_of(request))))
 
 
-@router.post("/api/tasks/{task_id}/retry", status_code=201, summary="A new task like a failed one")
-def retry_task(task_id: str, owner: CurrentOwner, studio: StudioDep) -> JSONResponse:
-    task = studio.manager.retry(owner, task_id)
+@router.post(
+    "/api/tasks/{task_id}/retry", status_code=201, summary="A new task like a failed one", tags=["tasks"],
+    response_model=contract.Task,
+    description="A new task with the same type, prompt and reference images as a failed one.",
+    responses={201: _task_answer("The new task, processing.", contract.TASK_EXAMPLE),
+               **answers(401, 404, 429, 503),
+               409: answer(409, "The task did not fail (or its reference images are gone).", example=(
+                   "wrong_state", "The task completed; only failed tasks can be retried.", None))},
+    openapi_extra=TASK_ID_PARAMETERS,
+)
+def retry_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> JSONResponse:
+    task = studio.manager.retry(owner, task_id_of(request))
     return JSONResponse(task_json(task), status_code=201)
 
 
-@router.delete("/api/tasks/{task_id}", status_code=204, summary="Remove a finished task and its files")
-def delete_task(task_id: str, owner: CurrentOwner, studio: StudioDep) -> Response:
-    studio.manager.delete(owner, task_id)
+@router.delete(
+    "/api/tasks/{task_id}", status_code=204, summary="Remove a finished task and its files", tags=["tasks"],
+    responses={204: {"description": "Removed, with its images."},
+               **answers(401, 404, 503),
+               409: answer(409, "The task is not finished; cancel it first.", example=(
+                   "wrong_state", "The task is still in progress; cancel it first, then delete it.", None))},
+    openapi_extra=TASK_ID_PARAMETERS,
+)
+def delete_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> Response:
+    studio.manager.delete(owner, task_id_of(request))
     return Response(status_code=204)
 
 
-@router.get("/files/{task_id}/{name}", summary="A task's image bytes", include_in_schema=True)
+IMAGE_BYTES = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get(
+    "/files/{task_id}/{name}", summary="A task's image bytes", tags=["files"], response_class=FileResponse,
+    description="The addresses in a task's `reference_images[].url`, `image_url` and `preview_url`: the owner's "
+                "alone. `expires` and `sig` make a short-lived signed link (for providers) to a reference image.",
+    responses={200: {"description": "The image, with its Content-Type.",
+                     "content": {media_type: IMAGE_BYTES for media_type in contract.IMAGE_MEDIA_TYPES}},
+               **answers(503),
+               404: answer(404, "No such image for this owner (or the signed link expired).",
+                           example=("not_found", "There is no such image; check the address.", None)),
+               422: answer(422, "expires is not a whole number.", example=(
+                   "invalid_input", "expires: Input should be a valid integer, unable to parse string as an "
+                                    "integer; correct it and send again.", "expires"))},
+)
 def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
               expires: int | None = None, sig: str | None = None) -> Response:
     not_found = TaskNotFound("There is no such image; check the address.")
@@ -220,12 +351,25 @@ def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
     return StreamingResponse(found.chunks, media_type=media_type, headers=headers)
 
 
-@router.get("/healthz", summary="Liveness: the process serves (touches no database)")
+HEALTHY: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Serving.", "content": {"application/json": {"example": {"status": "ok"}}}}}
+
+
+@router.get("/healthz", summary="Liveness: the process serves (touches no database)", tags=["health"],
+            response_model=contract.Health, responses=HEALTHY)
 async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="Readiness: the database and the image storage answer")
+@router.get(
+    "/readyz", summary="Readiness: the database and the image storage answer", tags=["health"],
+    response_model=contract.Health,
+    responses={**HEALTHY, 503: answer(
+        503, "The database or the image storage (named in `failed`) did not answer.",
+        schema={"$ref": "#/components/schemas/NotReady"},
+        example=problem_body(503, "not_ready", "Not ready: the database did not answer.") | {"failed": ["database"]},
+    )},
+)
 async def readyz(studio: StudioDep) -> JSONResponse:
     failed = []
     try:
@@ -235,9 +379,8 @@ async def readyz(studio: StudioDep) -> JSONResponse:
     if not await run_in_threadpool(studio.storage.ready):
         failed.append("image storage")
     if failed:
-        return JSONResponse({"status": "unavailable", "failed": failed,
-                             "detail": f"Not ready: the {' and the '.join(failed)} did not answer."},
-                            status_code=503, headers={"Retry-After": "5"})
+        return problem(503, "not_ready", f"Not ready: the {' and the '.join(failed)} did not answer.",
+                       headers={"Retry-After": "5"}, failed=failed)
     return JSONResponse({"status": "ok"})
 
 

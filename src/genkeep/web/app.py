@@ -12,7 +12,7 @@ from genkeep import __version__
 from genkeep.config import Settings, check_owner_header, keep_files_private
 from genkeep.engines import check_engines, load_engines
 from genkeep.studio import Studio
-from genkeep.web import api, api_docs, operations, problems
+from genkeep.web import api, api_docs, api_document, operations, problems
 from genkeep.web.owner import OwnerMiddleware
 from genkeep.web.same_origin import SameOriginGuard
 from genkeep.web.security_headers import SecurityHeaders
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app = FastAPI(
         title="genkeep",
         version=__version__,
-        description="An AI image-generation studio whose generation tasks are never lost.",
+        description=api_document.DESCRIPTION,
         lifespan=lifespan,
         # /docs is served by api_docs from installed files, not from a CDN; /redoc, a second viewer, is off.
         docs_url=None,
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     problems.install(app)
     app.include_router(api.router)
     api_docs.install(app)
+    api_document.install(app, settings)
     try:
         from genkeep.web import pages
     except ImportError:  # the pages are optional for an API-only deployment

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from genkeep.tasks.errors import (
     InvalidInput,
@@ -49,9 +51,9 @@ class RequestRefused(Exception):
         self.detail = detail
 
 
-def problem(status: int, code: str, detail: str, field: str | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {
+def problem_body(status: int, code: str, detail: str, field: str | None = None) -> dict[str, Any]:
+    """The Problem of web/contract.py."""
+    return {
         "type": f"about:blank#{code}",
         "title": TITLES.get(status, "Error"),
         "status": status,
@@ -59,7 +61,36 @@ def problem(status: int, code: str, detail: str, field: str | None = None,
         "code": code,
         "field": field,
     }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def problem(status: int, code: str, detail: str, field: str | None = None,
+            headers: Mapping[str, str] | None = None, **members: Any) -> JSONResponse:
+    """A problem+json answer; `members` are extension members a kind of problem adds (NotReady's `failed`)."""
+    return JSONResponse(problem_body(status, code, detail, field) | members, status_code=status,
+                        media_type="application/problem+json", headers=headers)
+
+
+def every_route(routes: Sequence[BaseRoute]) -> Iterator[Any]:
+    """Each route of the app, those of included routers too (FastAPI 0.16x keeps them inside the router)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # an older FastAPI: included routes are copied into the app's list
+        yield from routes
+        return
+    yield from iter_route_contexts(routes)
+
+
+def allowed_methods(request: Request, error: StarletteHTTPException) -> list[str]:
+    """Every method some route takes at this address. Starlette names only the first route's (GET and POST on
+    /api/tasks are two routes), and RFC 9110 wants them all."""
+    allowed = {method.strip() for method in (error.headers or {}).get("Allow", "").split(",") if method.strip()}
+    path = request.scope["path"]
+    for route in every_route(request.app.routes):
+        methods = getattr(route, "methods", None)
+        path_regex = getattr(route, "path_regex", None)
+        if methods and path_regex is not None and path_regex.match(path):
+            allowed |= methods
+    return sorted(allowed)
 
 
 def status_for(error: TaskManagerError) -> int:
@@ -97,12 +128,14 @@ def install(app: FastAPI) -> None:
         return problem(422, "invalid_input", detail, field)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 404:
             return problem(404, "not_found", "Nothing is here; check the address.")
         if error.status_code == 405:
-            return problem(405, "method_not_allowed", "This address does not take that method.")
-        return problem(error.status_code, "error", str(error.detail))
+            allowed = ", ".join(allowed_methods(request, error))
+            return problem(405, "method_not_allowed", f"This address takes {allowed} only.",
+                           headers={"Allow": allowed})
+        return problem(error.status_code, "error", str(error.detail), headers=error.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:

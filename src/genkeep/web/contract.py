@@ -1,0 +1,259 @@
+"""The HTTP contract as typed models: what the API takes and what it answers.
+
+The OpenAPI document (/openapi.json, and from it /docs, docs/api.md and generated clients) is built from these
+models and from the domain's own rules (image counts per type, the prompt's characters), never written a second
+time. Two routes parse by hand for speed and one before its body is read (see api.py); the tests hold them to
+these models: every answer of a live server is checked against them by schemathesis, and task_json against Task.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from genkeep.config import Settings
+from genkeep.reference_images import ACCEPTED_FORMATS
+from genkeep.tasks.manager import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from genkeep.tasks.model import IMAGE_COUNTS, TaskStatus, TaskType
+from genkeep.tasks.new_task import (
+    NOT_BLANK_PATTERN,
+    PROMPT_PATTERN,
+    PROMPT_REQUIRED,
+    TASK_ID_PATTERN,
+    WANTED_IMAGES,
+)
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+IDEMPOTENCY_KEY_MAX_CHARS = 255
+# A cursor is opaque; the schema names its kind so tools can tell it from free text (schemathesis generates real
+# ones in the tests).
+CURSOR_FORMAT = "genkeep-cursor"
+IMAGE_MEDIA_TYPES = tuple(media_type for media_type, _ in ACCEPTED_FORMATS.values())
+# Fields (and, separately, files) Starlette's parser reads before it gives up on a form: far beyond ours.
+MAX_FORM_FIELDS = 16
+
+TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, description="The task's id: 32 hex digits, unguessable.",
+                              examples=["9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f"])]
+
+
+class ReferenceImage(BaseModel):
+    """One uploaded reference image as stored (re-encoded, without metadata)."""
+
+    url: str = Field(description="Where the owner fetches the image.", json_schema_extra={"format": "uri-reference"})
+    width: int = Field(ge=1, description="Width in pixels.")
+    height: int = Field(ge=1, description="Height in pixels.")
+
+
+class TaskError(BaseModel):
+    """Why a task failed."""
+
+    code: str = Field(description="A short stable word: timeout, canceled, invalid_input, engine_error, "
+                                  "provider_error, provider_unavailable, interrupted, storage_unavailable, …",
+                      examples=["canceled"])
+    message: str = Field(description="A sentence a person can act on.",
+                         examples=["You canceled this generation."])
+
+
+TASK_EXAMPLE: dict[str, Any] = {
+    "id": "9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f",
+    "type": "WHITE_BACKGROUND",
+    "status": "processing",
+    "prompt": "soft shadow under the bottle",
+    "reference_images": [{"url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg", "width": 1024,
+                          "height": 768}],
+    "image_url": None,
+    "error": None,
+    "progress": 0.4,
+    "preview_url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/preview-3.webp",
+    "engine": "local",
+    "created_at": "2025-05-04T08:15:30.120Z",
+    "updated_at": "2025-05-04T08:15:33.871Z",
+    "finished_at": None,
+}
+COMPLETED_EXAMPLE: dict[str, Any] = TASK_EXAMPLE | {
+    "status": "completed", "progress": 1.0, "preview_url": None,
+    "image_url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/result.png",
+    "updated_at": "2025-05-04T08:15:41.502Z", "finished_at": "2025-05-04T08:15:41.502Z",
+}
+CANCELED_EXAMPLE: dict[str, Any] = TASK_EXAMPLE | {
+    "status": "failed", "preview_url": None,
+    "error": {"code": "canceled", "message": "You canceled this generation."},
+    "updated_at": "2025-05-04T08:15:35.010Z", "finished_at": "2025-05-04T08:15:35.010Z",
+}
+
+
+class Task(BaseModel):
+    """A generation task as the API shows it. Completed and failed are final: nothing changes them again."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [TASK_EXAMPLE, COMPLETED_EXAMPLE]})
+
+    id: TaskId
+    type: TaskType = Field(description="What the generation makes.")
+    status: TaskStatus = Field(description="A new task is processing from the moment it is accepted.")
+    prompt: str | None = Field(description="The user's words, trimmed; null when none were given.")
+    reference_images: list[ReferenceImage] = Field(description="The uploaded images, in upload order.")
+    image_url: str | None = Field(description="The result image, once completed.",
+                                  json_schema_extra={"format": "uri-reference"})
+    error: TaskError | None = Field(description="Why it failed, once failed.")
+    progress: float | None = Field(ge=0, le=1, description="0 to 1, where the engine reports it.")
+    preview_url: str | None = Field(description="The latest intermediate picture while unfinished, where the "
+                                                "engine makes one.", json_schema_extra={"format": "uri-reference"})
+    engine: str | None = Field(description="Which engine runs or ran it; null until one picks it up.")
+    created_at: datetime = Field(description="RFC 3339, UTC.")
+    updated_at: datetime = Field(description="RFC 3339, UTC.")
+    finished_at: datetime | None = Field(description="RFC 3339, UTC; set when completed or failed.")
+
+
+class TaskPage(BaseModel):
+    """One page of the owner's tasks, newest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [TASK_EXAMPLE], "next_cursor": None}]})
+
+    items: list[Task] = Field(description="The tasks, newest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class Problem(BaseModel):
+    """Every 4xx and 5xx answer (application/problem+json)."""
+
+    type: str = Field(description="`about:blank#` and the code.", examples=["about:blank#not_found"])
+    title: str = Field(description="The kind of problem, for people.", examples=["Not found"])
+    status: int = Field(ge=400, le=599, description="The HTTP status, repeated.")
+    detail: str = Field(description="What happened and what to change.")
+    code: str = Field(description="A short stable word to branch on: not_found, wrong_state, invalid_input, "
+                                  "unsupported_image, too_large, too_many_unfinished, database_unavailable, "
+                                  "storage_unavailable, cross_origin, several_owner_cookies, …")
+    field: str | None = Field(description="The form field or query parameter the problem concerns (type, prompt, "
+                                          "reference_images, status, limit, cursor, …), so a page can show it "
+                                          "there; null when none.", examples=["reference_images"])
+
+
+class NotReady(Problem):
+    """/readyz's 503: what did not answer."""
+
+    failed: list[Literal["database", "image storage"]] = Field(description="What did not answer.")
+
+
+class Health(BaseModel):
+    """The process serves (and, for /readyz, its database and image storage answer)."""
+
+    status: Literal["ok"]
+
+
+class TaskForm(BaseModel):
+    """A new generation, sent as multipart/form-data: what each type needs is in the schema's `allOf` rules."""
+
+    # Other fields are refused rather than ignored: a misspelt field name is a mistake worth hearing about.
+    model_config = ConfigDict(extra="forbid")
+
+    type: TaskType = Field(description="What to make: a new image from words (CREATE), a product photo on pure "
+                                       "white (WHITE_BACKGROUND), a person dressed in a garment (CLOTHING_CHANGE).")
+    prompt: str | None = Field(None, pattern=PROMPT_PATTERN, examples=["a red kite over a green hill"], description=(
+        "Required for " + " and ".join(sorted(PROMPT_REQUIRED)) + " (not blank), optional otherwise. Plain "
+        "text: line breaks and tabs are fine, other control characters are refused."))
+    reference_images: list[bytes] = Field(default_factory=list, description=(
+        "Image files (PNG, JPEG or WebP), in order; repeat the part for several. "
+        + "; ".join(f"{task_type.value}: {WANTED_IMAGES[task_type]}" for task_type in TaskType) + "."))
+
+
+# The form's fields, from the model: anything else is refused.
+FORM_FIELDS = frozenset(TaskForm.model_fields)
+
+
+class TaskListQuery(BaseModel):
+    """GET /api/tasks's query parameters."""
+
+    type: TaskType | None = Field(None, description="Only tasks of this type.", examples=["WHITE_BACKGROUND"])
+    status: list[TaskStatus] = Field(default_factory=list, examples=[["pending", "processing"]], description=(
+        "Only tasks in these statuses; repeat the parameter for several (status=pending&status=processing)."))
+    limit: int = Field(PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX, description="How many tasks per page.",
+                       examples=[20])
+    cursor: str | None = Field(None, description="A `next_cursor` from the previous page; nothing else.",
+                               json_schema_extra={"format": CURSOR_FORMAT})
+
+
+def absent_not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A form field or query parameter is left out rather than sent as null: drop the null alternative."""
+    variants = schema.pop("anyOf", None)
+    if variants is not None:
+        (kept,) = [variant for variant in variants if variant != {"type": "null"}]
+        schema = kept | schema
+    if schema.get("default", "") is None:
+        del schema["default"]
+    return schema
+
+
+def _per_type_rules() -> list[dict[str, Any]]:
+    """The domain's rules for each type (image counts, a required prompt) as JSON Schema conditions."""
+    rules = []
+    for task_type, (fewest, most) in IMAGE_COUNTS.items():
+        then: dict[str, Any] = {"properties": {"reference_images": {"minItems": fewest, "maxItems": most}}}
+        required = ["reference_images"] if fewest else []
+        if task_type in PROMPT_REQUIRED:
+            required.append("prompt")
+            then["properties"]["prompt"] = {"pattern": NOT_BLANK_PATTERN, "description": "not blank"}
+        if required:
+            then["required"] = required
+        rules.append({"if": {"properties": {"type": {"const": task_type.value}}, "required": ["type"]},
+                      "then": then})
+    return rules
+
+
+def task_form_schema(settings: Settings, *, with_images: bool = True) -> dict[str, Any]:
+    """The new-task form with this studio's limits: as multipart/form-data, or without images as a plain
+    (urlencoded) form, which only the types that need no image can use."""
+    schema = TaskForm.model_json_schema(ref_template=REF_TEMPLATE)
+    schema.pop("$defs", None)
+    properties = schema["properties"]
+    for name, field in list(properties.items()):
+        properties[name] = absent_not_null(field)
+    properties["prompt"]["maxLength"] = settings.max_prompt_chars
+    images = properties["reference_images"]
+    images["maxItems"] = max(most for _, most in IMAGE_COUNTS.values())
+    images["description"] += (
+        f" Each file at most {settings.max_upload_bytes} bytes, at least {settings.min_image_side} pixels on its "
+        f"shorter side and at most {settings.max_image_pixels} pixels in all.")
+    schema["allOf"] = _per_type_rules()
+    if not with_images:
+        imageless = [task_type.value for task_type, (fewest, _) in IMAGE_COUNTS.items() if fewest == 0]
+        schema["title"] = "TaskFormWithoutImages"
+        schema["description"] = "A new generation that needs no image, sent as a plain (urlencoded) form."
+        properties["type"] = {"type": "string", "enum": imageless, "description": properties["type"]["description"]}
+        # A plain form cannot carry files.
+        del properties["reference_images"]
+        schema["allOf"] = [rule for rule in schema["allOf"] if rule["if"]["properties"]["type"]["const"] in imageless]
+        for rule in schema["allOf"]:
+            rule["then"]["properties"].pop("reference_images", None)
+    return schema
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """OpenAPI query parameters from a model's fields (for routes that read their query by hand)."""
+    schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, field in schema["properties"].items():
+        field = absent_not_null(dict(field))
+        field.pop("title", None)
+        examples = field.pop("examples", None)
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
+                                     "description": field.pop("description", ""), "schema": field}
+        if examples:
+            parameter["example"] = examples[0]
+        if field.get("type") == "array":
+            parameter |= {"style": "form", "explode": True}
+        parameters.append(parameter)
+    return parameters
+
+
+def path_parameter(name: str, annotation: Any) -> dict[str, Any]:
+    """An OpenAPI path parameter from an annotated type (for routes that read their path by hand)."""
+    field = TypeAdapter(annotation).json_schema(ref_template=REF_TEMPLATE)
+    description = field.pop("description", "")
+    examples = field.pop("examples", None)
+    parameter = {"name": name, "in": "path", "required": True, "description": description, "schema": field}
+    if examples:
+        parameter["example"] = examples[0]
+    return parameter

@@ -1,0 +1,99 @@
+"""What schemathesis cannot learn from the schema, taught as Hypothesis strategies (loaded with SCHEMATHESIS_HOOKS).
+
+- `format: binary` (the form's reference_images): real small pictures in each accepted format, sized like the
+  studio accepts them. The schema says "PNG, JPEG or WebP, at least 64 pixels a side" in words only; without
+  this, schema-valid requests would carry bytes no image decoder reads.
+- `format: genkeep-cursor` (the list's cursor): cursors of the form genkeep hands out, for tasks that may or may
+  not exist. Only a `next_cursor` is valid, which no schema can say.
+
+And one filter, for negative (schema-breaking) multipart bodies that do not break the schema once sent: a form
+field is text on the wire, so a prompt mutated into the integer 255 arrives as the valid text "255"; and
+schemathesis skips its own "is this really invalid?" check for bodies that hold files, so a mutation inside the
+form's per-type rules (dropping `required` from an if/then) can leave a valid body. genkeep rightly accepts
+those; they are dropped here by validating each body as the server reads it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import jsonschema_rs
+import schemathesis
+from hypothesis import strategies as st
+from PIL import Image
+from schemathesis.transport.serialization import Binary
+
+from genkeep.tasks.manager import encode_cursor
+from genkeep.tasks.model import Task, TaskStatus, TaskType
+
+FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
+
+
+@st.composite
+def pictures(draw: st.DrawFn) -> bytes:
+    picture_format = draw(st.sampled_from(sorted(FORMATS)))
+    width = draw(st.integers(64, 160))
+    height = draw(st.integers(64, 160))
+    colour = draw(st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)))
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, picture_format)
+    return out.getvalue()
+
+
+@st.composite
+def cursors(draw: st.DrawFn) -> str:
+    task = Task(id=draw(st.text("0123456789abcdef", min_size=32, max_size=32)), owner_id="", type=TaskType.CREATE,
+                status=TaskStatus.PROCESSING, prompt=None, reference_images=(),
+                created_at=draw(st.integers(0, 2**62 - 1)), updated_at=0)
+    return encode_cursor(task)
+
+
+schemathesis.openapi.format("binary", pictures())
+schemathesis.openapi.format("genkeep-cursor", cursors())
+
+
+_VALIDATORS: dict[tuple[int, str], Any] = {}
+
+
+def _validator(document: dict[str, Any], reference: str) -> Any:
+    key = (id(document), reference)
+    if key not in _VALIDATORS:
+        _VALIDATORS[key] = jsonschema_rs.validator_for({"$ref": reference, "components": document["components"]})
+    return _VALIDATORS[key]
+
+
+def _as_text(value: Any) -> Any:
+    """One multipart part as the server reads it: a file is a (binary) string, anything else its text."""
+    if isinstance(value, Binary | bytes):
+        return ""
+    if isinstance(value, str):
+        return value
+    # How schemathesis spells other values in a part: JSON (255, 1.5, true, null, {...}).
+    return json.dumps(value)
+
+
+def _as_sent(body: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    """The form as the server reads it: a list goes as the field repeated, one part per item, so the server sees
+    one part as a single value (unless the field is an array), several as a list, and none as no field."""
+    sent: dict[str, Any] = {}
+    for name, value in body.items():
+        parts = [_as_text(item) for item in value] if isinstance(value, list) else [_as_text(value)]
+        if parts:
+            is_array = properties.get(name, {}).get("type") == "array"
+            sent[name] = parts if is_array or len(parts) > 1 else parts[0]
+    return sent
+
+
+@schemathesis.hook
+def filter_case(context: Any, case: Any) -> bool:
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_negative or case.media_type != "multipart/form-data":
+        return True
+    if not isinstance(case.body, dict):
+        return True
+    reference = case.operation.definition.raw["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    document = case.operation.schema.raw_schema
+    properties = document["components"]["schemas"][reference.rsplit("/", 1)[1]]["properties"]
+    return not _validator(document, reference).is_valid(_as_sent(case.body, properties))
