@@ -44,14 +44,28 @@ def _engine_out(note: EngineNote) -> EngineOut:
                      generative=note.generative, description=note.text, connect_a_model=note.connect_a_model)
 
 
-@router.get("/api/engines", summary="Which engine runs each type, and what it is", response_model=EnginesOut)
+ENGINES_EXAMPLE = {"items": [{
+    "type": "WHITE_BACKGROUND", "engine": "local", "kind": "offline_cutout", "model": "u2netp", "generative": False,
+    "description": {"en": "Made offline on this server: a small cut-out model (u2netp) finds the product and puts "
+                          "it on pure white; the product itself is not redrawn.",
+                    "zh-CN": "在本服务器离线完成：小型抠图模型（u2netp）找出商品并放到纯白背景上；商品本身不会重画。"},
+    "connect_a_model": None}], "guide": GUIDE}
+METRICS_EXAMPLE = ('# TYPE genkeep_tasks_accepted_total counter\n'
+                   'genkeep_tasks_accepted_total{type="CREATE"} 2.0\n')
+
+
+@router.get("/api/engines", summary="Which engine runs each type, and what it is", response_model=EnginesOut,
+            responses={200: {"description": "Each type's engine, described in English and Chinese.",
+                             "content": {"application/json": {"example": ENGINES_EXAMPLE}}}})
 async def engines(request: Request) -> EnginesOut:
     notes: dict[object, EngineNote] = request.app.state.engine_notes
     return EnginesOut(items=[_engine_out(note) for note in notes.values()], guide=GUIDE)
 
 
 @router.get("/metrics", summary="Prometheus metrics of this process (counts only, no owner data)",
-            response_class=Response)
+            response_class=Response,
+            responses={200: {"description": "The Prometheus text format.",
+                             "content": {"text/plain": {"schema": {"type": "string"}, "example": METRICS_EXAMPLE}}}})
 async def metrics(request: Request) -> Response:
     studio: Studio = request.app.state.studio
     # Counting unfinished tasks reads the database: off the event loop.
