@@ -51,8 +51,6 @@ class MemoryBackend(TaskBackend):
                 raise DuplicateIdempotencyKey(task.idempotency_key)
             if sum(1 for t in self._unfinished() if t.owner_id == task.owner_id) >= caps.per_owner:
                 raise CapReached("owner", caps.per_owner)
-            if sum(1 for _ in self._unfinished()) >= caps.studio:
-                raise CapReached("studio", caps.studio)
             self.tasks[task.id] = dataclasses.replace(task, attempts=0, lease_expires_at=0)
 
     def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
@@ -89,10 +87,9 @@ class MemoryBackend(TaskBackend):
         found.sort(key=lambda t: (t.created_at, t.id), reverse=True)
         return found[: query.limit + 1]
 
-    async def aroom(self, owner_id: str) -> tuple[int, int]:
+    async def acount_unfinished(self, owner_id: str | None, upto: int) -> int:
         with self._locked():
-            unfinished = list(self._unfinished())
-            return sum(1 for t in unfinished if t.owner_id == owner_id), len(unfinished)
+            return min(upto, sum(1 for t in self._unfinished() if owner_id in (None, t.owner_id)))
 
     def delete_finished(self, task_id: str, owner_id: str) -> bool:
         with self._locked():

@@ -21,18 +21,9 @@ SELECT count(*) FROM tasks WHERE owner_id = :owner_id AND status IN ('pending', 
 SELECT count(*) FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created
 WHERE owner_id = :owner_id AND status IN ('pending', 'processing')
 
--- count_unfinished --
-SELECT count(*) FROM tasks WHERE status IN ('pending', 'processing')
-
--- room --
--- Unfinished tasks of one owner, and of the whole studio: the caps, read in one round trip.
-SELECT (SELECT count(*) FROM tasks WHERE owner_id = :owner_id AND status IN ('pending', 'processing')),
-       (SELECT count(*) FROM tasks WHERE status IN ('pending', 'processing'))
-
--- room@sqlite --
-SELECT (SELECT count(*) FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created
-        WHERE owner_id = :owner_id AND status IN ('pending', 'processing')),
-       (SELECT count(*) FROM tasks WHERE status IN ('pending', 'processing'))
+-- count_unfinished_upto --
+-- The studio's unfinished tasks, counted no further than the cap: the cost is bounded by the cap, not the backlog.
+SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status IN ('pending', 'processing') LIMIT :upto) AS capped
 
 -- lock_owner@postgresql --
 -- Serialises one owner's accepts for the length of the transaction, so the per-owner cap holds under concurrency.
