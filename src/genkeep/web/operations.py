@@ -55,6 +55,7 @@ METRICS_EXAMPLE = ('# TYPE genkeep_tasks_accepted_total counter\n'
 
 
 @router.get("/api/engines", summary="Which engine runs each type, and what it is", response_model=EnginesOut,
+            tags=["engines"],
             responses={200: {"description": "Each type's engine, described in English and Chinese.",
                              "content": {"application/json": {"example": ENGINES_EXAMPLE}}}})
 async def engines(request: Request) -> EnginesOut:
@@ -63,7 +64,7 @@ async def engines(request: Request) -> EnginesOut:
 
 
 @router.get("/metrics", summary="Prometheus metrics of this process (counts only, no owner data)",
-            response_class=Response,
+            response_class=Response, tags=["health"],
             responses={200: {"description": "The Prometheus text format.",
                              "content": {"text/plain": {"schema": {"type": "string"}, "example": METRICS_EXAMPLE}}}})
 async def metrics(request: Request) -> Response:

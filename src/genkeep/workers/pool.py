@@ -21,7 +21,7 @@ from genkeep.engines.base import Engine
 from genkeep.tasks.errors import Unavailable
 from genkeep.tasks.manager import EVENT_ACCEPTED, EVENT_FINISHED, EVENT_SWEPT, TaskManager
 from genkeep.tasks.model import TaskType
-from genkeep.workers.runner import Runner, TaskRun
+from genkeep.workers.runner import PROGRESS_WRITE_INTERVAL, Runner, TaskRun, write_reports
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class WorkerPool:
                    for index in range(self.concurrency)]
         threads.append(threading.Thread(target=self._heartbeat_loop, name="genkeep-heartbeat", daemon=True))
         threads.append(threading.Thread(target=self._lease_guard_loop, name="genkeep-lease-guard", daemon=True))
+        threads.append(threading.Thread(target=self._report_loop, name="genkeep-reports", daemon=True))
         if self.manager.backend.notifies_across_processes:
             threads.append(threading.Thread(target=self.manager.backend.listen, name="genkeep-listen",
                                             args=(self.on_event, self._finished.is_set), daemon=True))
@@ -160,6 +161,17 @@ class WorkerPool:
         finally:
             with self._lock:
                 self._runs.pop(run.task.id, None)
+
+    def _report_loop(self) -> None:
+        """Writes the engines' progress and previews, so that no engine waits on a write."""
+        while not self._finished.wait(PROGRESS_WRITE_INTERVAL):
+            with self._lock:
+                runs = list(self._runs.values())
+            for run in runs:
+                try:
+                    write_reports(run, self.manager, self.worker_id)
+                except Exception:
+                    log.exception("task %s: progress not written", run.task.id)
 
     def _lease_guard_loop(self) -> None:
         """Stops every run whose lease may run out before it is renewed: another worker may claim it then.

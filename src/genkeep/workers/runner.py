@@ -32,7 +32,8 @@ from genkeep.tasks.model import Task
 
 log = logging.getLogger(__name__)
 
-# Progress is written at most this often per task: polls read it, but it is not worth a write per step.
+# Progress is written at most this often per task (by the pool's reporter): polls read it, but it is not worth a
+# write per step.
 PROGRESS_WRITE_INTERVAL = 0.5
 # Previews are kept at most this often per task: a card polls every 2 s, so more would never be seen.
 PREVIEW_WRITE_INTERVAL = 1.0
@@ -55,9 +56,13 @@ class TaskRun:
     handed_back: bool = False
     lease_lost: bool = False
     renewed_at: float = field(default_factory=time.monotonic)
-    last_progress_write: float = 0.0
+    # What the engine reported and the pool's reporter has not written yet (see Reporter).
+    progress: float | None = None
+    progress_written: float | None = None
+    preview: tuple[bytes | PIL.Image.Image, float | None] | None = None
     last_preview_write: float = 0.0
     preview_name: str | None = None
+    report_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def halt(self, *, lease_lost: bool = False) -> None:
         self.lease_lost = self.lease_lost or lease_lost
@@ -72,21 +77,16 @@ class TaskContext:
         self._manager = manager
         self._worker_id = worker_id
 
+    # Reports are only noted here: the pool's reporter thread writes them. An engine never waits on the database
+    # or the storage for a report, so a fault there cannot hold it past its lease (it stops when told to).
+
     def report_progress(self, fraction: float) -> None:
-        moment = time.monotonic()
-        if moment - self._run.last_progress_write >= PROGRESS_WRITE_INTERVAL or fraction >= 1.0:
-            self._run.last_progress_write = moment
-            self._manager.report_progress(self._run.task, self._worker_id, fraction)
+        self._run.progress = max(0.0, min(1.0, fraction))
 
     def report_preview(self, image: bytes | PIL.Image.Image, fraction: float | None = None) -> None:
-        moment = time.monotonic()
-        if moment - self._run.last_preview_write < PREVIEW_WRITE_INTERVAL:
-            if fraction is not None:
-                self.report_progress(fraction)
-            return
-        self._run.last_preview_write = self._run.last_progress_write = moment
-        self._run.preview_name = self._manager.save_preview(self._run.task, self._worker_id, image, fraction,
-                                                            self._run.preview_name)
+        self._run.preview = (image, fraction)
+        if fraction is not None:
+            self.report_progress(fraction)
 
     def should_stop(self) -> bool:
         return self._run.stop.is_set()
@@ -98,6 +98,21 @@ class TaskContext:
     def check(self) -> None:
         if self._run.stop.is_set():
             raise EngineStopped(self._run.task.id)
+
+
+def write_reports(run: TaskRun, manager: TaskManager, worker_id: str) -> None:
+    """Write a run's latest progress (and, at most once a second, its latest preview); never raises."""
+    with run.report_lock:
+        moment = time.monotonic()
+        if run.preview is not None and moment - run.last_preview_write >= PREVIEW_WRITE_INTERVAL:
+            (image, fraction), run.preview = run.preview, None
+            run.last_preview_write = moment
+            run.preview_name = manager.save_preview(run.task, worker_id, image, fraction, run.preview_name)
+            run.progress_written = fraction if fraction is not None else run.progress_written
+        progress = run.progress
+        if progress is not None and progress != run.progress_written:
+            run.progress_written = progress
+            manager.report_progress(run.task, worker_id, progress)
 
 
 def rerun_free(engine: Engine) -> bool:
@@ -120,8 +135,10 @@ class Runner:
         finally:
             # Finished, canceled, timed out or handed back: its preview is stale either way (the row no longer
             # points at it once the task is final; a new run makes its own).
-            if run.preview_name is not None and not (run.lease_lost or run.handed_back):
-                self.manager.clear_preview(run.task.id, run.preview_name)
+            with run.report_lock:
+                run.preview = None
+                if run.preview_name is not None and not (run.lease_lost or run.handed_back):
+                    self.manager.clear_preview(run.task.id, run.preview_name)
 
     def _run(self, run: TaskRun, engine: Engine) -> None:
         task = run.task
