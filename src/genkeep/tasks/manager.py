@@ -13,6 +13,8 @@ attempt back); only an engine's verdict fails a task.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import logging
 import secrets
@@ -61,15 +63,10 @@ class Page:
 
 
 def encode_cursor(task: Task) -> str:
-    import base64
-
     return base64.urlsafe_b64encode(f"{task.created_at}:{task.id}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    import base64
-    import binascii
-
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         millis, task_id = raw.split(":", 1)
