@@ -17,14 +17,10 @@ from genkeep.tasks.errors import StorageUnavailable
 from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.model import TaskType
 from genkeep.tasks.sweeper import Sweeper
+from genkeep.tasks.view import file_url
 from genkeep.workers.pool import WorkerPool
 
 log = logging.getLogger(__name__)
-
-
-def file_url(task_id: str, name: str) -> str:
-    """Where the owner's browser fetches a task's image."""
-    return f"/files/{task_id}/{name}"
 
 
 @dataclass

@@ -26,7 +26,6 @@ from PIL import Image
 from schemathesis.transport.serialization import Binary
 
 from genkeep.tasks.manager import encode_cursor
-from genkeep.tasks.model import Task, TaskStatus, TaskType
 
 FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 
@@ -44,10 +43,7 @@ def pictures(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def cursors(draw: st.DrawFn) -> str:
-    task = Task(id=draw(st.text("0123456789abcdef", min_size=32, max_size=32)), owner_id="", type=TaskType.CREATE,
-                status=TaskStatus.PROCESSING, prompt=None, reference_images=(),
-                created_at=draw(st.integers(0, 2**62 - 1)), updated_at=0)
-    return encode_cursor(task)
+    return encode_cursor(draw(st.integers(0, 2**62 - 1)), draw(st.text("0123456789abcdef", min_size=32, max_size=32)))
 
 
 schemathesis.openapi.format("binary", pictures())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +14,9 @@ from sqlalchemy import text
 from genkeep.tasks import database
 from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend, open_backend
 from genkeep.tasks.backends.base import Caps
-from genkeep.tasks.model import Task, TaskStatus, TaskType
+from genkeep.tasks.model import ReferenceImage, Task, TaskStatus, TaskType
 from genkeep.tasks.new_task import new_task_id
+from genkeep.tasks.view import task_json
 from tests.support.loop import run
 
 ROOMY = Caps(per_owner=1000, studio=10_000)
@@ -59,8 +62,9 @@ def test_an_inserted_task_reads_back_equal_and_only_for_its_owner(backend: TaskB
     assert backend.get(task.id) == task
     assert backend.get(task.id, "owner-a") == task
     assert backend.get(task.id, "owner-b") is None
-    assert run(backend.aget(task.id, "owner-b")) is None
-    assert run(backend.aget(task.id, "owner-a")) == task
+    assert run(backend.aview(task.id, "owner-b")) is None
+    view = run(backend.aview(task.id, "owner-a"))
+    assert view is not None and (view.id, view.status, view.created_at) == (task.id, "processing", task.created_at)
 
 
 def test_the_owner_cap_holds_at_insert_and_counts_stop_at_the_cap(backend: TaskBackend) -> None:
@@ -124,6 +128,43 @@ def test_lists_are_newest_first_filtered_and_keyset_paged(backend: TaskBackend) 
                                                                           TaskStatus.PROCESSING))))
     assert len(unfinished) == 6
     assert run(backend.alist(ListQuery("owner-a", statuses=(TaskStatus.COMPLETED,)))) == []
+
+
+def test_the_database_shows_every_task_exactly_as_task_json_does(backend: TaskBackend) -> None:
+    """The poll and the list answer JSON the database builds; it must be task_json's, field for field."""
+    def photo(name: str) -> ReferenceImage:
+        return ReferenceImage(name, 1024, 768, "image/jpeg")
+
+    odd_prompt = 'He said "hi" \\ back\nslash\t文字 🎈 </script>'
+    shapes = [
+        dataclasses.replace(new(created=T0 + 1), prompt=odd_prompt),
+        dataclasses.replace(new(task_type=TaskType.WHITE_BACKGROUND, created=T0 + 999), prompt=None,
+                            reference_images=(photo("reference-1.jpg"),)),
+        dataclasses.replace(new(task_type=TaskType.CLOTHING_CHANGE, created=T0 + 123_456_789), prompt="",
+                            reference_images=(photo("reference-1.png"), photo("reference-2.webp"))),
+        new(created=T0 + 86_400_000 * 400 + 7),
+        new(created=T0 + 5),
+    ]
+    for task in shapes:
+        backend.insert(task, ROOMY)
+    running, previewing, done, canceled, plain = shapes
+    held = {t.id for t in claim(backend, "w1", now=T0 + 86_400_000 * 401, limit=5)}
+    assert held == {task.id for task in shapes}
+    moment = T0 + 86_400_000 * 401 + 42
+    assert backend.set_preview(previewing.id, "w1", "preview-1700000000000-ab.webp", 0.35, moment)
+    assert backend.set_progress(running.id, "w1", 0.5, moment)
+    assert backend.complete(done.id, "w1", "result.png", moment + 1)
+    assert backend.fail(canceled.id, "canceled", 'You canceled "this" generation — 已取消.', moment + 2,
+                        owner_id="owner-a")
+    assert backend.fail(plain.id, "engine_error", "", moment + 3, worker_id="w1")
+
+    listed = {view.id: view for view in run(backend.alist(ListQuery("owner-a", limit=10)))}
+    for task in shapes:
+        expected = task_json(backend.get(task.id) or task)
+        view = run(backend.aview(task.id, "owner-a"))
+        assert view is not None and json.loads(view.json) == expected
+        assert json.loads(listed[task.id].json) == expected
+    assert json.loads(listed[previewing.id].json)["preview_url"].endswith("/preview-1700000000000-ab.webp")
 
 
 def test_claiming_takes_the_oldest_first_and_an_abandoned_task_before_newer_ones(backend: TaskBackend) -> None:

@@ -17,8 +17,8 @@ from genkeep.config import Settings
 from genkeep.tasks.errors import InvalidInput
 from genkeep.tasks.model import ReferenceImage, Task, TaskError, TaskStatus, TaskType
 from genkeep.tasks.new_task import TASK_ID_PATTERN, NewTask, is_task_id
+from genkeep.tasks.view import task_json
 from genkeep.web.api_reference import published_document, render
-from genkeep.web.task_json import task_json
 from tests.support.api import submit
 from tests.support.images import png_bytes
 

@@ -37,6 +37,7 @@ from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooManyUnfinished, 
 from genkeep.tasks.model import ReferenceImage, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.new_task import NewTask, is_task_id, new_task_id
 from genkeep.tasks.transitions import Actor, Step, Transition, Transitions
+from genkeep.tasks.view import TaskView
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,13 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Page:
-    items: list[Task]
+    items: list[TaskView]
     next_cursor: str | None
 
 
-def encode_cursor(task: Task) -> str:
-    return base64.urlsafe_b64encode(f"{task.created_at}:{task.id}".encode()).decode().rstrip("=")
+def encode_cursor(created_at: int, task_id: str) -> str:
+    """The cursor of the page that continues after this task (keyset: newest first by creation, then id)."""
+    return base64.urlsafe_b64encode(f"{created_at}:{task_id}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
@@ -124,17 +126,17 @@ class TaskManager:
         shown = task_id if is_task_id(task_id) else task_id[:40].encode("unicode_escape").decode()
         return TaskNotFound(f"There is no task {shown!r}; check the id, or it was deleted.")
 
-    async def get(self, owner_id: str, task_id: str) -> Task:
-        """One of the owner's tasks (404 for anyone else's). A task past its deadline reads as timed out at once,
-        even if the periodic sweep is up to an interval away."""
-        task = await self.backend.aget(task_id, owner_id) if is_task_id(task_id) else None
+    async def get(self, owner_id: str, task_id: str) -> TaskView:
+        """One of the owner's tasks as the API shows it (404 for anyone else's). A task past its deadline reads as
+        timed out at once, even if the periodic sweep is up to an interval away."""
+        task = await self.backend.aview(task_id, owner_id) if is_task_id(task_id) else None
         if task is None:
             raise self._not_found(task_id)
-        if not task.is_final and self._past_deadline(task):
+        if not task.is_final and self._past_deadline(task.created_at):
             # A write: off the event loop.
             swept = await anyio.to_thread.run_sync(self.sweep_one, task.id)
             if swept:
-                task = await self.backend.aget(task_id, owner_id) or task
+                task = await self.backend.aview(task_id, owner_id) or task
         return task
 
     def get_sync(self, owner_id: str, task_id: str) -> Task:
@@ -155,7 +157,7 @@ class TaskManager:
         after = decode_cursor(cursor) if cursor else None
         rows = await self.backend.alist(ListQuery(owner_id, task_type, tuple(statuses), limit, after))
         items = rows[:limit]
-        return Page(items, encode_cursor(items[-1]) if len(rows) > limit else None)
+        return Page(items, encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None)
 
     async def check_room(self, owner_id: str) -> None:
         """Refuse early, before a request's body is read or any image decoded, when a cap is already reached.
@@ -181,8 +183,8 @@ class TaskManager:
         return TooManyUnfinished("The studio is busy with as many generations as it can take; try again in a "
                                  "minute.")
 
-    def _past_deadline(self, task: Task) -> bool:
-        return now_millis() - task.created_at > self.settings.task_timeout * 1000
+    def _past_deadline(self, created_at: int) -> bool:
+        return now_millis() - created_at > self.settings.task_timeout * 1000
 
     # ---- the user's side: changing --------------------------------------------------------------------------
 

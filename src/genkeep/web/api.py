@@ -20,11 +20,11 @@ from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooLarge, Unavailab
 from genkeep.tasks.manager import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Accepted
 from genkeep.tasks.model import TaskStatus
 from genkeep.tasks.new_task import NewTask, image_label, parse_type
+from genkeep.tasks.view import task_json
 from genkeep.web import contract
 from genkeep.web.api_document import answer, answers
 from genkeep.web.owner import CurrentOwner, owner_of
 from genkeep.web.problems import problem, problem_body
-from genkeep.web.task_json import TaskJsonCache, task_json
 
 # Operation ids are the functions' names (create_task, get_task, …): what a generated client calls.
 router = APIRouter(generate_unique_id_function=lambda route: route.name)
@@ -55,11 +55,6 @@ async def studio_dependency(request: Request) -> Studio:
 def get_studio(request: Request) -> Studio:
     studio: Studio = request.app.state.studio
     return studio
-
-
-def json_cache(request: Request) -> TaskJsonCache:
-    cache: TaskJsonCache = request.app.state.task_json
-    return cache
 
 
 StudioDep = Annotated[Studio, Depends(studio_dependency)]
@@ -207,9 +202,9 @@ def _statuses(raw: list[str]) -> list[TaskStatus]:
 
 # The three hot routes (history, recovery, status poll) are async: their reads are awaited through the backend
 # (an asyncio pool on PostgreSQL), never blocking the loop, and give up within seconds when the database is away.
-# Their parameters are read by hand and their answers encoded once per task (TaskJsonCache): FastAPI's parameter
-# validation and response serialisation cost more than the query itself. The document still publishes the exact
-# parameters and answers, from the contract's TaskListQuery, TaskId, Task and TaskPage.
+# Their parameters are read by hand and their answers are the tasks' JSON as the database built it (TaskView):
+# FastAPI's parameter validation and response serialisation cost more than the query itself. The document still
+# publishes the exact parameters and answers, from the contract's TaskListQuery, TaskId, Task and TaskPage.
 @router.get(
     "/api/tasks", summary="The owner's tasks, newest first", tags=["tasks"], response_model=contract.TaskPage,
     description="Pages follow `next_cursor`. The recovery client lists a type's unfinished tasks in one request: "
@@ -240,9 +235,8 @@ async def list_tasks(request: Request) -> Response:
         limit=limit,
         cursor=query.get("cursor") or None,
     )
-    cache = json_cache(request)
-    items = b",".join(cache.encode(task) for task in page.items)
-    return json_bytes(b'{"items":[' + items + b'],"next_cursor":' + json.dumps(page.next_cursor).encode() + b"}")
+    items = ",".join([task.json for task in page.items])
+    return json_bytes(f'{{"items":[{items}],"next_cursor":{json.dumps(page.next_cursor)}}}'.encode())
 
 
 # The status poll, the most frequent request of all.
@@ -256,7 +250,7 @@ async def list_tasks(request: Request) -> Response:
 )
 async def get_task(request: Request) -> Response:
     task = await get_studio(request).manager.get(owner_of(request), task_id_of(request))
-    return json_bytes(json_cache(request).encode(task))
+    return json_bytes(task.json.encode())
 
 
 @router.post(

@@ -17,7 +17,6 @@ from genkeep.web.owner import OwnerMiddleware
 from genkeep.web.same_origin import SameOriginGuard
 from genkeep.web.security_headers import SecurityHeaders
 from genkeep.web.size_cap import RequestSizeCap
-from genkeep.web.task_json import TaskJsonCache
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,6 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.studio = studio
-    app.state.task_json = TaskJsonCache()
     problems.install(app)
     app.include_router(api.router)
     api_docs.install(app)

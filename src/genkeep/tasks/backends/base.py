@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from genkeep.tasks.model import Task, TaskStatus, TaskType
 from genkeep.tasks.schema import tasks
+from genkeep.tasks.view import FILES_PATH, TaskView
 
 COLUMNS = [column.name for column in tasks.c]
 QUERIES_FILE = Path(__file__).with_name("queries.sql")
@@ -81,8 +82,10 @@ def load_statements(dialect: str) -> dict[str, str]:
             overrides[name] = body
     statements.update(overrides)
     columns = ", ".join(COLUMNS)
+    task_view = statements.pop("task_view").replace("{files}", FILES_PATH)
     return {name: body.replace("{columns}", columns)
             .replace("{tasks_columns}", ", ".join(f"tasks.{column}" for column in COLUMNS))
+            .replace("{task_view}", task_view)
             for name, body in statements.items()}
 
 
@@ -115,8 +118,9 @@ class TaskBackend(abc.ABC):
         """One task; with owner_id, only if that owner's."""
 
     @abc.abstractmethod
-    async def aget(self, task_id: str, owner_id: str) -> Task | None:
-        """`get` for the event loop: never blocks it, gives up within seconds when the database is away."""
+    async def aview(self, task_id: str, owner_id: str) -> TaskView | None:
+        """One of the owner's tasks as the API shows it, for the event loop: never blocks it, gives up within
+        seconds when the database is away."""
 
     @abc.abstractmethod
     def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None: ...
@@ -130,8 +134,8 @@ class TaskBackend(abc.ABC):
         """How many tasks are unfinished, by type, status and whether a worker holds a live lease on them."""
 
     @abc.abstractmethod
-    async def alist(self, query: ListQuery) -> list[Task]:
-        """Up to limit + 1 tasks (the extra one says there is a next page), newest first."""
+    async def alist(self, query: ListQuery) -> list[TaskView]:
+        """Up to limit + 1 tasks as the API shows them (the extra one says there is a next page), newest first."""
 
     @abc.abstractmethod
     async def acount_unfinished(self, owner_id: str | None, upto: int) -> int:
@@ -212,31 +216,12 @@ class TaskBackend(abc.ABC):
         """Close every connection."""
 
 
-class RowTasks:
-    """Tasks already made from identical rows: polls and history pages read the same unchanged rows again and
-    again, and turning a row into a Task costs more than the indexed read (20 µs vs 2 µs for a hit, measured
-    in-process). Bounded by clearing when full: a miss only costs a conversion. One per backend instance."""
-
-    def __init__(self, size: int = 20_000) -> None:
-        self.size = size
-        self._tasks: dict[tuple[Any, ...], Task] = {}
-
-    def task(self, row: tuple[Any, ...]) -> Task:
-        task = self._tasks.get(row)
-        if task is None:
-            if len(self._tasks) >= self.size:
-                self._tasks.clear()
-            task = self._tasks[row] = Task.from_row(row)
-        return task
-
-
 class SqlBackend(TaskBackend):
     """The statements of queries.sql run through a dialect's connections (the hooks below)."""
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         self.sql = self.prepare(load_statements(dialect))
-        self.row_tasks = RowTasks()
 
     # ---- hooks ----------------------------------------------------------------------------------------------
 
@@ -282,9 +267,9 @@ class SqlBackend(TaskBackend):
             rows = self.rows("get_owned", {"id": task_id, "owner_id": owner_id})
         return Task.from_row(rows[0]) if rows else None
 
-    async def aget(self, task_id: str, owner_id: str) -> Task | None:
-        rows = await self.arows(self.sql["get_owned"], {"id": task_id, "owner_id": owner_id})
-        return self.row_tasks.task(rows[0]) if rows else None
+    async def aview(self, task_id: str, owner_id: str) -> TaskView | None:
+        rows = await self.arows(self.sql["view_owned"], {"id": task_id, "owner_id": owner_id})
+        return TaskView._make(rows[0]) if rows else None
 
     def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None:
         rows = self.rows("get_by_idempotency_key", {"owner_id": owner_id, "key": key})
@@ -316,10 +301,9 @@ class SqlBackend(TaskBackend):
         statement = self.sql["list"].replace("{filters}", "".join(" " + f.strip() for f in filters))
         return statement, params
 
-    async def alist(self, query: ListQuery) -> list[Task]:
+    async def alist(self, query: ListQuery) -> list[TaskView]:
         statement, params = self.list_statement(query)
-        task = self.row_tasks.task
-        return [task(row) for row in await self.arows(statement, params)]
+        return list(map(TaskView._make, await self.arows(statement, params)))
 
     async def acount_unfinished(self, owner_id: str | None, upto: int) -> int:
         if owner_id is None:

@@ -21,6 +21,7 @@ from genkeep.tasks.backends.base import (
 )
 from genkeep.tasks.errors import DatabaseUnavailable
 from genkeep.tasks.model import Task, TaskError, TaskStatus, TaskType
+from genkeep.tasks.view import TaskView
 
 
 class MemoryBackend(TaskBackend):
@@ -58,8 +59,9 @@ class MemoryBackend(TaskBackend):
             task = self.tasks.get(task_id)
             return task if task is not None and owner_id in (None, task.owner_id) else None
 
-    async def aget(self, task_id: str, owner_id: str) -> Task | None:
-        return self.get(task_id, owner_id)
+    async def aview(self, task_id: str, owner_id: str) -> TaskView | None:
+        task = self.get(task_id, owner_id)
+        return TaskView.of(task) if task is not None else None
 
     def get_by_idempotency_key(self, owner_id: str, key: str) -> Task | None:
         with self._locked():
@@ -78,14 +80,14 @@ class MemoryBackend(TaskBackend):
                 counts[key] = counts.get(key, 0) + 1
         return [UnfinishedCount(*key, count) for key, count in counts.items()]
 
-    async def alist(self, query: ListQuery) -> list[Task]:
+    async def alist(self, query: ListQuery) -> list[TaskView]:
         with self._locked():
             found = [t for t in self.tasks.values() if t.owner_id == query.owner_id
                      and (query.type is None or t.type is query.type)
                      and (not query.statuses or t.status in query.statuses)
                      and (query.after is None or (t.created_at, t.id) < query.after)]
         found.sort(key=lambda t: (t.created_at, t.id), reverse=True)
-        return found[: query.limit + 1]
+        return [TaskView.of(task) for task in found[: query.limit + 1]]
 
     async def acount_unfinished(self, owner_id: str | None, upto: int) -> int:
         with self._locked():
