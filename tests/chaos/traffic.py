@@ -10,7 +10,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Self
 
 import httpx
 
@@ -52,28 +53,23 @@ def during(answers: Iterable[Answer], start: float, end: float) -> list[Answer]:
 
 
 @dataclass
-class TaskStream:
-    """Submits a task every `interval` seconds, each with its own Idempotency-Key, retried (with the same key)
-    through refusals, 5xx and a restarting server for up to `give_up_after` seconds, the way a careful client
-    does. Submissions overlap (up to `concurrency` at once), so a hanging or retried one does not slow the pace.
-    `prompt_for(n)` scripts the n-th task; every `image_every`-th task also uploads a reference image."""
+class RequestLoop:
+    """A client on a thread of its own: the next request every `interval` seconds until stopped, every answer kept.
+    With `concurrency` above 1 requests overlap (up to that many at once), so a hanging or retried one does not slow
+    the pace; with 1 each waits for the one before, as a probe that times one route in turn."""
 
     base_url: str
-    prompt_for: Callable[[int], str]
+    _: KW_ONLY
     interval: float
-    image_every: int = 0
     request_timeout: float = 10.0
-    give_up_after: float = 15.0
-    concurrency: int = 8
-    accepted: dict[str, str] = field(default_factory=dict)  # task id → prompt
-    owner_of: dict[str, str] = field(default_factory=dict)  # task id → owner
-    accepted_at: dict[str, float] = field(default_factory=dict)  # task id → when the client heard 201/200
+    concurrency: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
     answers: list[Answer] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> TaskStream:
-        self._thread = threading.Thread(target=self._loop, name="task-stream", daemon=True)
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._loop, name=type(self).__name__, daemon=True)
         self._thread.start()
         return self
 
@@ -82,29 +78,54 @@ class TaskStream:
         if self._thread is not None:
             self._thread.join(timeout=self.request_timeout + 5)
 
-    def __enter__(self) -> TaskStream:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
-    def ids_with(self, word: str) -> list[str]:
-        return [task_id for task_id, prompt in self.accepted.items() if word in prompt]
+    def _request(self, client: httpx.Client, number: int) -> None:
+        """The `number`-th request (with its retries, if any); every answer goes into `answers`."""
+        raise NotImplementedError
 
     def _loop(self) -> None:
         # A fresh connection per request: a kept-alive one the server closed meanwhile would fail as "no answer".
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=0)
-        with httpx.Client(base_url=self.base_url, timeout=self.request_timeout, limits=limits) as client, \
-                ThreadPoolExecutor(self.concurrency, thread_name_prefix="task-stream") as submitters:
+        with httpx.Client(base_url=self.base_url, timeout=self.request_timeout, headers=self.headers,
+                          limits=limits) as client, \
+                ThreadPoolExecutor(self.concurrency, thread_name_prefix=type(self).__name__) as overlapping:
             number = 0
             while not self._stop.is_set():
-                submitters.submit(self._submit, client, number)
+                if self.concurrency == 1:
+                    self._request(client, number)
+                else:
+                    overlapping.submit(self._request, client, number)
                 number += 1
                 self._stop.wait(self.interval)
-            # Submissions not yet begun are dropped; those under way finish their current request and stop.
-            submitters.shutdown(wait=True, cancel_futures=True)
+            # Requests not yet begun are dropped; those under way finish their current attempt and stop.
+            overlapping.shutdown(wait=True, cancel_futures=True)
 
-    def _submit(self, client: httpx.Client, number: int) -> None:
+
+@dataclass
+class TaskStream(RequestLoop):
+    """Submits a task every `interval` seconds, each with its own Idempotency-Key, retried (with the same key)
+    through refusals, 5xx and a restarting server for up to `give_up_after` seconds, the way a careful client
+    does; up to `concurrency` submissions at once. `prompt_for(n)` scripts the n-th task; every `image_every`-th
+    task also uploads a reference image."""
+
+    prompt_for: Callable[[int], str]
+    _: KW_ONLY
+    concurrency: int = 8
+    image_every: int = 0
+    give_up_after: float = 15.0
+    accepted: dict[str, str] = field(default_factory=dict)  # task id → prompt
+    owner_of: dict[str, str] = field(default_factory=dict)  # task id → owner
+    accepted_at: dict[str, float] = field(default_factory=dict)  # task id → when the client heard 201/200
+
+    def ids_with(self, word: str) -> list[str]:
+        return [task_id for task_id, prompt in self.accepted.items() if word in prompt]
+
+    def _request(self, client: httpx.Client, number: int) -> None:
         prompt = self.prompt_for(number)
         owner = OWNERS[number % len(OWNERS)]
         headers = {OWNER_HEADER: owner, "Idempotency-Key": uuid.uuid4().hex}
@@ -129,67 +150,31 @@ class TaskStream:
 
 
 @dataclass
-class RouteProbe:
-    """Times one route every `interval` seconds on its own thread (its own connection), until stopped."""
+class RouteProbe(RequestLoop):
+    """Times one route every `interval` seconds, each request after the one before, until stopped."""
 
-    base_url: str
     path: str
+    _: KW_ONLY
     interval: float = 0.2
-    request_timeout: float = 10.0
-    headers: dict[str, str] = field(default_factory=dict)
-    answers: list[Answer] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def start(self) -> RouteProbe:
-        self._thread = threading.Thread(target=self._loop, name=f"probe {self.path}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.request_timeout + 5)
-
-    def _loop(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=self.request_timeout, headers=self.headers) as client:
-            while not self._stop.is_set():
-                answer, _ = timed(client, "GET", self.path)
-                self.answers.append(answer)
-                self._stop.wait(self.interval)
+    def _request(self, client: httpx.Client, number: int) -> None:
+        answer, _ = timed(client, "GET", self.path)
+        self.answers.append(answer)
 
 
 @dataclass
-class Poller:
+class Poller(RequestLoop):
     """Polls the status of accepted tasks round-robin, like open pages do, and keeps every answer."""
 
-    base_url: str
     stream: TaskStream
+    _: KW_ONLY
     interval: float = 0.1
-    request_timeout: float = 10.0
-    answers: list[Answer] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def start(self) -> Poller:
-        self._thread = threading.Thread(target=self._loop, name="status-poller", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.request_timeout + 5)
-
-    def _loop(self) -> None:
-        number = 0
-        with httpx.Client(base_url=self.base_url, timeout=self.request_timeout) as client:
-            while not self._stop.is_set():
-                ids = list(self.stream.accepted)
-                if ids:
-                    task_id = ids[number % len(ids)]
-                    answer, _ = timed(client, "GET", f"/api/tasks/{task_id}",
-                                      headers={OWNER_HEADER: self.stream.owner_of[task_id]})
-                    self.answers.append(answer)
-                    number += 1
-                self._stop.wait(self.interval)
+    def _request(self, client: httpx.Client, number: int) -> None:
+        ids = list(self.stream.accepted)
+        if ids:
+            # Round-robin by polls made: rounds with nothing to poll do not count.
+            task_id = ids[len(self.answers) % len(ids)]
+            answer, _ = timed(client, "GET", f"/api/tasks/{task_id}",
+                              headers={OWNER_HEADER: self.stream.owner_of[task_id]})
+            self.answers.append(answer)

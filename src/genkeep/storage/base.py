@@ -18,6 +18,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+
+from genkeep.tasks.errors import StorageUnavailable
 
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
 EXTENSIONS = {value: key for key, value in CONTENT_TYPES.items()}
@@ -52,15 +55,54 @@ class ImageStorage(abc.ABC):
     def __init__(self, secret: str) -> None:
         self._secret = secret.encode()
 
+    # ---- faults ----------------------------------------------------------------------------------------------
+
+    # What this kind of storage raises when it fails: a full or read-only disk, a lost mount. Anything else is a
+    # bug and passes through as it is.
+    fault_types: ClassVar[tuple[type[Exception], ...]] = (OSError,)
+
+    def describe_fault(self, error: Exception) -> str:
+        """What failed, in words for a StorageUnavailable's reason."""
+        return str(error.strerror or error) if isinstance(error, OSError) else type(error).__name__
+
+    @contextlib.contextmanager
+    def _faults(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except self.fault_types as error:
+            # The storage's fault, never the generation's.
+            raise StorageUnavailable(f"{action}: {self.describe_fault(error)}") from error
+
     # ---- a new task's reference images: staged before its row commits, published after ----------------------
 
-    @abc.abstractmethod
     def stage(self, task_id: str, files: Sequence[tuple[str, bytes]]) -> None:
         """Store a new task's files before its row commits; all or nothing."""
+        try:
+            with self._faults("staging a new task's images"):
+                self._stage(task_id, files)
+        except StorageUnavailable:
+            self.discard_staged(task_id)
+            raise
 
-    @abc.abstractmethod
     def stage_copies(self, task_id: str, source_task_id: str, names: Sequence[str]) -> bool:
         """Stage copies of another task's files (a retry); False, with nothing left behind, if one is gone."""
+        try:
+            with self._faults("copying a task's images"):
+                copied = self._stage_copies(task_id, source_task_id, names)
+        except StorageUnavailable:
+            self.discard_staged(task_id)
+            raise
+        if not copied:
+            self.discard_staged(task_id)
+        return copied
+
+    @abc.abstractmethod
+    def _stage(self, task_id: str, files: Sequence[tuple[str, bytes]]) -> None:
+        """Write a new task's files where a crash leaves them found again (`stage` cleans up after a fault)."""
+
+    @abc.abstractmethod
+    def _stage_copies(self, task_id: str, source_task_id: str, names: Sequence[str]) -> bool:
+        """Copy another task's files for a new task; False as soon as one is gone (`stage_copies` cleans up)."""
 
     @abc.abstractmethod
     def publish(self, task_id: str) -> None:

@@ -19,15 +19,6 @@ from genkeep.storage.base import ImageStorage
 from genkeep.tasks.errors import StorageUnavailable
 
 
-@contextlib.contextmanager
-def _faults(action: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as error:
-        # A full or read-only disk, a lost mount: the storage's fault, never the generation's.
-        raise StorageUnavailable(f"{action}: {error.strerror or error}") from error
-
-
 class FolderStorage(ImageStorage):
     """The folder where reference images and results live, shared by every genkeep process that mounts it."""
 
@@ -45,31 +36,19 @@ class FolderStorage(ImageStorage):
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def stage(self, task_id: str, files: Sequence[tuple[str, bytes]]) -> None:
-        """Write a new task's files where a crash cannot expose them; all or nothing."""
-        try:
-            with _faults("staging a new task's images"):
-                staging = self.staging_dir(task_id)
-                for name, data in files:
-                    (staging / name).write_bytes(data)
-        except StorageUnavailable:
-            self.discard_staged(task_id)
-            raise
+    def _stage(self, task_id: str, files: Sequence[tuple[str, bytes]]) -> None:
+        """Write a new task's files where a crash cannot expose them."""
+        staging = self.staging_dir(task_id)
+        for name, data in files:
+            (staging / name).write_bytes(data)
 
-    def stage_copies(self, task_id: str, source_task_id: str, names: Sequence[str]) -> bool:
-        """Stage copies of another task's files (a retry); False, with nothing left behind, if one is gone."""
-        try:
-            with _faults("copying a task's images"):
-                staging = self.staging_dir(task_id)
-                for name in names:
-                    source = self.path(source_task_id, name)
-                    if source is None:
-                        self.discard_staged(task_id)
-                        return False
-                    shutil.copyfile(source, staging / name)
-        except StorageUnavailable:
-            self.discard_staged(task_id)
-            raise
+    def _stage_copies(self, task_id: str, source_task_id: str, names: Sequence[str]) -> bool:
+        staging = self.staging_dir(task_id)
+        for name in names:
+            source = self.path(source_task_id, name)
+            if source is None:
+                return False
+            shutil.copyfile(source, staging / name)
         return True
 
     def publish(self, task_id: str) -> None:
@@ -79,7 +58,7 @@ class FolderStorage(ImageStorage):
             return
         target = self.task_dir(task_id)
         # File by file: a worker elsewhere may already have claimed the committed task and written into its folder.
-        with _faults("publishing a task's images"):
+        with self._faults("publishing a task's images"):
             target.mkdir(parents=True, exist_ok=True)
         # Two processes may publish the same task at once (the accepting request and a fast worker).
         with contextlib.suppress(FileNotFoundError):
@@ -115,7 +94,7 @@ class FolderStorage(ImageStorage):
         target = folder / name
         partial = folder / f".{name}.partial"
         try:
-            with _faults("saving a result"):
+            with self._faults("saving a result"):
                 folder.mkdir(parents=True, exist_ok=True)
                 partial.write_bytes(data)
                 os.replace(partial, target)
@@ -147,6 +126,6 @@ class FolderStorage(ImageStorage):
     def staged_task_ids(self) -> list[tuple[str, float]]:
         """Task ids with staged files, and the age of each in seconds."""
         moment = time.time()
-        with _faults("listing staged images"):
+        with self._faults("listing staged images"):
             return [(entry.name, moment - entry.stat().st_mtime) for entry in os.scandir(self.incoming)
                     if entry.is_dir()]

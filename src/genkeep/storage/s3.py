@@ -69,16 +69,6 @@ def is_missing(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in MISSING
 
 
-@contextlib.contextmanager
-def _faults(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (BotoCoreError, ClientError, OSError) as error:
-        # The bucket cannot be reached, refuses us, or the local copy's disk is full: the storage's fault, never
-        # the generation's.
-        raise StorageUnavailable(f"{action}: {describe(error)}") from error
-
-
 def _client() -> Any:
     """An S3 client configured by the standard AWS variables. boto3 reads all of them except AWS_REGION, which
     the other AWS SDKs read; here it counts too, before AWS_DEFAULT_REGION."""
@@ -100,6 +90,8 @@ class S3Storage(ImageStorage):
     """A bucket (and a key prefix in it) shared by every genkeep process, on any machine."""
 
     presigns = True
+    # The bucket cannot be reached or refuses us, or the local copy's disk is full.
+    fault_types = (BotoCoreError, ClientError, OSError)
 
     def __init__(self, bucket: str, prefix: str, secret: str, scratch: Path, *,
                  scratch_max_age: float = ABANDONED_AFTER_SECONDS) -> None:
@@ -109,6 +101,9 @@ class S3Storage(ImageStorage):
         self.scratch = scratch
         self.scratch_max_age = scratch_max_age
         self._s3 = _client()
+
+    def describe_fault(self, error: Exception) -> str:
+        return describe(error)
 
     def key(self, task_id: str, name: str) -> str:
         return f"{self.prefix}tasks/{task_id}/{name}"
@@ -133,46 +128,35 @@ class S3Storage(ImageStorage):
 
     # ---- a new task's reference images ----------------------------------------------------------------------
 
-    def stage(self, task_id: str, files: Sequence[tuple[str, bytes]]) -> None:
-        try:
-            with _faults("staging a new task's images"):
-                # The marker first: from here on, whatever a crash leaves is found again.
-                self._put(self._marker(task_id), b"")
-                for name, data in files:
-                    self._put(self.key(task_id, name), data)
-        except StorageUnavailable:
-            self.discard_staged(task_id)
-            raise
+    def _stage(self, task_id: str, files: Sequence[tuple[str, bytes]]) -> None:
+        # The marker first: from here on, whatever a crash leaves is found again.
+        self._put(self._marker(task_id), b"")
+        for name, data in files:
+            self._put(self.key(task_id, name), data)
 
-    def stage_copies(self, task_id: str, source_task_id: str, names: Sequence[str]) -> bool:
-        try:
-            with _faults("copying a task's images"):
-                self._put(self._marker(task_id), b"")
-                for name in names:
-                    try:
-                        # A copy inside the service: the bytes do not pass through genkeep.
-                        self._s3.copy_object(Bucket=self.bucket, Key=self.key(task_id, name),
-                                             CopySource={"Bucket": self.bucket, "Key": self.key(source_task_id, name)})
-                    except ClientError as error:
-                        if not is_missing(error):
-                            raise
-                        self.discard_staged(task_id)
-                        return False
-        except StorageUnavailable:
-            self.discard_staged(task_id)
-            raise
+    def _stage_copies(self, task_id: str, source_task_id: str, names: Sequence[str]) -> bool:
+        self._put(self._marker(task_id), b"")
+        for name in names:
+            try:
+                # A copy inside the service: the bytes do not pass through genkeep.
+                self._s3.copy_object(Bucket=self.bucket, Key=self.key(task_id, name),
+                                     CopySource={"Bucket": self.bucket, "Key": self.key(source_task_id, name)})
+            except ClientError as error:
+                if not is_missing(error):
+                    raise
+                return False
         return True
 
     def publish(self, task_id: str) -> None:
         # The files are at their final keys already; only the marker that could have them removed goes.
-        with _faults("publishing a task's images"):
+        with self._faults("publishing a task's images"):
             self._delete(self._marker(task_id))
 
     def discard_staged(self, task_id: str) -> None:
         try:
             self._remove_files(task_id)
             # The marker last: if a fault stopped the removal, a later recovery finds the rest through it.
-            with _faults("discarding staged images"):
+            with self._faults("discarding staged images"):
                 self._delete(self._marker(task_id))
         except StorageUnavailable as fault:
             log.warning("task %s: staged images not removed yet (%s); recovery removes them later", task_id,
@@ -181,7 +165,7 @@ class S3Storage(ImageStorage):
     def staged_task_ids(self) -> list[tuple[str, float]]:
         moment = time.time()
         start = len(self._marker(""))
-        with _faults("listing staged images"):
+        with self._faults("listing staged images"):
             return [(key[start:], moment - changed) for key, changed in self._keys(self._marker(""))
                     if "/" not in key[start:] and key[start:]]
 
@@ -197,13 +181,13 @@ class S3Storage(ImageStorage):
     # ---- results and previews ---------------------------------------------------------------------------------
 
     def write_result(self, task_id: str, name: str, data: bytes) -> None:
-        with _faults("saving a result"):
+        with self._faults("saving a result"):
             self._put(self.key(task_id, name), data)
 
     # ---- reading ---------------------------------------------------------------------------------------------
 
     def read(self, task_id: str, name: str) -> ImageStream | None:
-        with _faults("reading an image"):
+        with self._faults("reading an image"):
             answer = self._get(task_id, name)
         if answer is None:
             return None
@@ -230,13 +214,13 @@ class S3Storage(ImageStorage):
     @contextlib.contextmanager
     def local_copies(self, task_id: str, names: Sequence[str]) -> Iterator[list[Path] | None]:
         action = "copying a task's images for its engine"
-        with _faults(action):
+        with self._faults(action):
             self.scratch.mkdir(parents=True, exist_ok=True)
             folder = self.scratch / f"{task_id}-{secrets.token_hex(4)}"
             folder.mkdir()
         try:
             paths: list[Path] = []
-            with _faults(action):
+            with self._faults(action):
                 for name in names:
                     answer = self._get(task_id, name)
                     if answer is None:
@@ -251,7 +235,7 @@ class S3Storage(ImageStorage):
             shutil.rmtree(folder, ignore_errors=True)
 
     def presigned_url(self, task_id: str, name: str) -> str | None:
-        with _faults("signing an image link"):
+        with self._faults("signing an image link"):
             url: str = self._s3.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": self.key(task_id, name)},
                 ExpiresIn=SIGNED_URL_SECONDS)
@@ -260,21 +244,21 @@ class S3Storage(ImageStorage):
     # ---- removing --------------------------------------------------------------------------------------------
 
     def remove_file(self, task_id: str, name: str) -> None:
-        with _faults("removing an image"):
+        with self._faults("removing an image"):
             self._delete(self.key(task_id, name))
 
     def _remove_files(self, task_id: str) -> None:
-        with _faults("removing a task's images"):
+        with self._faults("removing a task's images"):
             for key, _ in list(self._keys(self.key(task_id, ""))):
                 self._delete(key)
 
     def remove_task(self, task_id: str) -> None:
         try:
             # The marker first, as when staging: a removal cut short is finished by a later recovery.
-            with _faults("removing a task's images"):
+            with self._faults("removing a task's images"):
                 self._put(self._marker(task_id), b"")
             self._remove_files(task_id)
-            with _faults("removing a task's images"):
+            with self._faults("removing a task's images"):
                 self._delete(self._marker(task_id))
         except StorageUnavailable as fault:
             log.warning("task %s: images not removed yet (%s); recovery removes them later", task_id, fault.reason)

@@ -60,7 +60,7 @@ class WorkerPool:
                    for index in range(self.concurrency)]
         threads.append(threading.Thread(target=self._heartbeat_loop, name="genkeep-heartbeat", daemon=True))
         threads.append(threading.Thread(target=self._lease_guard_loop, name="genkeep-lease-guard", daemon=True))
-        threads.append(threading.Thread(target=self._report_loop, name="genkeep-reports", daemon=True))
+        threads.append(self._reporter(until=self._finished))
         if self.manager.backend.notifies_across_processes:
             threads.append(threading.Thread(target=self.manager.backend.listen, name="genkeep-listen",
                                             args=(self.on_event, self._finished.is_set), daemon=True))
@@ -106,11 +106,20 @@ class WorkerPool:
             engine.close()
 
     def run_burst(self) -> int:
-        """Claim and run tasks until none is left to claim; returns how many ran (deterministic tests)."""
+        """Claim and run tasks until none is left to claim, their progress and previews written by the reporter as
+        in a started pool; returns how many ran (deterministic tests)."""
+        drained = threading.Event()
+        reporter = self._reporter(until=drained)
+        reporter.start()
         count = 0
-        while (run := self._claim()) is not None:
-            self._run_guarded(run)
-            count += 1
+        try:
+            while (run := self._claim()) is not None:
+                self._run_guarded(run)
+                count += 1
+        finally:
+            drained.set()
+            # Joined: no report is written once the burst has returned (and its studio may close).
+            reporter.join()
         return count
 
     # ---- loops ----------------------------------------------------------------------------------------------
@@ -162,9 +171,12 @@ class WorkerPool:
             with self._lock:
                 self._runs.pop(run.task.id, None)
 
-    def _report_loop(self) -> None:
+    def _reporter(self, *, until: threading.Event) -> threading.Thread:
+        return threading.Thread(target=self._report_loop, args=(until,), name="genkeep-reports", daemon=True)
+
+    def _report_loop(self, until: threading.Event) -> None:
         """Writes the engines' progress and previews, so that no engine waits on a write."""
-        while not self._finished.wait(PROGRESS_WRITE_INTERVAL):
+        while not until.wait(PROGRESS_WRITE_INTERVAL):
             with self._lock:
                 runs = list(self._runs.values())
             for run in runs:
