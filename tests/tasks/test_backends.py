@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import threading
@@ -16,7 +17,7 @@ from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuer
 from genkeep.tasks.backends.base import Caps
 from genkeep.tasks.model import ReferenceImage, Task, TaskStatus, TaskType
 from genkeep.tasks.new_task import new_task_id
-from genkeep.tasks.view import task_json
+from genkeep.tasks.view import TaskView, task_json
 from tests.support.loop import run
 
 ROOMY = Caps(per_owner=1000, studio=10_000)
@@ -165,6 +166,29 @@ def test_the_database_shows_every_task_exactly_as_task_json_does(backend: TaskBa
         assert view is not None and json.loads(view.json) == expected
         assert json.loads(listed[task.id].json) == expected
     assert json.loads(listed[previewing.id].json)["preview_url"].endswith("/preview-1700000000000-ab.webp")
+
+
+def test_concurrent_polls_each_read_their_own_task_and_only_for_its_owner(backend: TaskBackend) -> None:
+    """On PostgreSQL concurrent polls share round trips; each must still get its own answer."""
+    made = [new(owner=f"owner-{n % 3}", created=T0 + n) for n in range(30)]
+    for task in made:
+        backend.insert(task, ROOMY)
+    asks = ([(task.id, task.owner_id) for task in made] + [(task.id, "intruder") for task in made[:5]]
+            + [(new_task_id(), "owner-0")]) * 3
+
+    async def poll_all() -> list[TaskView | None]:
+        await backend.open_async()
+        try:
+            return list(await asyncio.gather(*(backend.aview(task_id, owner) for task_id, owner in asks)))
+        finally:
+            await backend.close_async()
+
+    owners = {task.id: task.owner_id for task in made}
+    for (task_id, owner), view in zip(asks, run(poll_all()), strict=True):
+        if owners.get(task_id) == owner:
+            assert view is not None and view.id == task_id and json.loads(view.json)["id"] == task_id
+        else:
+            assert view is None
 
 
 def test_claiming_takes_the_oldest_first_and_an_abandoned_task_before_newer_ones(backend: TaskBackend) -> None:

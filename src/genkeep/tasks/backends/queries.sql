@@ -14,6 +14,11 @@ SELECT {columns} FROM tasks WHERE id = :id AND owner_id = :owner_id
 -- The status poll: one of the owner's tasks as the API shows it.
 SELECT {task_view} FROM tasks WHERE id = :id AND owner_id = :owner_id
 
+-- view_many@postgresql --
+-- Concurrent status polls on one event loop, answered by one round trip (see PostgresBackend.aview); the owner
+-- is checked by the caller, per poll.
+SELECT owner_id, {task_view} FROM tasks WHERE id = ANY(:ids)
+
 -- task_view --
 -- Not a statement: the columns of a TaskView (tasks/view.py), i.e. id, status, created_at and the task's JSON
 -- exactly as view.task_json builds it (the contract suite compares the two for tasks in every state), made by the
