@@ -191,6 +191,29 @@ def test_concurrent_polls_each_read_their_own_task_and_only_for_its_owner(backen
             assert view is None
 
 
+def test_concurrent_recovery_lists_each_read_their_own_owners_unfinished_tasks(backend: TaskBackend) -> None:
+    """On PostgreSQL concurrent recovery lists share round trips; each must still get its own page."""
+    made = [new(owner=f"owner-{n % 4}", task_type=ALL_TYPES[n % 3], created=T0 + n) for n in range(48)]
+    for task in made:
+        backend.insert(task, ROOMY)
+    backend.fail(made[-1].id, "canceled", "You canceled this generation.", T0 + 100, owner_id=made[-1].owner_id)
+    unfinished = (TaskStatus.PENDING, TaskStatus.PROCESSING)
+    asks = [ListQuery(f"owner-{n % 5}", ALL_TYPES[n % 3], statuses, limit=limit)
+            for n in range(15) for statuses in (unfinished, (TaskStatus.PROCESSING,)) for limit in (2, 50)]
+
+    async def list_all() -> list[list[TaskView]]:
+        await backend.open_async()
+        try:
+            return list(await asyncio.gather(*(backend.alist(query) for query in asks * 2)))
+        finally:
+            await backend.close_async()
+
+    for query, page in zip(asks * 2, run(list_all()), strict=True):
+        expected = [task.id for task in sorted(made, key=lambda task: task.created_at, reverse=True)
+                    if task.owner_id == query.owner_id and task.type is query.type and task is not made[-1]]
+        assert [view.id for view in page] == expected[:query.limit + 1]
+
+
 def test_claiming_takes_the_oldest_first_and_an_abandoned_task_before_newer_ones(backend: TaskBackend) -> None:
     old, newer = new(created=T0), new(created=T0 + 10)
     backend.insert(old, ROOMY)

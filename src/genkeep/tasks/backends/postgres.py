@@ -26,8 +26,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from sqlalchemy.engine import make_url
 
-from genkeep.tasks.backends.base import SqlBackend
+from genkeep.tasks.backends.base import ListQuery, SqlBackend
+from genkeep.tasks.backends.shared_reads import SharedReads
 from genkeep.tasks.errors import DatabaseUnavailable
+from genkeep.tasks.model import TaskStatus
 from genkeep.tasks.view import TaskView
 
 log = logging.getLogger(__name__)
@@ -46,11 +48,13 @@ SLOW_STATEMENT_TIMEOUT_S = 30.0
 # A read whose connection failed this fast met a connection the server had dropped: one retry is worth it.
 STALE_CONNECTION_S = 0.5
 DEADLINE_TICK_S = 0.25
-# Status polls share round trips: at most POLL_ROUNDS reads of them in flight per event loop, each taking up to
-# POLL_BATCH_MAX waiting polls (see aview).
-POLL_ROUNDS = 2
-POLL_BATCH_MAX = 256
 _PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)")
+
+
+def _is_recovery(query: ListQuery) -> bool:
+    """The recovery client's list: one type's unfinished tasks, the first page."""
+    return (query.type is not None and query.after is None and bool(query.statuses)
+            and not any(status.is_final for status in query.statuses))
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -173,9 +177,9 @@ class PostgresBackend(SqlBackend):
         # Reads in flight on the event loop and when each must give up (see _watch_deadlines).
         self._deadlines: dict[psycopg.AsyncConnection[Any], float] = {}
         self._watching: asyncio.Task[None] | None = None
-        # Status polls waiting for a round trip, and the rounds reading them (see aview).
-        self._polls: list[tuple[str, str, asyncio.Future[TaskView | None]]] = []
-        self._poll_rounds: set[asyncio.Task[None]] = set()
+        # The hot reads of the event loop, sharing round trips (see aview and alist).
+        self._polls = SharedReads(self._views)
+        self._recoveries = SharedReads(self._recovery_lists)
 
     def prepare(self, statements: dict[str, str]) -> dict[str, str]:
         prepared = {name: _PARAMETER.sub(r"%(\1)s", body) for name, body in statements.items()}
@@ -202,8 +206,8 @@ class PostgresBackend(SqlBackend):
         if self.apool is not None:
             if self._watching is not None:
                 self._watching.cancel()
-            for poll_round in list(self._poll_rounds):
-                poll_round.cancel()
+            self._polls.close()
+            self._recoveries.close()
             await self.apool.close()
             self.apool = None
 
@@ -249,49 +253,34 @@ class PostgresBackend(SqlBackend):
         raise AssertionError("unreachable")
 
     async def aview(self, task_id: str, owner_id: str) -> TaskView | None:
-        """The status poll, the most frequent read of all. Polls arriving while POLL_ROUNDS reads are in flight
-        wait and then share one round trip (`view_many`): on PostgreSQL a read's cost in this process is the round
-        trip through the event loop (~110-190 µs of CPU measured for one indexed read with psycopg, and no less with
-        asyncpg), not the row, so under load N polls cost one round trip instead of N. A lone poll goes at once."""
+        """The status poll, the most frequent read of all: concurrent polls share round trips (SharedReads)."""
         if self.apool is None:
             return await super().aview(task_id, owner_id)
-        future: asyncio.Future[TaskView | None] = asyncio.get_running_loop().create_future()
-        self._polls.append((task_id, owner_id, future))
-        if len(self._poll_rounds) < POLL_ROUNDS:
-            poll_round = asyncio.create_task(self._poll_round(), name="genkeep-poll-round")
-            self._poll_rounds.add(poll_round)
-            poll_round.add_done_callback(self._poll_rounds.discard)
-        return await future
+        return await self._polls.read((task_id, owner_id))
 
-    async def _poll_round(self) -> None:
-        while self._polls:
-            batch = self._polls[:POLL_BATCH_MAX]
-            del self._polls[:POLL_BATCH_MAX]
-            batch = [poll for poll in batch if not poll[2].done()]  # a request that went away
-            if not batch:
-                continue
-            try:
-                rows = await self.arows(self.sql["view_many"], {"ids": [task_id for task_id, _, _ in batch]})
-            except asyncio.CancelledError:
-                # The app is closing its pool: nobody waits forever.
-                for _, _, future in batch + self._polls:
-                    if not future.done():
-                        future.set_exception(DatabaseUnavailable("PostgreSQL: the server is shutting down"))
-                raise
-            except Exception as error:
-                # The database is away: every poll waiting now fails with this one, within this read's budget,
-                # rather than queueing for another full read budget behind it.
-                batch += self._polls
-                self._polls = []
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            found = {row[1]: row for row in rows}
-            for task_id, owner_id, future in batch:
-                row = found.get(task_id)
-                if not future.done():
-                    future.set_result(TaskView._make(row[1:]) if row is not None and row[0] == owner_id else None)
+    async def _views(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], TaskView]:
+        rows = await self.arows(self.sql["view_many"], {"ids": [task_id for task_id, _ in keys]})
+        return {(row[1], row[0]): TaskView._make(row[1:]) for row in rows}
+
+    async def alist(self, query: ListQuery) -> list[TaskView]:
+        """Recovery lists (a type's unfinished tasks, the first page) share round trips like polls."""
+        if self.apool is None or not _is_recovery(query):
+            return await super().alist(query)
+        return await self._recoveries.read(query) or []
+
+    async def _recovery_lists(self, queries: list[ListQuery]) -> dict[ListQuery, list[TaskView]]:
+        found: dict[ListQuery, list[TaskView]] = {}
+        shapes: dict[tuple[tuple[TaskStatus, ...], int], list[ListQuery]] = {}
+        for query in queries:
+            shapes.setdefault((query.statuses, query.limit), []).append(query)
+        for (statuses, limit), alike in shapes.items():
+            rows = await self.arows(self.sql["list_unfinished_many"], {
+                "owners": [query.owner_id for query in alike], "types": [str(query.type) for query in alike],
+                "statuses": [status.value for status in statuses], "limit": limit + 1})
+            by_key = {(query.owner_id, str(query.type)): query for query in alike}
+            for row in rows:
+                found.setdefault(by_key[(row[0], row[1])], []).append(TaskView._make(row[2:]))
+        return found
 
     # ---- events ---------------------------------------------------------------------------------------------
 

@@ -19,6 +19,18 @@ SELECT {task_view} FROM tasks WHERE id = :id AND owner_id = :owner_id
 -- is checked by the caller, per poll.
 SELECT owner_id, {task_view} FROM tasks WHERE id = ANY(:ids)
 
+-- list_unfinished_many@postgresql --
+-- Concurrent recovery lists (an owner's unfinished tasks of one type, newest first), answered by one round trip
+-- (see PostgresBackend.alist); each pair of owners[i], types[i] is one list, up to :limit tasks.
+SELECT wanted.owner_id, wanted.type, listed.*
+FROM unnest(CAST(:owners AS text[]), CAST(:types AS text[])) WITH ORDINALITY AS wanted(owner_id, type, place)
+CROSS JOIN LATERAL (
+    SELECT {task_view} FROM tasks
+    WHERE tasks.owner_id = wanted.owner_id AND tasks.type = wanted.type AND status IN ('pending', 'processing')
+      AND status = ANY(:statuses)
+    ORDER BY created_at DESC, id DESC LIMIT :limit) AS listed
+ORDER BY wanted.place, listed.created_at DESC, listed.id DESC
+
 -- task_view --
 -- Not a statement: the columns of a TaskView (tasks/view.py), i.e. id, status, created_at and the task's JSON
 -- exactly as view.task_json builds it (the contract suite compares the two for tasks in every state), made by the
