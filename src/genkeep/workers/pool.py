@@ -3,7 +3,8 @@
 Idle threads wake at once when a task is accepted (in this process through the manager's events, in others
 through the backend's notifications). A canceled or timed-out task's engine is told to stop the same way, within a
 moment; the heartbeat is the fallback. A lease that cannot be renewed for most of its length is treated as lost:
-the engine stops before another worker can take the task, so two runs of one task never overlap.
+the engine stops before another worker can take the task, so two runs of one task never overlap. A burst keeps
+the runs it holds with the same threads (the keepers) for as long as it lasts.
 """
 
 from __future__ import annotations
@@ -55,18 +56,12 @@ class WorkerPool:
     # ---- lifecycle ------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.manager.events.subscribe(self.on_event)
-        threads = [threading.Thread(target=self._work_loop, name=f"genkeep-worker-{index}", daemon=True)
+        workers = [threading.Thread(target=self._work_loop, name=f"genkeep-worker-{index}", daemon=True)
                    for index in range(self.concurrency)]
-        threads.append(threading.Thread(target=self._heartbeat_loop, name="genkeep-heartbeat", daemon=True))
-        threads.append(threading.Thread(target=self._lease_guard_loop, name="genkeep-lease-guard", daemon=True))
-        threads.append(self._reporter(until=self._finished))
-        if self.manager.backend.notifies_across_processes:
-            threads.append(threading.Thread(target=self.manager.backend.listen, name="genkeep-listen",
-                                            args=(self.on_event, self._finished.is_set), daemon=True))
-        for thread in threads:
+        self._start_keepers(until=self._finished)
+        for thread in workers:
             thread.start()
-        self._threads = threads[: self.concurrency]
+        self._threads = workers
         engines = ", ".join(f"{task_type.value}: {name}" for task_type, name in self.engine_names.items())
         log.info("worker %s: %d threads; engines %s", self.worker_id, self.concurrency, engines)
 
@@ -99,28 +94,51 @@ class WorkerPool:
             run.halt()
         for thread in self._threads:
             thread.join(timeout=5)
-        self._finished.set()
-        self._beat_now.set()
-        self.manager.events.unsubscribe(self.on_event)
+        self._stop_keepers(self._finished)
         for engine in set(self.engines.values()):
             engine.close()
 
     def run_burst(self) -> int:
-        """Claim and run tasks until none is left to claim, their progress and previews written by the reporter as
-        in a started pool; returns how many ran (deterministic tests)."""
+        """Claim and run tasks until none is left to claim, kept as in a started pool (leases renewed and guarded,
+        a cancel or a timeout stopping the engine, progress and previews written); returns how many ran
+        (deterministic tests)."""
         drained = threading.Event()
-        reporter = self._reporter(until=drained)
-        reporter.start()
+        keepers = self._start_keepers(until=drained)
         count = 0
         try:
             while (run := self._claim()) is not None:
                 self._run_guarded(run)
                 count += 1
         finally:
-            drained.set()
-            # Joined: no report is written once the burst has returned (and its studio may close).
-            reporter.join()
+            self._stop_keepers(drained)
+            # Joined: nothing is renewed or written once the burst has returned (and its studio may close).
+            for thread in keepers:
+                thread.join()
         return count
+
+    # ---- keepers --------------------------------------------------------------------------------------------
+
+    def _start_keepers(self, *, until: threading.Event) -> list[threading.Thread]:
+        """The threads that keep the runs this pool holds until `until` is set: the heartbeat, the lease guard,
+        the reporter and (where the backend has them) other processes' events."""
+        self.manager.events.subscribe(self.on_event)
+        threads = [threading.Thread(target=self._heartbeat_loop, args=(until,), name="genkeep-heartbeat",
+                                    daemon=True),
+                   threading.Thread(target=self._lease_guard_loop, args=(until,), name="genkeep-lease-guard",
+                                    daemon=True),
+                   threading.Thread(target=self._report_loop, args=(until,), name="genkeep-reports", daemon=True)]
+        if self.manager.backend.notifies_across_processes:
+            threads.append(threading.Thread(target=self.manager.backend.listen, name="genkeep-listen",
+                                            args=(self.on_event, until.is_set), daemon=True))
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _stop_keepers(self, until: threading.Event) -> None:
+        """Tell the keepers started with `until` to stop: each does at its next look at it."""
+        until.set()
+        self._beat_now.set()
+        self.manager.events.unsubscribe(self.on_event)
 
     # ---- loops ----------------------------------------------------------------------------------------------
 
@@ -171,9 +189,6 @@ class WorkerPool:
             with self._lock:
                 self._runs.pop(run.task.id, None)
 
-    def _reporter(self, *, until: threading.Event) -> threading.Thread:
-        return threading.Thread(target=self._report_loop, args=(until,), name="genkeep-reports", daemon=True)
-
     def _report_loop(self, until: threading.Event) -> None:
         """Writes the engines' progress and previews, so that no engine waits on a write."""
         while not until.wait(PROGRESS_WRITE_INTERVAL):
@@ -185,12 +200,12 @@ class WorkerPool:
                 except Exception:
                     log.exception("task %s: progress not written", run.task.id)
 
-    def _lease_guard_loop(self) -> None:
+    def _lease_guard_loop(self, until: threading.Event) -> None:
         """Stops every run whose lease may run out before it is renewed: another worker may claim it then.
 
         Its own thread, since a renewal can itself hang on the database for seconds."""
         margin = self.settings.lease_seconds * LEASE_SAFETY
-        while not self._finished.wait(min(0.1, self.settings.lease_seconds / 20)):
+        while not until.wait(min(0.1, self.settings.lease_seconds / 20)):
             moment = time.monotonic()
             with self._lock:
                 runs = list(self._runs.values())
@@ -200,10 +215,10 @@ class WorkerPool:
                                 moment - run.renewed_at)
                     run.halt(lease_lost=True)
 
-    def _heartbeat_loop(self) -> None:
+    def _heartbeat_loop(self, until: threading.Event) -> None:
         lease = self.settings.lease_seconds
         interval = max(0.1, min(lease / 4, 2.0))
-        while not self._finished.is_set():
+        while not until.is_set():
             self._beat_now.wait(interval)
             self._beat_now.clear()
             with self._lock:
