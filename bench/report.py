@@ -91,9 +91,9 @@ def _ok(passed: bool) -> str:
     return "met" if passed else "MISSED"
 
 
-def _route_rows(name: str, measured: dict[str, Measured]) -> list[str]:
+def _route_rows(result: BackendResult, label: str, measured: dict[str, Measured]) -> list[str]:
     ceiling = measured["ceiling"].rps
-    side = 0 if name == "SQLite" else 1
+    side = 0 if result.name == "SQLite" else 1
     lines = []
     for route, run in measured.items():
         ratio = "" if route == "ceiling" else f"{run.rps / ceiling:.2f}"
@@ -103,7 +103,7 @@ def _route_rows(name: str, measured: dict[str, Measured]) -> list[str]:
             targets.append(f"≥{wanted} {_ok(run.rps / ceiling >= wanted)}")
         if route == "accept":
             targets.append(f"≥{ACCEPT_TARGET_RPS[side]:.0f}/s {_ok(run.rps >= ACCEPT_TARGET_RPS[side])}")
-        lines.append(f"| {name} | {route} | {run.rps:,.0f} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | "
+        lines.append(f"| {label} | {route} | {run.rps:,.0f} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | "
                      f"{ratio} | {'; '.join(targets)} | {run.errors + run.non_2xx} |")
     return lines
 
@@ -118,7 +118,7 @@ def route_table(results: list[BackendResult]) -> list[str]:
     lines = list(ROUTE_HEADER)
     for result in results:
         if result.routes is not None:
-            lines += _route_rows(result.name, result.routes.results)
+            lines += _route_rows(result, result.name, result.routes.results)
     return lines
 
 
@@ -127,7 +127,7 @@ def box_table(results: list[BackendResult]) -> list[str]:
     lines = list(ROUTE_HEADER)
     for result in results:
         if result.box is not None:
-            lines += _route_rows(f"{result.name}, {result.box_processes} processes", result.box)
+            lines += _route_rows(result, f"{result.name}, {result.box_processes} processes", result.box)
     return lines
 
 
