@@ -4,9 +4,9 @@ The schema and indexes come from the real migrations; rows go in through the raw
 (sqlite3 executemany in one transaction, psycopg COPY). Two layouts of the same rows: "time-ordered" stores them in
 created_at order, so the unfinished tasks are the newest, contiguous rows, as in production where rows arrive in
 time order; "scattered" stores them owner by owner, so each owner's 20 unfinished tasks sit among its history (the
-sweep's worst case). Every copy is cached between runs, keyed by DATASET_VERSION and layout: a SQLite file under
-bench/results/cache and a PostgreSQL template database, so a run only copies them (a file copy, CREATE DATABASE
-... TEMPLATE) and then moves the unfinished tasks to "now".
+layout of the datasets before version 4). Every copy is cached between runs, keyed by DATASET_VERSION and
+layout: a SQLite file under bench/results/cache and a PostgreSQL template database, so a run only copies them (a
+file copy, CREATE DATABASE ... TEMPLATE) and then moves the unfinished tasks to "now".
 """
 
 from __future__ import annotations
