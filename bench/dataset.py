@@ -1,9 +1,12 @@
 """The benchmark's task history: 1,000,000 tasks of 1,000 owners, on SQLite and on PostgreSQL.
 
 The schema and indexes come from the real migrations; rows go in through the raw driver in big batches
-(sqlite3 executemany in one transaction, psycopg COPY). Both copies are cached between runs, keyed by
-DATASET_VERSION: a SQLite file under bench/results/cache and a PostgreSQL template database, so a run only
-copies them (a file copy, CREATE DATABASE ... TEMPLATE) and then moves the unfinished tasks to "now".
+(sqlite3 executemany in one transaction, psycopg COPY). Two layouts of the same rows: "time-ordered" stores them in
+created_at order, so the unfinished tasks are the newest, contiguous rows, as in production where rows arrive in
+time order; "scattered" stores them owner by owner, so each owner's 20 unfinished tasks sit among its history (the
+layout of the datasets before version 4). Every copy is cached between runs, keyed by DATASET_VERSION and
+layout: a SQLite file under bench/results/cache and a PostgreSQL template database, so a run only copies them (a
+file copy, CREATE DATABASE ... TEMPLATE) and then moves the unfinished tasks to "now".
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 
 from genkeep.tasks import database
 
 # Bump when the rows below change: the caches are rebuilt.
-DATASET_VERSION = 3
+DATASET_VERSION = 4
 OWNERS = 1_000
 TASKS_PER_OWNER = 1_000
 PROCESSING_SHARE = 0.02
@@ -40,10 +44,26 @@ COLUMNS = (
     "idempotency_key", "created_at", "updated_at", "finished_at",
 )
 Row = tuple[object, ...]
+Layout = Literal["time-ordered", "scattered"]
+LAYOUTS: tuple[Layout, ...] = ("time-ordered", "scattered")
+# The layout of the routes' server; the other one is prepared for the sweep only.
+MAIN_LAYOUT: Layout = "time-ordered"
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_TEMPLATE = f"genkeep_bench_v{DATASET_VERSION}"
+PG_TEMPLATE_PREFIX = "genkeep_bench_v"
 PG_DATABASE = "genkeep_bench"
+
+
+def _tag(layout: Layout) -> str:
+    return layout.split("-")[-1]  # "ordered" or "scattered": fits file and database names
+
+
+def pg_template(layout: Layout) -> str:
+    return f"{PG_TEMPLATE_PREFIX}{DATASET_VERSION}_{_tag(layout)}"
+
+
+def pg_database(layout: Layout) -> str:
+    return PG_DATABASE if layout == MAIN_LAYOUT else f"{PG_DATABASE}_{_tag(layout)}"
 
 
 def owner_id(index: int) -> str:
@@ -58,7 +78,8 @@ def _reference_images(task_type: str, rng: random.Random) -> str:
 
 
 def rows(base_ms: int) -> Iterator[Row]:
-    """Every task, deterministic for a seed; created_at spreads each owner's history over the year before base_ms."""
+    """Every task, owner by owner, deterministic for a seed; created_at spreads each owner's history over the year
+    before base_ms."""
     rng = random.Random(SEED)
     processing_per_owner = round(TASKS_PER_OWNER * PROCESSING_SHARE)
     for owner_index in range(OWNERS):
@@ -112,7 +133,7 @@ class Built:
 
 # ---- SQLite ---------------------------------------------------------------------------------------------------------
 
-def _build_sqlite(path: Path, lock_dir: Path) -> None:
+def _build_sqlite(path: Path, lock_dir: Path, layout: Layout) -> None:
     path.unlink(missing_ok=True)
     url = f"sqlite:///{path}"
     database.upgrade(url, lock_dir)
@@ -121,10 +142,19 @@ def _build_sqlite(path: Path, lock_dir: Path) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("PRAGMA cache_size=-262144")
-        statement = f"INSERT INTO tasks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+        conn.execute("PRAGMA temp_store=FILE")
+        columns = ", ".join(COLUMNS)
+        # Time order: the rows go through a staging table and are copied sorted, so rowids follow created_at.
+        target = "tasks" if layout == "scattered" else "staging"
         conn.execute("BEGIN")
+        if target == "staging":
+            conn.execute(f"CREATE TEMP TABLE staging AS SELECT {columns} FROM tasks WHERE 0")
+        statement = f"INSERT INTO {target} ({columns}) VALUES ({', '.join('?' for _ in COLUMNS)})"
         for batch in _batches(rows(int(time.time() * 1000)), 50_000):
             conn.executemany(statement, batch)
+        if target == "staging":
+            conn.execute(f"INSERT INTO tasks ({columns}) SELECT {columns} FROM staging ORDER BY created_at, id")
+            conn.execute("DROP TABLE staging")
         conn.execute("COMMIT")
         conn.execute("ANALYZE")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -132,18 +162,23 @@ def _build_sqlite(path: Path, lock_dir: Path) -> None:
         conn.close()
 
 
-def prepare_sqlite(cache_dir: Path, work_dir: Path) -> Built:
+def prepare_sqlite(cache_dir: Path, work_dir: Path, layout: Layout = MAIN_LAYOUT) -> Built:
     """A fresh working copy of the cached SQLite dataset (built first if missing), unfinished tasks at "now"."""
     started = time.perf_counter()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cached = cache_dir / f"tasks-v{DATASET_VERSION}.db"
+    name = f"tasks-v{DATASET_VERSION}-{_tag(layout)}"
+    cached = cache_dir / f"{name}.db"
     was_cached = cached.exists()
     if not was_cached:
-        partial = cache_dir / f"tasks-v{DATASET_VERSION}.partial.db"
-        _build_sqlite(partial, cache_dir)
+        # Caches of earlier dataset versions only take disk space.
+        for old in cache_dir.glob("tasks-v*.db"):
+            if not old.name.startswith(f"tasks-v{DATASET_VERSION}-"):
+                old.unlink()
+        partial = cache_dir / f"{name}.partial.db"
+        _build_sqlite(partial, cache_dir, layout)
         partial.replace(cached)
     work_dir.mkdir(parents=True, exist_ok=True)
-    target = work_dir / "genkeep.db"
+    target = work_dir / ("genkeep.db" if layout == MAIN_LAYOUT else f"genkeep-{_tag(layout)}.db")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(cached, target)
@@ -161,47 +196,78 @@ def pg_url(name: str) -> str:
     return f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
-def _build_pg_template(lock_dir: Path) -> None:
+def _build_pg_template(lock_dir: Path, layout: Layout) -> None:
+    template = pg_template(layout)
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{PG_TEMPLATE}"')
-    database.upgrade(pg_url(PG_TEMPLATE), lock_dir)
-    with psycopg.connect(pg_url(PG_TEMPLATE)) as conn:
-        with conn.cursor() as cursor, cursor.copy(f"COPY tasks ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{template}"')
+    database.upgrade(pg_url(template), lock_dir)
+    columns = ", ".join(COLUMNS)
+    with psycopg.connect(pg_url(template)) as conn:
+        # Time order: COPY into a staging table, then one INSERT ... ORDER BY lays the heap out by created_at.
+        target = "tasks" if layout == "scattered" else "staging"
+        if target == "staging":
+            conn.execute(f"CREATE TEMP TABLE staging AS SELECT {columns} FROM tasks WITH NO DATA")
+        with conn.cursor() as cursor, cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
             for row in rows(int(time.time() * 1000)):
                 copy.write_row(row)
+        if target == "staging":
+            conn.execute("SET LOCAL work_mem = '256MB'")
+            conn.execute(f"INSERT INTO tasks ({columns}) SELECT {columns} FROM staging ORDER BY created_at, id")
+            conn.execute("DROP TABLE staging")
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE tasks")
         conn.execute("COMMENT ON TABLE tasks IS 'genkeep bench dataset complete'")
 
 
-def _pg_template_ready() -> bool:
+def _pg_template_ready(template: str) -> bool:
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_TEMPLATE,)).fetchone() is None:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,)).fetchone() is None:
             return False
-    with psycopg.connect(pg_url(PG_TEMPLATE), autocommit=True) as conn:
+    with psycopg.connect(pg_url(template), autocommit=True) as conn:
         row = conn.execute("SELECT obj_description('tasks'::regclass, 'pg_class')").fetchone()
         return row is not None and row[0] == "genkeep bench dataset complete"
 
 
-def prepare_postgres(lock_dir: Path) -> Built:
-    """genkeep_bench, dropped and recreated from the cached template database (built first if missing)."""
-    started = time.perf_counter()
-    was_cached = _pg_template_ready()
-    if not was_cached:
-        _build_pg_template(lock_dir)
+def drop_old_pg_templates() -> None:
+    """Templates of earlier dataset versions only take disk space."""
+    current = {pg_template(layout) for layout in LAYOUTS}
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        # Old templates of earlier dataset versions only take disk space.
-        for (name,) in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'genkeep_bench_v%'"):
-            if name != PG_TEMPLATE:
+        for (name,) in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                     (f"{PG_TEMPLATE_PREFIX}%",)).fetchall():
+            if name not in current:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{PG_DATABASE}" TEMPLATE "{PG_TEMPLATE}"')
-    with psycopg.connect(pg_url(PG_DATABASE), autocommit=True) as conn:
+
+
+def prepare_postgres(lock_dir: Path, layout: Layout = MAIN_LAYOUT) -> Built:
+    """The layout's working database, dropped and recreated from its cached template (built first if missing)."""
+    started = time.perf_counter()
+    template, target = pg_template(layout), pg_database(layout)
+    was_cached = _pg_template_ready(template)
+    if not was_cached:
+        drop_old_pg_templates()
+        _build_pg_template(lock_dir, layout)
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{target}" TEMPLATE "{template}"')
+    with psycopg.connect(pg_url(target), autocommit=True) as conn:
         _refresh_unfinished(conn, "%s")
-        conn.execute("ANALYZE tasks")
-    return Built(pg_url(PG_DATABASE), time.perf_counter() - started, was_cached)
+        # The refresh left a dead version of every unfinished row: an artefact of moving times, not of the
+        # workload, which every later scan of those rows would pay for.
+        conn.execute("VACUUM ANALYZE tasks")
+    return Built(pg_url(target), time.perf_counter() - started, was_cached)
+
+
+def discard(built: Built) -> None:
+    """A working copy that is no longer needed (the cache stays): its file, or its database."""
+    if built.url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{built.url[len('sqlite:///'):]}{suffix}").unlink(missing_ok=True)
+        return
+    name = built.url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # ---- both -----------------------------------------------------------------------------------------------------------

@@ -139,8 +139,9 @@ def kept_section(doc: Path = DOC) -> str:
     start = text.find(SECTION)
     if start < 0:
         return ""
-    end = text.find("\n## ", start + len(SECTION))
-    return "\n" + text[start:end if end >= 0 else len(text)].rstrip() + "\n"
+    # The section ends where the next one starts: its heading, or the marker another script's section begins with.
+    ends = [end for end in (text.find("\n## ", start + len(SECTION)), text.find("\n<!-- ", start)) if end >= 0]
+    return "\n" + text[start:min(ends, default=len(text))].rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,8 @@ from PIL import Image
 from server import SECRET_KEY, Server
 
 ROUTES = ("ceiling", "poll", "recovery", "history", "accept")
+# The whole box: the read routes again, on a server of several processes; accepting is left to the one-process run.
+BOX_ROUTES = ("ceiling", "poll", "recovery", "history")
 BOUNDARY = "genkeepbenchboundary7MA4YWxkTrZu0gW"
 ACCEPT_IMAGE_BYTES = 100 * 1024
 
@@ -123,3 +125,16 @@ def measure(server: Server, url: str, work_dir: Path, load: wrk.Load,
             results[route] = wrk.run(route, server.base_url, "get.lua", files[route], load)
     rss_end = server.rss_mb()
     return RouteRun(results, rss_start, rss_end, count_unfinished(url), files)
+
+
+def measure_box(server: Server, files: dict[str, Path], load: wrk.Load,
+                progress: Callable[[str], None] = print) -> dict[str, wrk.Measured]:
+    """The read routes on a server of several processes, each after a short warm-up (which also gives every
+    process time to start accepting), the ceiling first."""
+    warm = wrk.Load(load.threads, load.connections, 2)
+    results: dict[str, wrk.Measured] = {}
+    for route in BOX_ROUTES:
+        wrk.run(route, server.base_url, "get.lua", files[route], warm)
+        progress(f"  wrk {route} ({load.seconds} s, {load.connections} connections, {server.processes} processes)")
+        results[route] = wrk.run(route, server.base_url, "get.lua", files[route], load)
+    return results

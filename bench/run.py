@@ -33,20 +33,47 @@ from server import Server, bench_env  # noqa: E402
 ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
+# The whole box: one `genkeep serve --processes N` with a process per core; at most 4, so that on a big machine
+# the processes' database pools stay within PostgreSQL's default 100 connections.
+BOX_PROCESSES = max(2, min(os.cpu_count() or 2, 4))
+# Per route of the whole-box run (after a 2 s warm-up): short, to keep `make bench` under 8 minutes.
+BOX_SECONDS = 5
 
 
 def say(message: str) -> None:
     print(message, flush=True)
 
 
+def prepare(name: str, layout: dataset.Layout) -> dataset.Built:
+    say(f"{name}: preparing 1,000,000 tasks, {layout}")
+    if name == "SQLite":
+        built = dataset.prepare_sqlite(RESULTS / "cache", RESULTS / name.lower(), layout)
+    else:
+        built = dataset.prepare_postgres(RESULTS / "cache", layout)
+    say(f"{name}: dataset ready in {built.seconds:.0f} s ({'cached' if built.cached else 'built'})")
+    return built
+
+
+def measure_box(name: str, built: dataset.Built, work_dir: Path, files: dict[str, Path] | None,
+                load: wrk.Load) -> dict[str, wrk.Measured]:
+    say(f"{name}: the whole box, genkeep serve --processes {BOX_PROCESSES}")
+    box_load = wrk.Load(load.threads, load.connections, min(load.seconds, BOX_SECONDS))
+    with Server(bench_env(built.url, work_dir), work_dir / "serve-box.log", processes=BOX_PROCESSES) as server:
+        return routes.measure_box(server, files or routes.write_route_files(built.url, work_dir), box_load, say)
+
+
+def measure_scattered_sweep(name: str) -> report.Layout:
+    """The sweep's other case: a fresh copy whose unfinished tasks sit among the history, dropped once measured."""
+    built = prepare(name, "scattered")
+    try:
+        return report.Layout(built.seconds, built.cached, sweep.measure(built.url, RESULTS / name.lower()))
+    finally:
+        dataset.discard(built)
+
+
 def run_backend(name: str, load: wrk.Load) -> report.BackendResult:
     work_dir = RESULTS / name.lower()
-    say(f"{name}: preparing 1,000,000 tasks")
-    if name == "SQLite":
-        built = dataset.prepare_sqlite(RESULTS / "cache", work_dir)
-    else:
-        built = dataset.prepare_postgres(RESULTS / "cache")
-    say(f"{name}: dataset ready in {built.seconds:.0f} s ({'cached' if built.cached else 'built'})")
+    built = prepare(name, dataset.MAIN_LAYOUT)
     result = report.BackendResult(name, built.seconds, built.cached)
     try:
         with Server(bench_env(built.url, work_dir), work_dir / "serve.log") as server:
@@ -61,6 +88,12 @@ def run_backend(name: str, load: wrk.Load) -> report.BackendResult:
     except Exception as error:
         traceback.print_exc()
         result.failures.append(f"routes: {error}")
+    try:
+        result.box = measure_box(name, built, work_dir, result.routes.files if result.routes else None, load)
+        result.box_processes = BOX_PROCESSES
+    except Exception as error:
+        traceback.print_exc()
+        result.failures.append(f"whole box: {error}")
     say(f"{name}: dispatch latency")
     try:
         sweep.settle(built.url)
@@ -74,6 +107,12 @@ def run_backend(name: str, load: wrk.Load) -> report.BackendResult:
     except Exception as error:
         traceback.print_exc()
         result.failures.append(f"sweep: {error}")
+    say(f"{name}: sweep on the scattered layout")
+    try:
+        result.scattered = measure_scattered_sweep(name)
+    except Exception as error:
+        traceback.print_exc()
+        result.failures.append(f"sweep, scattered layout: {error}")
     return result
 
 
@@ -120,16 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     memory, memory_failure = ([], "skipped (--skip-local)") if args.skip_local else measure_worker_memory()
     image_kb = round(len(routes.reference_jpeg()) / 1024)
     text = report.markdown(results, local, report.machine(load_at_start), load.threads, load.connections, load.seconds,
-                           image_kb, time.perf_counter() - started, memory, memory_failure)
+                           image_kb, time.perf_counter() - started, memory, memory_failure,
+                           min(args.seconds, BOX_SECONDS))
     say("")
     say(text)
     if not args.no_write:
         DOC.parent.mkdir(parents=True, exist_ok=True)
         # Sections measured apart keep their numbers: the idle page's (a browser) and the storage benchmark's.
-        previous = DOC.read_text() if DOC.exists() else ""
-        kept = previous[previous.index(storage_serve.SECTION):] if storage_serve.SECTION in previous else ""
-        text = text + idle_page.kept_section(DOC)
-        DOC.write_text(f"{text.rstrip()}\n\n{kept}" if kept else text)
+        text = text + idle_page.kept_section(DOC) + storage_serve.kept_section(DOC)
+        DOC.write_text(text)
         say(f"written to {DOC.relative_to(ROOT)}")
     return 1 if any(result.failures for result in results) else 0
 

@@ -45,8 +45,9 @@ def bench_env(database_url: str, data_dir: Path, **overrides: str) -> dict[str, 
 class Server:
     """`genkeep serve` on 127.0.0.1 in its own process group; a context manager that always stops it."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, processes: int = 1) -> None:
         self.env = env
+        self.processes = processes
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -57,7 +58,8 @@ class Server:
         log = open(self.log_path, "wb")
         self._log = log
         self.process = subprocess.Popen(
-            [str(GENKEEP), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [str(GENKEEP), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--processes", str(self.processes)],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self._wait_ready(deadline=time.monotonic() + 120)
@@ -83,7 +85,7 @@ class Server:
         return self.process.pid
 
     def rss_mb(self) -> float:
-        """Resident memory of the serve process, from /proc."""
+        """Resident memory of the serve process (with several processes: of their supervisor only), from /proc."""
         with open(f"/proc/{self.pid}/status") as status:
             for line in status:
                 if line.startswith("VmRSS:"):

@@ -38,6 +38,13 @@ IMAGE_BYTES = 1024 * 1024
 CONCURRENCY = 8
 
 
+def kept_section(doc: Path = DOC) -> str:
+    """This script's section of `doc` (from its marker to the end), for `make bench` to keep ("" if none)."""
+    text = doc.read_text() if doc.exists() else ""
+    start = text.find(SECTION)
+    return "\n" + text[start:].rstrip() + "\n" if start >= 0 else ""
+
+
 class MegabyteEngine(RunToCompletionEngine):
     """Makes a PNG of noise of about 1 MB (noise does not compress, so the size is what was asked)."""
 

@@ -42,27 +42,21 @@ def settle(url: str) -> None:
 
 
 def measure(url: str, data_dir: Path, timeout_seconds: float = 3600) -> Sweep:
-    """Age the dataset's unfinished tasks past the timeout, then time the backend's sweep_timed_out once."""
+    """Time the backend's sweep_timed_out once, as it would run two hours after the timeout of every unfinished task.
+
+    The clock is moved instead of the rows: aging them would be one more UPDATE of all 20,000, leaving a dead version
+    of each for the sweep to step over, which is the benchmark's doing, not the workload's.
+    """
     settle(url)
-    moment = int(time.time() * 1000)
-    conn = routes.connect_raw(url)
-    mark = "?" if url.startswith("sqlite") else "%s"
-    try:
-        conn.execute(f"UPDATE tasks SET created_at = {mark} WHERE status IN ('pending', 'processing')",
-                     (moment - int(timeout_seconds * 1000) - 2 * HOUR_MS,))
-        if not url.startswith("sqlite"):
-            conn.execute("ANALYZE tasks")
-    finally:
-        conn.close()
     expired = routes.count_unfinished(url)
     settings = Settings(data_dir=data_dir, database_url=url, task_timeout=timeout_seconds)
     backend = open_backend(url)
     try:
         manager = TaskManager(backend, FolderStorage(settings.images_dir, "bench-sweep-secret"), settings)
         backend.get_by_idempotency_key("warm-the-connection", "none")
+        later = now_millis() + int(timeout_seconds * 1000) + 2 * HOUR_MS
         started = time.perf_counter()
-        moment = now_millis()
-        swept = backend.sweep_timed_out(moment - int(timeout_seconds * 1000), manager.timeout_message(), moment)
+        swept = backend.sweep_timed_out(later - int(timeout_seconds * 1000), manager.timeout_message(), later)
         sweep_ms = (time.perf_counter() - started) * 1000
         # What every GENKEEP_SWEEP_INTERVAL costs when nothing is due: TaskManager.sweep() with both statements.
         started = time.perf_counter()

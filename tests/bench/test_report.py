@@ -8,9 +8,20 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH_DIR))
 
-from fixed_rate import FixedRate  # noqa: E402 - bench/ is not a package; it goes on the path first
-from report import BackendResult, fixed_rate_table, route_table, worker_memory_rows  # noqa: E402
+import idle_page  # noqa: E402 - bench/ is not a package; it goes on the path first
+import storage_serve  # noqa: E402
+from fixed_rate import FixedRate  # noqa: E402
+from report import (  # noqa: E402
+    BackendResult,
+    Layout,
+    box_table,
+    fixed_rate_table,
+    other_table,
+    route_table,
+    worker_memory_rows,
+)
 from routes import RouteRun  # noqa: E402
+from sweep import Sweep  # noqa: E402
 from worker_memory import WorkerMemory  # noqa: E402
 from wrk import Measured  # noqa: E402
 
@@ -105,3 +116,55 @@ def test_worker_memory_shows_idle_once_then_each_types_peak_and_what_it_kept() -
 
 def test_worker_memory_not_measured_says_why() -> None:
     assert worker_memory_rows([], "skipped (--skip-local)") == ["| local worker | memory | skipped (--skip-local) | |"]
+
+
+def test_the_targets_are_issue_10s_for_each_database() -> None:
+    sqlite = backend([])
+    postgres = BackendResult("PostgreSQL", 1.0, True)
+    postgres.routes = RouteRun({"ceiling": closed("ceiling", 10_000), "poll": closed("poll", 7_000),
+                                "recovery": closed("recovery", 5_500), "history": closed("history", 3_100),
+                                "accept": closed("accept", 3_100)}, 80.0, 120.0, 20_000, {})
+    lines = route_table([sqlite, postgres])
+    # SQLite: poll 50,000 / 70,000 = 0.71 < 0.8; recovery 0.57 < 0.7; history 0.10 < 0.3.
+    assert [row(lines, route)[6] for route in ("poll", "recovery", "history")] == [
+        "≥0.8 MISSED", "≥0.7 MISSED", "≥0.3 MISSED"]
+    judged = {cells[1]: cells[6] for cells in (
+        [cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("| PostgreSQL |"))}
+    assert judged == {"ceiling": "", "poll": "≥0.6 met", "recovery": "≥0.5 met", "history": "≥0.3 met",
+                      "accept": "≥300/s met"}
+
+
+def test_the_whole_box_is_judged_by_its_own_ceiling_and_its_databases_targets() -> None:
+    result = backend([])
+    result.box = {"ceiling": closed("ceiling", 100_000), "poll": closed("poll", 81_000),
+                  "recovery": closed("recovery", 65_000), "history": closed("history", 31_000)}
+    result.box_processes = 2
+    lines = box_table([result])
+    cells = {line.split("|")[2].strip(): [cell.strip() for cell in line.strip("|").split("|")]
+             for line in lines if line.startswith("| SQLite, 2 processes |")}
+    assert cells["poll"][5:7] == ["0.81", "≥0.8 met"]
+    assert cells["recovery"][5:7] == ["0.65", "≥0.7 MISSED"]
+    assert cells["history"][5:7] == ["0.31", "≥0.3 met"]
+
+
+def test_the_sweep_is_judged_on_the_time_ordered_layout_and_the_scattered_one_is_reported() -> None:
+    result = backend([])
+    result.sweep = Sweep(20_000, 20_000, 84.0, 0.4)
+    result.scattered = Layout(30.0, False, Sweep(20_000, 20_000, 240.0, 0.5))
+    lines = [line for line in other_table([result], {"available": False}) if "one sweep, 20,000" in line]
+    assert len(lines) == 2
+    assert "in time order" in lines[0] and lines[0].endswith("| 84 ms | <100 ms met |")
+    assert "scattered" in lines[1] and lines[1].endswith("| 240 ms | |")
+
+
+def test_rewriting_the_document_keeps_each_kept_section_once(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    idle = f"{idle_page.SECTION}\nRequests per minute.\n"
+    storage = f"{storage_serve.SECTION}\n## Serving a 1 MB image: data folder vs S3\nTables.\n"
+    doc.write_text(f"# Benchmarks\n\nOld numbers.\n\n{idle}\n{storage}")
+    for _ in range(3):  # what `make bench` writes, run after run
+        doc.write_text("# Benchmarks\n\nNew numbers.\n" + idle_page.kept_section(doc) + storage_serve.kept_section(doc))
+    text = doc.read_text()
+    assert text.count(storage_serve.SECTION) == 1
+    assert text.count(idle_page.SECTION) == 1
+    assert "Requests per minute." in text and "Tables." in text and "Old numbers." not in text
