@@ -91,12 +91,18 @@ def _ok(passed: bool) -> str:
     return "met" if passed else "MISSED"
 
 
-def _route_rows(result: BackendResult, label: str, measured: dict[str, Measured]) -> list[str]:
+def _route_rows(result: BackendResult, label: str, measured: dict[str, Measured],
+                cpu_us: dict[str, float] | None = None) -> list[str]:
     ceiling = measured["ceiling"].rps
     side = 0 if result.name == "SQLite" else 1
     lines = []
     for route, run in measured.items():
         ratio = "" if route == "ceiling" else f"{run.rps / ceiling:.2f}"
+        cpu = cpu_ratio = ""
+        if cpu_us and route in cpu_us:
+            cpu = f"{cpu_us[route]:,.0f}"
+            if route != "ceiling" and "ceiling" in cpu_us:
+                cpu_ratio = f"{cpu_us['ceiling'] / cpu_us[route]:.2f}"
         targets = []
         if route in RATIO_TARGETS:
             wanted = RATIO_TARGETS[route][side]
@@ -104,21 +110,21 @@ def _route_rows(result: BackendResult, label: str, measured: dict[str, Measured]
         if route == "accept":
             targets.append(f"≥{ACCEPT_TARGET_RPS[side]:.0f}/s {_ok(run.rps >= ACCEPT_TARGET_RPS[side])}")
         lines.append(f"| {label} | {route} | {run.rps:,.0f} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | "
-                     f"{ratio} | {'; '.join(targets)} | {run.errors + run.non_2xx} |")
+                     f"{ratio} | {'; '.join(targets)} | {cpu} | {cpu_ratio} | {run.errors + run.non_2xx} |")
     return lines
 
 
 # Closed loop: wrk's latencies are those of a saturated server, its queue's length; reported, never judged.
 ROUTE_HEADER = ["| backend | route | requests/s | p50 ms (saturated) | p99 ms (saturated) | ratio to ceiling | target "
-                "| errors |",
-                "|---|---|---:|---:|---:|---:|---|---:|"]
+                "| server CPU µs/request | ceiling's CPU / route's | errors |",
+                "|---|---|---:|---:|---:|---:|---|---:|---:|---:|"]
 
 
 def route_table(results: list[BackendResult]) -> list[str]:
     lines = list(ROUTE_HEADER)
     for result in results:
         if result.routes is not None:
-            lines += _route_rows(result, result.name, result.routes.results)
+            lines += _route_rows(result, result.name, result.routes.results, result.routes.cpu_us)
     return lines
 
 
@@ -250,7 +256,10 @@ HOW = """\
   for random owners and types; accept is POST /api/tasks, WHITE_BACKGROUND with one {image_kb} KB JPEG, spread
   over the 1,000 owners. p50 and p99 come from wrk's latency histogram (Lua `done`); with every connection
   busy they measure how long the server's queue is at saturation, so they are reported but judge nothing. Ratios
-  divide by the ceiling of the same server in the same run.
+  divide by the ceiling of the same server in the same run. Server CPU per request is the serve process's user +
+  system time (/proc/<pid>/stat) over a route's run divided by its requests: what the route costs the server
+  whatever else the machine does (PostgreSQL's own processes not included), and its ratio to the ceiling's CPU is
+  the ratio the server would reach with a core to itself.
 - The whole box: after the one-process server, one `genkeep serve --processes N` (a process per core, at most 4;
   uvicorn's workers sharing the port) on the same database, the ceiling, poll, recovery and history for
   {box_seconds} s each after a 2 s warm-up, with the same wrk load; its ratios divide by its own ceiling.

@@ -6,7 +6,7 @@ import io
 import random
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dataset
@@ -33,6 +33,9 @@ class RouteRun:
     rss_end_mb: float
     unfinished_at_end: int
     files: dict[str, Path]  # each route's (cookie, path) lines, for the open-loop runs that follow
+    # The server's CPU time per request of each route: what the route costs the server, whatever else the machine
+    # is doing (requests/s fall when other processes take the cores; CPU per request barely moves).
+    cpu_us: dict[str, float] = field(default_factory=dict)
 
 
 def reference_jpeg(target_bytes: int = ACCEPT_IMAGE_BYTES) -> bytes:
@@ -117,14 +120,18 @@ def measure(server: Server, url: str, work_dir: Path, load: wrk.Load,
     for route in ("ceiling", "poll", "recovery", "history"):
         wrk.run(route, server.base_url, "get.lua", files[route], warm)
     results: dict[str, wrk.Measured] = {}
+    cpu_us: dict[str, float] = {}
     for route in ("ceiling", "poll", "recovery", "history", "accept"):
         progress(f"  wrk {route} ({load.seconds} s, {load.connections} connections)")
+        cpu_before = server.cpu_seconds()
         if route == "accept":
             results[route] = wrk.run(route, server.base_url, "accept.lua", files[route], load, accept_env)
         else:
             results[route] = wrk.run(route, server.base_url, "get.lua", files[route], load)
+        if results[route].requests:
+            cpu_us[route] = (server.cpu_seconds() - cpu_before) / results[route].requests * 1e6
     rss_end = server.rss_mb()
-    return RouteRun(results, rss_start, rss_end, count_unfinished(url), files)
+    return RouteRun(results, rss_start, rss_end, count_unfinished(url), files, cpu_us)
 
 
 def measure_box(server: Server, files: dict[str, Path], load: wrk.Load,

@@ -84,6 +84,13 @@ class Server:
         assert self.process is not None
         return self.process.pid
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the serve process has used, from /proc (with several processes: the
+        supervisor's only, so meaningful for a one-process server)."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         """Resident memory of the serve process (with several processes: of their supervisor only), from /proc."""
         with open(f"/proc/{self.pid}/status") as status:
