@@ -75,9 +75,23 @@ class FolderStorage(ImageStorage):
     def publish(self, task_id: str) -> None:
         """Move a committed task's staged files into place."""
         staged = self.incoming / task_id
+        target = self.task_dir(task_id)
+        # The folder in one rename when the task has none yet (every accept): 1.1 → 0.6 ms of CPU per accept
+        # against moving file by file, which creates the task's folder and removes the staged one
+        # (bench/accept_cost.py, SQLite: 3.5 → 3.2 ms of the server's CPU per accept).
+        for _ in range(2):
+            try:
+                os.rename(staged, target)
+                return
+            except FileNotFoundError:
+                if not staged.exists():
+                    return  # published already (the accepting request and a fast worker both publish)
+                with _faults("publishing a task's images"):
+                    target.parent.mkdir(exist_ok=True)
+            except OSError:
+                break  # the task's folder exists and is not empty
         if not staged.exists():
             return
-        target = self.task_dir(task_id)
         # File by file: a worker elsewhere may already have claimed the committed task and written into its folder.
         with _faults("publishing a task's images"):
             target.mkdir(parents=True, exist_ok=True)
