@@ -99,6 +99,15 @@ def test_staged_files_wait_for_the_row_then_are_the_task_s(storage: ImageStorage
     assert read(storage, TASK, "reference-3.png") is None
 
 
+def test_staged_files_join_a_task_folder_a_worker_already_wrote_into(storage: ImageStorage) -> None:
+    storage.stage(TASK, [("reference-1.png", FIRST)])
+    storage.write_result(TASK, "preview-1-abc.webp", b"preview")  # a fast worker elsewhere, before the move
+    storage.publish(TASK)
+    assert read(storage, TASK, "reference-1.png") == FIRST
+    assert read(storage, TASK, "preview-1-abc.webp") == b"preview"
+    assert staged_ids(storage) == []
+
+
 def test_discarded_staged_files_leave_nothing(storage: ImageStorage) -> None:
     storage.stage(TASK, [("reference-1.png", FIRST)])
     storage.discard_staged(TASK)

@@ -199,8 +199,7 @@ class TaskManager:
         if len(images) != new.image_count:
             raise InvalidInput(f"{new.image_count} images were announced and {len(images)} arrived; send the "
                                "form again.", field="reference_images")
-        if idempotency_key is not None and (existing := self.existing_for_key(owner_id, idempotency_key)):
-            return existing
+        # A key already used is found by the insert itself (the route looks first too, before decoding anything).
         task_id = new_task_id()
         references = [ReferenceImage(f"reference-{index + 1}{image.extension}", image.width, image.height,
                                      image.content_type) for index, image in enumerate(images)]

@@ -19,7 +19,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -161,6 +161,12 @@ class _Connection:
     def count(self, statement: str, params: Mapping[str, Any]) -> int:
         with watchdog().deadline(self.conn, self._deadline(statement)):
             return self.conn.execute(statement, params).rowcount
+
+    def counts(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+        # One deadline for the lot: a lock wait among them gives up after lock_timeout, half of it.
+        with watchdog().deadline(self.conn, STATEMENT_TIMEOUT_S), self.conn.pipeline():
+            cursors = [self.conn.execute(statement, params) for statement, params in statements]
+        return [cursor.rowcount for cursor in cursors]
 
 
 class PostgresBackend(SqlBackend):

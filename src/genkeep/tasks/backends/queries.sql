@@ -94,10 +94,25 @@ SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status IN ('pending', 'processin
 SELECT pg_advisory_xact_lock(hashtextextended(:owner_id, 7412))
 
 -- insert --
+-- Inserts nothing when the owner already has :per_owner unfinished tasks or already used this idempotency key
+-- (a NULL key matches no row): the checks and the insert in one statement, one round trip. The casts give the
+-- parameters used twice one type on PostgreSQL (text in the select list, varchar in the comparisons otherwise).
 INSERT INTO tasks (id, owner_id, type, status, prompt, reference_images, attempts, idempotency_key, created_at,
                    updated_at, lease_expires_at)
-VALUES (:id, :owner_id, :type, :status, :prompt, :reference_images, 0, :idempotency_key, :created_at,
-        :updated_at, 0)
+SELECT :id, CAST(:owner_id AS VARCHAR), :type, :status, :prompt, :reference_images, 0,
+       CAST(:idempotency_key AS VARCHAR), :created_at, :updated_at, 0
+WHERE (SELECT count(*) FROM tasks WHERE owner_id = :owner_id AND status IN ('pending', 'processing')) < :per_owner
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE owner_id = :owner_id AND idempotency_key = :idempotency_key)
+
+-- insert@sqlite --
+-- The planner hint of count_unfinished_of_owner@sqlite.
+INSERT INTO tasks (id, owner_id, type, status, prompt, reference_images, attempts, idempotency_key, created_at,
+                   updated_at, lease_expires_at)
+SELECT :id, CAST(:owner_id AS VARCHAR), :type, :status, :prompt, :reference_images, 0,
+       CAST(:idempotency_key AS VARCHAR), :created_at, :updated_at, 0
+WHERE (SELECT count(*) FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created
+       WHERE owner_id = :owner_id AND status IN ('pending', 'processing')) < :per_owner
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE owner_id = :owner_id AND idempotency_key = :idempotency_key)
 
 -- delete_finished --
 DELETE FROM tasks WHERE id = :id AND owner_id = :owner_id AND status IN ('completed', 'failed')

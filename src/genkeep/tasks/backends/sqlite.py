@@ -14,7 +14,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -41,6 +41,9 @@ class _Connection:
 
     def count(self, statement: str, params: Mapping[str, Any]) -> int:
         return self.conn.execute(statement, _params(params)).rowcount
+
+    def counts(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+        return [self.count(statement, params) for statement, params in statements]
 
 
 @contextlib.contextmanager
