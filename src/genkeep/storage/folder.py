@@ -65,7 +65,7 @@ class FolderStorage(ImageStorage):
             except FileNotFoundError:
                 if not staged.exists():
                     return  # published already (the accepting request and a fast worker both publish)
-                with _faults("publishing a task's images"):
+                with self._faults("publishing a task's images"):
                     target.parent.mkdir(exist_ok=True)
             except OSError:
                 break  # the task's folder exists and is not empty
