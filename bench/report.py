@@ -261,7 +261,7 @@ HOW = """\
   whatever else the machine does (PostgreSQL's own processes not included), and its ratio to the ceiling's CPU is
   the ratio the server would reach with a core to itself.
 - The whole box: after the one-process server, one `genkeep serve --processes N` (a process per core, at most 4;
-  uvicorn's workers sharing the port) on the same database, the ceiling, poll, recovery and history for
+  uvicorn's workers sharing the port) on the same database, the ceiling, poll, recovery, history and accept for
   {box_seconds} s each after a 2 s warm-up, with the same wrk load; its ratios divide by its own ceiling.
 - Fixed-rate latency (bench/fixed_rate.py, bench/openloop.mjs, Node.js with no packages): after the wrk routes,
   on the same server, poll, recovery and history each for {fixed_seconds} s (after a 1 s warm-up) at half the

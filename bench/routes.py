@@ -19,7 +19,7 @@ from server import SECRET_KEY, Server
 
 ROUTES = ("ceiling", "poll", "recovery", "history", "accept")
 # The whole box: the read routes again, on a server of several processes; accepting is left to the one-process run.
-BOX_ROUTES = ("ceiling", "poll", "recovery", "history")
+BOX_ROUTES = ("ceiling", "poll", "recovery", "history", "accept")
 BOUNDARY = "genkeepbenchboundary7MA4YWxkTrZu0gW"
 ACCEPT_IMAGE_BYTES = 100 * 1024
 
@@ -108,13 +108,19 @@ def write_route_files(url: str, work_dir: Path) -> dict[str, Path]:
     return {route: wrk.write_lines(work_dir / f"{route}.lines", lines) for route, lines in files.items()}
 
 
+def accept_body(work_dir: Path) -> dict[str, str]:
+    """The POST /api/tasks body accept.lua sends (written once), as the script's environment."""
+    body_path = work_dir / "accept.body"
+    if not body_path.exists():
+        body_path.write_bytes(multipart_body([reference_jpeg()]))
+    return {"BENCH_BODY": str(body_path), "BENCH_BOUNDARY": BOUNDARY}
+
+
 def measure(server: Server, url: str, work_dir: Path, load: wrk.Load,
             progress: Callable[[str], None] = print) -> RouteRun:
     """Warm up, then every route for load.seconds each, the ceiling first; RSS before and after."""
     files = write_route_files(url, work_dir)
-    body_path = work_dir / "accept.body"
-    body_path.write_bytes(multipart_body([reference_jpeg()]))
-    accept_env = {"BENCH_BODY": str(body_path), "BENCH_BOUNDARY": BOUNDARY}
+    accept_env = accept_body(work_dir)
     rss_start = server.rss_mb()
     warm = wrk.Load(load.threads, load.connections, 3)
     for route in ("ceiling", "poll", "recovery", "history"):
@@ -134,14 +140,17 @@ def measure(server: Server, url: str, work_dir: Path, load: wrk.Load,
     return RouteRun(results, rss_start, rss_end, count_unfinished(url), files, cpu_us)
 
 
-def measure_box(server: Server, files: dict[str, Path], load: wrk.Load,
+def measure_box(server: Server, files: dict[str, Path], work_dir: Path, load: wrk.Load,
                 progress: Callable[[str], None] = print) -> dict[str, wrk.Measured]:
-    """The read routes on a server of several processes, each after a short warm-up (which also gives every
-    process time to start accepting), the ceiling first."""
+    """The routes on a server of several processes, each read route after a short warm-up (which also gives
+    every process time to start accepting), the ceiling first, accept last."""
     warm = wrk.Load(load.threads, load.connections, 2)
     results: dict[str, wrk.Measured] = {}
     for route in BOX_ROUTES:
-        wrk.run(route, server.base_url, "get.lua", files[route], warm)
         progress(f"  wrk {route} ({load.seconds} s, {load.connections} connections, {server.processes} processes)")
+        if route == "accept":
+            results[route] = wrk.run(route, server.base_url, "accept.lua", files[route], load, accept_body(work_dir))
+            continue
+        wrk.run(route, server.base_url, "get.lua", files[route], warm)
         results[route] = wrk.run(route, server.base_url, "get.lua", files[route], load)
     return results

@@ -59,7 +59,8 @@ def measure_box(name: str, built: dataset.Built, work_dir: Path, files: dict[str
     say(f"{name}: the whole box, genkeep serve --processes {BOX_PROCESSES}")
     box_load = wrk.Load(load.threads, load.connections, min(load.seconds, BOX_SECONDS))
     with Server(bench_env(built.url, work_dir), work_dir / "serve-box.log", processes=BOX_PROCESSES) as server:
-        return routes.measure_box(server, files or routes.write_route_files(built.url, work_dir), box_load, say)
+        return routes.measure_box(server, files or routes.write_route_files(built.url, work_dir), work_dir,
+                                  box_load, say)
 
 
 def measure_scattered_sweep(name: str) -> report.Layout:
