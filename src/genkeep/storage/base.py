@@ -63,7 +63,8 @@ class ImageStorage(abc.ABC):
 
     def describe_fault(self, error: Exception) -> str:
         """What failed, in words for a StorageUnavailable's reason."""
-        return str(error.strerror or error) if isinstance(error, OSError) else type(error).__name__
+        # strerror only ("No space left on device"): the error's whole text would name a path of the server.
+        return error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
 
     @contextlib.contextmanager
     def _faults(self, action: str) -> Iterator[None]:
