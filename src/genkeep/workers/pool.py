@@ -22,6 +22,7 @@ from genkeep.engines.base import Engine
 from genkeep.tasks.errors import Unavailable
 from genkeep.tasks.manager import EVENT_ACCEPTED, EVENT_FINISHED, EVENT_SWEPT, TaskManager
 from genkeep.tasks.model import TaskType
+from genkeep.workers.heap import give_back_freed_memory
 from genkeep.workers.runner import PROGRESS_WRITE_INTERVAL, Runner, TaskRun, write_reports
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,9 @@ class WorkerPool:
         finally:
             with self._lock:
                 self._runs.pop(run.task.id, None)
+                idle = not self._runs
+            if idle:
+                give_back_freed_memory()
 
     def _report_loop(self, until: threading.Event) -> None:
         """Writes the engines' progress and previews, so that no engine waits on a write."""

@@ -51,10 +51,9 @@ DEADLINE_TICK_S = 0.25
 _PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)")
 
 
-def _is_recovery(query: ListQuery) -> bool:
-    """The recovery client's list: one type's unfinished tasks, the first page."""
-    return (query.type is not None and query.after is None and bool(query.statuses)
-            and not any(status.is_final for status in query.statuses))
+def _is_first_page_of_a_type(query: ListQuery) -> bool:
+    """The lists pages open with: one type's history, or its unfinished tasks (recovery), the first page."""
+    return query.type is not None and query.after is None and not any(status.is_final for status in query.statuses)
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -185,7 +184,7 @@ class PostgresBackend(SqlBackend):
         self._watching: asyncio.Task[None] | None = None
         # The hot reads of the event loop, sharing round trips (see aview and alist).
         self._polls = SharedReads(self._views)
-        self._recoveries = SharedReads(self._recovery_lists)
+        self._first_pages = SharedReads(self._first_pages_of_types)
 
     def prepare(self, statements: dict[str, str]) -> dict[str, str]:
         prepared = {name: _PARAMETER.sub(r"%(\1)s", body) for name, body in statements.items()}
@@ -213,7 +212,7 @@ class PostgresBackend(SqlBackend):
             if self._watching is not None:
                 self._watching.cancel()
             self._polls.close()
-            self._recoveries.close()
+            self._first_pages.close()
             await self.apool.close()
             self.apool = None
 
@@ -269,20 +268,23 @@ class PostgresBackend(SqlBackend):
         return {(row[1], row[0]): TaskView._make(row[1:]) for row in rows}
 
     async def alist(self, query: ListQuery) -> list[TaskView]:
-        """Recovery lists (a type's unfinished tasks, the first page) share round trips like polls."""
-        if self.apool is None or not _is_recovery(query):
+        """The first page of a type's history or of its unfinished tasks (recovery) shares round trips like
+        polls; a later page, or a list of finished statuses, is read on its own."""
+        if self.apool is None or not _is_first_page_of_a_type(query):
             return await super().alist(query)
-        return await self._recoveries.read(query) or []
+        return await self._first_pages.read(query) or []
 
-    async def _recovery_lists(self, queries: list[ListQuery]) -> dict[ListQuery, list[TaskView]]:
+    async def _first_pages_of_types(self, queries: list[ListQuery]) -> dict[ListQuery, list[TaskView]]:
         found: dict[ListQuery, list[TaskView]] = {}
         shapes: dict[tuple[tuple[TaskStatus, ...], int], list[ListQuery]] = {}
         for query in queries:
             shapes.setdefault((query.statuses, query.limit), []).append(query)
         for (statuses, limit), alike in shapes.items():
-            rows = await self.arows(self.sql["list_unfinished_many"], {
-                "owners": [query.owner_id for query in alike], "types": [str(query.type) for query in alike],
-                "statuses": [status.value for status in statuses], "limit": limit + 1})
+            params: dict[str, Any] = {"owners": [query.owner_id for query in alike],
+                                      "types": [str(query.type) for query in alike], "limit": limit + 1}
+            if statuses:
+                params["statuses"] = [status.value for status in statuses]
+            rows = await self.arows(self.sql["list_unfinished_many" if statuses else "list_of_type_many"], params)
             by_key = {(query.owner_id, str(query.type)): query for query in alike}
             for row in rows:
                 found.setdefault(by_key[(row[0], row[1])], []).append(TaskView._make(row[2:]))

@@ -31,6 +31,16 @@ CROSS JOIN LATERAL (
     ORDER BY created_at DESC, id DESC LIMIT :limit) AS listed
 ORDER BY wanted.place, listed.created_at DESC, listed.id DESC
 
+-- list_of_type_many@postgresql --
+-- Concurrent first pages of history (an owner's tasks of one type, newest first), answered by one round trip.
+SELECT wanted.owner_id, wanted.type, listed.*
+FROM unnest(CAST(:owners AS text[]), CAST(:types AS text[])) WITH ORDINALITY AS wanted(owner_id, type, place)
+CROSS JOIN LATERAL (
+    SELECT {task_view} FROM tasks
+    WHERE tasks.owner_id = wanted.owner_id AND tasks.type = wanted.type
+    ORDER BY created_at DESC, id DESC LIMIT :limit) AS listed
+ORDER BY wanted.place, listed.created_at DESC, listed.id DESC
+
 -- task_view --
 -- Not a statement: the columns of a TaskView (tasks/view.py), i.e. id, status, created_at and the task's JSON
 -- exactly as view.task_json builds it (the contract suite compares the two for tasks in every state), made by the
