@@ -48,10 +48,8 @@ from owners import cookies_for  # noqa: E402
 from routes import BOUNDARY, multipart_body, reference_jpeg  # noqa: E402
 from server import SECRET_KEY, Server, bench_env  # noqa: E402
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_DATABASE = "genkeep_accept_cost"
 OWNERS = 1_000
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -60,21 +58,14 @@ def fresh_database(backend: str, work_dir: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{work_dir / 'genkeep.db'}"
         return
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+    with psycopg.connect(dataset.PG_ADMIN_DSN, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{PG_DATABASE}"')
     try:
         yield dataset.pg_url(PG_DATABASE)
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        with psycopg.connect(dataset.PG_ADMIN_DSN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system time of every thread of the process so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def owner_lines(work_dir: Path) -> Path:
@@ -98,9 +89,9 @@ def one_run(backend: str, src: Path | None, load: wrk.Load, work_dir: Path) -> t
             accept_env = {"BENCH_BODY": str(body), "BENCH_BOUNDARY": BOUNDARY}
             wrk.run("accept", server.base_url, "accept.lua", lines, wrk.Load(load.threads, load.connections, 2),
                     accept_env)
-            before = cpu_seconds(server.pid)
+            before = server.cpu_seconds()
             measured = wrk.run("accept", server.base_url, "accept.lua", lines, load, accept_env)
-            spent = cpu_seconds(server.pid) - before
+            spent = server.cpu_seconds() - before
     return measured.rps, spent * 1000 / max(1, measured.requests), measured.non_2xx + measured.errors
 
 
