@@ -41,8 +41,11 @@ class SharedReads(Generic[K, V]):
         return await future
 
     def close(self) -> None:
+        """Stop the rounds; every read still waiting fails rather than waiting forever."""
         for task in list(self._running):
             task.cancel()
+        # A round cancelled before it began never sees its reads: fail them here.
+        self._fail([], DatabaseUnavailable("the database connection is closing"))
 
     async def _round(self) -> None:
         while self._waiting:
