@@ -31,7 +31,7 @@ import routes  # noqa: E402
 from local_timing import garment_photo, person_photo, product_photo  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 from owners import cookie_for  # noqa: E402
-from server import GENKEEP, SECRET_KEY, Server, bench_env  # noqa: E402
+from server import GENKEEP, SECRET_KEY, Server, bench_env, status_kb, stop  # noqa: E402
 
 from genkeep.web.owner import COOKIE_NAME  # noqa: E402
 
@@ -51,14 +51,6 @@ class WorkerMemory:
     idle_after_mb: float
     threads: int
     peak_source: str  # how the peak was taken: "VmHWM" or "VmRSS samples"
-
-
-def status_kb(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
 def reset_peak(pid: int) -> bool:
@@ -178,13 +170,7 @@ def _one_task(task_type: str, run: Callable[[], None], env: dict[str, str], log_
         peak = status_kb(worker.pid, "VmHWM") if hwm else sampler.highest_kb
         idle_after = settled_rss_mb(worker.pid)
     finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(timeout=10)
+        stop(worker, signal.SIGTERM)
     return WorkerMemory(task_type, idle, peak / 1024, idle_after, threads, "VmHWM" if hwm else "VmRSS samples")
 
 
