@@ -228,11 +228,13 @@ class TaskManager:
             # Nothing left behind: the row did not commit, so neither do its files.
             self.storage.discard_staged(task_id)
             raise
+        # Recorded the moment the row commits: on PostgreSQL the commit's NOTIFY may already have a worker claiming
+        # the task, and its "started" must not come first in the log and the metrics.
+        self.transitions.record(Transition.of(Step.ACCEPTED, task, moment, Actor.OWNER))
         with contextlib.suppress(Unavailable):
             # The row is the truth; a worker or the next start publishes the files if this move fails now.
             self.storage.publish(task_id)
         self.events.emit(EVENT_ACCEPTED)
-        self.transitions.record(Transition.of(Step.ACCEPTED, task, moment, Actor.OWNER))
         return Accepted(task, created=True)
 
     def cancel(self, owner_id: str, task_id: str) -> Task:
