@@ -7,7 +7,8 @@ a `git archive` of its src/. Per photo, at the photo's own size:
   kept  share of the hand mask's backdrop the engine keeps as product (what shows as non-white around the product)
   lost  share of the hand mask's product the engine drops
   edge  whether the engine reports the product cut by the photo's edge
-  ms    median of 3 warm runs of segmentation + listing, the photo scaled to 1024 px on its longer side
+  ms    median CPU time of 3 warm runs of segmentation + listing, the photo scaled to 1024 px on its longer side
+        (CPU time, not wall time: the machine may be shared; everything runs on one thread)
 Pixels within 2 px of the hand mask's outline count for IoU only: a hand's outline is not truer than that.
 """
 
@@ -67,10 +68,10 @@ def measure() -> dict[str, dict[str, Any]]:
         large = fit_within(large, 1024)
         times = []
         for run in range(RUNS + 1):
-            started = time.perf_counter()
+            started = time.process_time()
             compose_listing(large, find_subject(large, model))
             if run:  # the first run warms the caches
-                times.append(time.perf_counter() - started)
+                times.append(time.process_time() - started)
         results[name] = {
             "iou": float((found & truth).sum() / (found | truth).sum()),
             "kept": float((found & sure_backdrop).sum() / sure_backdrop.sum()),

@@ -166,9 +166,9 @@ def trim_at_frame(rgb: NDArray[np.uint8], subject: Mask) -> Mask:
         color = np.median(colors[part], axis=0)
         backdrop_color = np.median(colors[beside_backdrop], axis=0)
         product_color = np.median(colors[beside_product], axis=0)
-        # Backdrop is either the backdrop's own colour or a shadow cast on it (much darker than the lit backdrop
-        # beside it); a product cut by the photo's edge looks like the rest of the product.
-        shadow = color.sum() < 0.5 * backdrop_color.sum()
+        # Backdrop is either the backdrop's own colour or a shadow cast on it (much darker than both the lit backdrop
+        # and the product beside it); a product cut by the photo's edge, dark or not, looks like the rest of it.
+        shadow = color.sum() < 0.5 * min(backdrop_color.sum(), product_color.sum())
         like_backdrop = np.linalg.norm(color - backdrop_color) < np.linalg.norm(color - product_color)
         if shadow or like_backdrop:
             swept |= part
