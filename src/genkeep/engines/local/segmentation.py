@@ -23,8 +23,8 @@ Mask = NDArray[np.bool_]
 
 # The classical backdrop model works at this size: large enough for thin parts, small enough to be quick.
 CLASSICAL_SIDE = 512
-# Within this share of the photo's shorter side from where the mask meets the photo's edge, a pixel may be backdrop
-# the network swept in (a cast shadow under a saucer reached 0.15); farther in it is taken as product.
+# Within this share of the photo's shorter side from the photo's edge or the backdrop, a pixel of the mask may be
+# backdrop the network swept in; farther in it is taken as product.
 FRAME_REACH = 0.1
 # The product touches the photo's edge when its mask covers at least this share of one side of the photo; a few
 # stray pixels at the edge are not the product cut off.
@@ -123,8 +123,9 @@ def trim_at_frame(rgb: NDArray[np.uint8], subject: Mask) -> Mask:
     photo's edge: the subject then seems cut by the frame and its backdrop is kept. A watershed on the picture
     grows the backdrop in from outside the mask and from the photo's edge, and the product in from the mask's
     inside (away from the edge), until they meet at the strongest edge between them; what the backdrop reached
-    from the photo's edge is dropped. A product that truly runs off the edge loses at most the thin band between
-    that edge and its first strong edge, and never more than a third of itself.
+    from the photo's edge is dropped where it looks like the backdrop beside it or like a shadow cast on it. A
+    product that truly runs off the edge looks like the rest of itself there and stays whole; nothing is dropped
+    when it would take more than a third of the mask.
     """
     height, width = subject.shape
     frame = np.zeros((height, width), bool)
