@@ -91,3 +91,16 @@ def test_a_dark_product_running_off_the_photos_edge_keeps_its_full_height(model:
     assert (cutout.mask & (truth > 0)).sum() / (cutout.mask | (truth > 0)).sum() > 0.98
     assert cutout.mask[-1].sum() >= 195
     assert cutout.cut_by_frame
+
+
+def test_a_dark_tyre_cut_by_the_photos_side_is_not_taken_for_backdrop(model: SaliencyModel) -> None:
+    # The motorbike cropped through both wheels; the rear tyre runs off the left edge, darker than the grey floor
+    # and the chrome rim beside it, yet no shadow.
+    rgb = np.ascontiguousarray(data.stereo_motorcycle()[0][:, 150:600])
+    tyre = np.zeros(rgb.shape[:2], np.uint8)
+    outline = [(0, 338), (20, 368), (50, 386), (80, 391), (108, 384), (122, 370), (106, 356), (80, 368), (50, 366),
+               (25, 350), (5, 328)]
+    cv2.fillPoly(tyre, [np.array(outline, np.int32).reshape(-1, 1, 2)], 1)
+    cutout = find_subject(rgb, model)
+    assert cutout.mask[tyre > 0].mean() > 0.95
+    assert cutout.cut_by_frame

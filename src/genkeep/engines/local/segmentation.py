@@ -167,10 +167,13 @@ def trim_at_frame(rgb: NDArray[np.uint8], subject: Mask) -> Mask:
         color = np.median(colors[part], axis=0)
         backdrop_color = np.median(colors[beside_backdrop], axis=0)
         product_color = np.median(colors[beside_product], axis=0)
-        # Backdrop is either the backdrop's own colour or a shadow cast on it (much darker than both the lit backdrop
-        # and the product beside it); a product cut by the photo's edge, dark or not, looks like the rest of it.
-        shadow = color.sum() < 0.5 * min(backdrop_color.sum(), product_color.sum())
-        like_backdrop = np.linalg.norm(color - backdrop_color) < np.linalg.norm(color - product_color)
+        # Backdrop is either the backdrop's own colour or a shadow cast on the ground under the product (much darker
+        # than both the lit backdrop and the product beside it, running off the photo's bottom edge, where the
+        # ground runs out); a product cut by the photo's edge looks like the rest of it. A dark part of the product
+        # cut by a side edge (a motorbike's tyre) is not a shadow.
+        shadow = part[-1].any() and color.sum() < 0.5 * min(backdrop_color.sum(), product_color.sum())
+        # Clearly nearer: a dark tyre between a grey floor and a chrome rim is about as near to either.
+        like_backdrop = np.linalg.norm(color - backdrop_color) < 0.5 * np.linalg.norm(color - product_color)
         if shadow or like_backdrop:
             swept |= part
     if not swept.any() or int(swept.sum()) > int(subject.sum()) // 3:
