@@ -31,6 +31,8 @@ class Listing:
     rgb: NDArray[np.uint8]
     product_alpha: Float
     shadow: Float
+    # The product runs off the photo's edge, so part of it is missing from the listing: the seller should know.
+    cut_by_frame: bool = False
 
 
 def _bounds(mask: NDArray[np.bool_]) -> tuple[int, int, int, int]:
@@ -100,6 +102,7 @@ class Placement:
 
     pre: Float
     alpha: Float
+    cut_by_frame: bool = False
 
     def preview(self) -> Image.Image:
         """The product on the white frame, without its shadow yet, at preview size."""
@@ -117,7 +120,7 @@ def place_product(rgb: NDArray[np.uint8], cutout: Cutout) -> Placement:
         raise EngineError("invalid_input", "No product stands out in this photo; upload a photo where the product "
                                            "fills more of the frame and differs from its background.")
     pre, alpha = _place(rgb, cutout.alpha, cutout.mask)
-    return Placement(pre=pre, alpha=alpha)
+    return Placement(pre=pre, alpha=alpha, cut_by_frame=cutout.cut_by_frame)
 
 
 def finish_listing(placement: Placement, shadow: bool = True) -> Listing:
@@ -126,7 +129,8 @@ def finish_listing(placement: Placement, shadow: bool = True) -> Listing:
     shade = ground_shadow(alpha) if shadow else np.zeros_like(alpha)
     backdrop = 255.0 * (1.0 - shade)
     out = pre + backdrop[..., None] * (1.0 - alpha[..., None])
-    return Listing(rgb=np.clip(out + 0.5, 0, 255).astype(np.uint8), product_alpha=alpha, shadow=shade)
+    return Listing(rgb=np.clip(out + 0.5, 0, 255).astype(np.uint8), product_alpha=alpha, shadow=shade,
+                   cut_by_frame=placement.cut_by_frame)
 
 
 def compose_listing(rgb: NDArray[np.uint8], cutout: Cutout, shadow: bool = True) -> Listing:
