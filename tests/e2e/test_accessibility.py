@@ -49,7 +49,8 @@ def violations(page: Page, state: str) -> list[str]:
     found = page.evaluate("""async (impacts) => {
         const result = await axe.run(document, {resultTypes: ["violations"]});
         return result.violations.filter((v) => impacts.includes(v.impact)).map((v) =>
-            `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", ")}`);
+            `${v.id} (${v.impact}, ${v.nodes.length} nodes): `
+            + v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", "));
     }""", list(IMPACTS))
     return [f"{state}: {line}" for line in found]
 

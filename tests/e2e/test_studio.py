@@ -358,13 +358,26 @@ def test_the_page_recovers_a_task_across_a_server_restart(browser: Any, own_serv
     try:
         open_studio(page, CREATE)
         task = submit(page, CREATE)
+        busy = card(page, task["id"], "#in-progress")
+        expect(busy).to_have_attribute("data-phase", "running")
+        # Well under way, so the attempt that follows the restart is seen behind it.
+        page.wait_for_function("""id => Number(document.querySelector(`.card[data-id="${id}"] .progress`)
+            ?.getAttribute("aria-valuenow")) >= 40""", arg=task["id"])
         own_server.stop()
         expect(page.locator("#connection-banner")).to_be_visible(timeout=6_000)
         expect(page.locator("#connection-banner")).to_contain_text("Reconnecting")
-        expect(card(page, task["id"], "#in-progress")).to_have_attribute("aria-busy", "true")
+        expect(busy).to_have_attribute("aria-busy", "true")
+        # Generate while the studio is down: the form says the studio is not answering (not the seller's network).
+        page.fill("#prompt", "A second mug, sent while the studio restarts")
+        page.click("#submit")
+        expect(page.locator("#form-error")).to_have_text(
+            "The studio is not answering right now; nothing was sent. Try again in a moment.")
 
         own_server.start()
         expect(page.locator("#connection-banner")).to_be_hidden(timeout=6_000)
+        # Once it answers again, the form's "not answering" goes, and the card says it was taken over.
+        expect(page.locator("#form-error")).to_be_hidden()
+        expect(busy.locator(".media-status")).to_have_text("Restarted after an interruption")
         done = card(page, task["id"], "#history")
         expect(done).to_have_attribute("data-status", "completed", timeout=DONE_TIMEOUT)
         images_loaded(page, f'#history .card[data-id="{task["id"]}"] .media-result img')

@@ -40,7 +40,21 @@ export function phase(task) {
 }
 
 const PHASE_TEXT = {waiting: "status.waiting", running: "status.processing", restarted: "status.restarted"};
-const phaseText = (task) => t(PHASE_TEXT[phase(task)]);
+const phaseText = (name) => t(PHASE_TEXT[name]);
+
+// What a card that already showed its task running says next. A worker that stops gracefully hands the task back
+// and is not charged the attempt (attempts goes back down), so the server's count alone would show "waiting",
+// then "generating" from the start again, its progress lower than before: this page saw it run, and says it was
+// interrupted. (The monitor never has two answers about a task out at once, so a lower progress is not a late
+// answer overtaken by a newer one.)
+function nextPhase(card, task) {
+  const next = phase(task);
+  if (card.dataset.ran !== "true") return next;
+  if (next === "waiting" || card.dataset.phase === "restarted") return "restarted";
+  const shown = Number(card.querySelector(".progress")?.getAttribute("aria-valuenow") ?? -1);
+  if (typeof task.progress === "number" && Math.round(task.progress * 100) < shown) return "restarted";
+  return next;
+}
 
 export const isCanceled = (task) => task.status === "failed" && task.error?.code === "canceled";
 
@@ -96,9 +110,9 @@ function busyMedia(task) {
   const busy = h("div", {class: "media-busy"},
     h("img", {class: "media-preview", alt: t("alt.preview"), decoding: "async", hidden: true}),
     h("span", {class: "spinner", role: "img", "aria-label": t("card.busy")}),
-    h("span", {class: "media-status", "data-status-text": true, text: phaseText(task)}),
+    h("span", {class: "media-status", "data-status-text": true, text: phaseText(phase(task))}),
     h("div", {
-      class: "progress", role: "progressbar", "aria-label": phaseText(task),
+      class: "progress", role: "progressbar", "aria-label": phaseText(phase(task)),
       "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": progress ?? undefined, hidden: progress === null,
     }, h("span", {class: "progress-fill", style: {width: `${progress ?? 0}%`}})));
   showPreview(busy, task.preview_url);
@@ -217,22 +231,22 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
   card.setAttribute("aria-busy", busy ? "true" : "false");
   card.dataset.type = task.type;
   if (card.dataset.status === status) {
-    const busyPhase = busy ? phase(task) : null;
+    const busyPhase = busy ? nextPhase(card, task) : null;
     const restarted = busyPhase !== null && card.dataset.phase !== busyPhase;
+    if (busyPhase !== null && busyPhase !== "waiting") card.dataset.ran = "true";
     if (restarted) {
       // Waiting became running, or a worker took it over after an interruption: the words say so, and only
       // then may the bar start again from where the new attempt is.
       card.dataset.phase = busyPhase;
-      card.querySelector("[data-status-text]").textContent = phaseText(task);
-      card.querySelector(".progress")?.setAttribute("aria-label", phaseText(task));
+      card.querySelector("[data-status-text]").textContent = phaseText(busyPhase);
+      card.querySelector(".progress")?.setAttribute("aria-label", phaseText(busyPhase));
       const elapsed = card.querySelector("[data-elapsed]");
       if (elapsed) elapsed.dataset.elapsedKey = busyPhase === "waiting" ? "card.waited" : "card.elapsed";
     }
     const bar = card.querySelector(".progress");
     if (bar && typeof task.progress === "number") {
-      const shown = Number(bar.getAttribute("aria-valuenow") ?? -1);
-      // Never backwards without a word: within one attempt a late or reordered answer cannot lower the bar.
-      const percent = restarted ? Math.round(task.progress * 100) : Math.max(shown, Math.round(task.progress * 100));
+      // Never backwards without a word: a lower progress has made the phase "restarted" above.
+      const percent = Math.round(task.progress * 100);
       bar.hidden = false;
       bar.setAttribute("aria-valuenow", percent);
       bar.querySelector(".progress-fill").style.width = `${percent}%`;
@@ -244,6 +258,7 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
   const hadFocus = card.contains(document.activeElement);
   card.dataset.status = status;
   card.dataset.phase = busy ? phase(task) : "";
+  if (busy && phase(task) !== "waiting") card.dataset.ran = "true";
   card.dataset.outcome = isCanceled(task) ? "canceled" : isStandIn(task) ? "stand-in" : status;
   card.querySelector(".card-media").replaceChildren(media(task));
   card.querySelector(".card-foot").replaceChildren(metaRow(task, now), actions(task, {withType}));
