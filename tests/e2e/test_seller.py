@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import ENGINE, Server, make_server, new_context, picture, upload
+from tests.e2e.browser import ENGINE, SCREENSHOTS, Server, make_server, new_context, picture, upload
 
 pytestmark = [pytest.mark.e2e]
 
@@ -48,6 +48,12 @@ def card(page: Page, task_id: str) -> Any:
     return page.locator(f'.card[data-id="{task_id}"]')
 
 
+def shoot(locator: Any, name: str) -> None:
+    """A card as the seller sees it, for people reviewing the states (tests/e2e/screenshots/, not committed)."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    locator.screenshot(path=str(SCREENSHOTS / f"card-{name}.png"), animations="disabled")
+
+
 def api_task(page: Page, prompt: str) -> dict[str, Any]:
     answer = page.request.post("/api/tasks", multipart={"type": "CREATE", "prompt": prompt})
     assert answer.status == 201, answer.text()
@@ -76,6 +82,7 @@ def test_a_task_waits_for_a_free_worker_in_words_then_runs_and_its_sample_says_s
     expect(running).to_have_attribute("data-phase", "running")
     expect(running.locator(".media-status")).to_have_text("Generating")
     expect(running.locator("[data-elapsed]")).to_contain_text("Running for")
+    shoot(page.locator("#in-progress"), "waiting-and-generating")
     # Its turn comes: the same card now generates.
     expect(waiting).to_have_attribute("data-phase", "running", timeout=DONE_TIMEOUT)
     expect(waiting.locator(".media-status")).to_have_text("Generating")
@@ -87,6 +94,7 @@ def test_a_task_waits_for_a_free_worker_in_words_then_runs_and_its_sample_says_s
     download = done.locator("a[download]")
     expect(download).to_have_attribute("download", re.compile(r"^sample-not-an-AI-result-\w{8}\.png$"))
     expect(done.locator("[data-action=use-as]")).to_be_visible()
+    shoot(done, "stand-in")
     # Download comes before Delete, for the keyboard as for the eye.
     order = done.evaluate("""card => [...card.querySelectorAll("a[href], button")]
         .map((node) => node.matches("a[download]") ? "download" : node.dataset.action).filter(Boolean)""")
@@ -112,6 +120,7 @@ def test_a_canceled_task_is_its_own_calm_state_not_a_failure(page: Page) -> None
     expect(ended.locator(".media-canceled")).to_have_text("You canceled this generation")
     expect(ended.locator(".media-error")).to_have_count(0)
     expect(ended.locator(".pill")).to_have_text("Canceled")
+    shoot(ended, "canceled")
     expect(page.locator("#announcer")).to_contain_text("You canceled this generation")
     ended.locator(".media-open").click()
     failure = page.locator("dialog.viewer .viewer-failure")

@@ -378,6 +378,8 @@ def test_the_page_recovers_a_task_across_a_server_restart(browser: Any, own_serv
         # Once it answers again, the form's "not answering" goes, and the card says it was taken over.
         expect(page.locator("#form-error")).to_be_hidden()
         expect(busy.locator(".media-status")).to_have_text("Restarted after an interruption")
+        SCREENSHOTS.mkdir(exist_ok=True)
+        busy.screenshot(path=str(SCREENSHOTS / "card-restarted.png"), animations="disabled")
         done = card(page, task["id"], "#history")
         expect(done).to_have_attribute("data-status", "completed", timeout=DONE_TIMEOUT)
         images_loaded(page, f'#history .card[data-id="{task["id"]}"] .media-result img')

@@ -162,7 +162,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "use_as.gone": "That result's image is no longer available; choose a file instead.",
         "history.title": "History",
         "history.empty": "No finished images yet. Start one with the form.",
-        "form.file_limits": "up to {megabytes} MB",
+        "form.file_limits": "up to {megabytes} MB each",
         "form.prompt_unread": "No prompt needed: this type works from your photos alone.",
         "form.error.not_image": "{name} could not be opened as an image; choose a PNG, JPEG or WebP photo.",
         "form.error.file_too_large": "{name} is {size} MB; each image can be up to {max} MB.",

@@ -140,7 +140,9 @@ function resultMedia(task) {
   img.addEventListener("load", () => img.classList.add("is-loaded"), {once: true});
   if (img.complete) img.classList.add("is-loaded");
   // A link to the viewer's own address: Enter opens it, and so does a new tab.
-  return h("a", {class: "media-result media-open", href: hashWithTask("", task.id), title: t("card.open")}, img);
+  // A stand-in's mark sits on the picture itself, and is part of the link's name for a screen reader.
+  return h("a", {class: "media-result media-open", href: hashWithTask("", task.id), title: t("card.open")}, img,
+    isStandIn(task) ? standInMark() : null);
 }
 
 function errorMedia(task) {
@@ -203,7 +205,7 @@ function actions(task, {withType = false} = {}) {
 }
 
 function metaRow(task, now) {
-  return h("div", {class: "card-meta-row"}, meta(task, now), isStandIn(task) ? standInMark() : null);
+  return h("div", {class: "card-meta-row"}, meta(task, now));
 }
 
 /** A new card element for a task. `withType` (home page) labels the type and links to its page instead. */
