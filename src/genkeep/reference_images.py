@@ -65,7 +65,8 @@ def read_capped(stream: BinaryIO, max_bytes: int, label: str) -> bytes:
         if len(buffer) > max_bytes:
             megabytes = max_bytes / (1024 * 1024)
             raise TooLarge(f"{label} is larger than {megabytes:g} MB; upload a smaller file.",
-                           field="reference_images")
+                           field="reference_images", sentence="file_too_large",
+                           values={"image": label, "megabytes": f"{megabytes:g}"})
     return bytes(buffer)
 
 
@@ -81,7 +82,8 @@ class _JpegLayout:
 def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanImage:
     """Decode, check and re-encode one uploaded image."""
     if not data:
-        raise InvalidInput(f"{label} is empty (0 bytes); choose the image file again.", field="reference_images")
+        raise InvalidInput(f"{label} is empty (0 bytes); choose the image file again.", field="reference_images",
+                           sentence="image_empty", values={"image": label})
     with _DECODES:
         return _clean(data, label, max_pixels=max_pixels, min_side=min_side)
 
@@ -95,29 +97,32 @@ def _clean(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanI
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidInput(
             f"{label} has more than the {max_pixels / 1e6:g} megapixels allowed; resize it and upload it again.",
-            field="reference_images",
+            field="reference_images", sentence="image_too_many_pixels",
+            values={"image": label, "megapixels": f"{max_pixels / 1e6:g}"},
         ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise UnsupportedImage(
             f"{label} is not a PNG, JPEG or WebP image; export it in one of those formats.",
-            field="reference_images",
+            field="reference_images", sentence="image_unsupported", values={"image": label},
         ) from None
     if image_format not in ACCEPTED_FORMATS:
         raise UnsupportedImage(
             f"{label} is a {image_format or 'unknown'} file; only PNG, JPEG and WebP images are accepted.",
-            field="reference_images",
+            field="reference_images", sentence="image_unsupported", values={"image": label},
         )
     width, height = image.size
     if width * height > max_pixels:
         raise InvalidInput(
             f"{label} is {width}x{height} pixels, more than the {max_pixels / 1e6:g} megapixels allowed; "
             "resize it and upload it again.",
-            field="reference_images",
+            field="reference_images", sentence="image_too_many_pixels",
+            values={"image": label, "megapixels": f"{max_pixels / 1e6:g}"},
         )
     if min(width, height) < min_side:
         raise InvalidInput(
             f"{label} is only {width}x{height} pixels; use an image at least {min_side} pixels on each side.",
-            field="reference_images",
+            field="reference_images", sentence="image_too_small",
+            values={"image": label, "width": width, "height": height, "min_side": min_side},
         )
     layout = _jpeg_layout(data) if image_format == "JPEG" else None
     if image_format == "JPEG":
@@ -127,7 +132,7 @@ def _clean(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanI
             raise InvalidInput(
                 f"{label} is a JPEG made of {scans} scans, more than the {MAX_JPEG_SCANS} genkeep decodes; "
                 "save it again as a standard (baseline or progressive) JPEG, or as PNG, and upload it again.",
-                field="reference_images",
+                field="reference_images", sentence="jpeg_scans", values={"image": label},
             )
     if layout is not None and image.mode == "RGB" and image.getexif().get(ORIENTATION, 1) == 1:
         _check_decodes(image, label, fast=True)
@@ -139,7 +144,7 @@ def _clean(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanI
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise InvalidInput(
             f"{label} could not be decoded (the file is damaged or incomplete); export it again.",
-            field="reference_images",
+            field="reference_images", sentence="image_undecodable", values={"image": label},
         ) from None
     content_type, extension = ACCEPTED_FORMATS[image_format]
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
@@ -167,7 +172,7 @@ def _check_decodes(image: Image.Image, label: str, *, fast: bool) -> None:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise InvalidInput(
             f"{label} could not be decoded (the file is damaged or incomplete); export it again.",
-            field="reference_images",
+            field="reference_images", sentence="image_undecodable", values={"image": label},
         ) from None
 
 

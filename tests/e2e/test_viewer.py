@@ -188,11 +188,11 @@ def test_the_address_reopens_the_viewer_and_an_unknown_id_opens_nothing(page: Pa
     picture_loaded(page)
     expect(viewer(page).locator(".viewer-after")).to_have_attribute("src", done["image_url"])
 
-    # A failed task opens too: its error and the photo it was given.
+    # A task that ended unfinished opens too: how it ended (canceled, said calmly) and the photo it was given.
     page.goto(f"/white-background#task={failed['id']}")
     page.reload()
     expect(viewer(page)).to_be_visible()
-    expect(viewer(page).locator(".viewer-failure .error-message")).to_have_text(failed["error"]["message"])
+    expect(viewer(page).locator(".viewer-failure strong")).to_have_text("You canceled this generation")
     expect(viewer(page).locator(".viewer-failure img")).to_have_attribute(
         "src", failed["reference_images"][0]["url"])
     expect(viewer(page).get_by_role("button", name="Try again")).to_be_visible()

@@ -64,13 +64,46 @@ SENTENCES: dict[str, dict[str, str]] = {
     },
 }
 
+# What a seller reads beside the form, per kind: what they will get, in their words. The sentences above (engine,
+# model, README) are for the people who run the studio and sit behind the page's "details".
+FOR_SELLERS: dict[str, dict[str, str]] = {
+    "offline_stand_in": {
+        "en": "Sample mode: this studio has no AI model connected for this type yet. You get a sample picture "
+              "(not an AI result) whose colours follow your words.",
+        "zh-CN": "示例模式：这个类型还没有接入 AI 模型。你会得到一张示例图（不是 AI 结果），配色跟随你的描述。",
+    },
+    "offline_cutout": {
+        "en": "Your product is cut out of its photo and placed on pure white with a soft shadow. The product itself "
+              "is not redrawn.",
+        "zh-CN": "商品会从照片中抠出，放到纯白背景上并加上柔和的阴影。商品本身不会被重新绘制。",
+    },
+    "offline_approximation": {
+        "en": "Sample mode: this studio has no AI try-on model connected yet. You get a rough sample (not an AI "
+              "result) with the garment laid over the person.",
+        "zh-CN": "示例模式：还没有接入 AI 试衣模型。你会得到一张把服装叠在人物身上的粗略示例（不是 AI 结果）。",
+    },
+    "hosted_model": {"en": "An AI image model makes these pictures.", "zh-CN": "这些图片由 AI 图像模型生成。"},
+    "self_hosted": {"en": "An AI image model makes these pictures.", "zh-CN": "这些图片由 AI 图像模型生成。"},
+    "custom": {"en": "", "zh-CN": ""},
+    "elsewhere": {"en": "", "zh-CN": ""},
+}
+# What the prompt changes, where the engine reads it.
+PROMPT_EFFECT: dict[str, dict[str, str]] = {
+    "offline_stand_in": {"en": "Your words choose the sample's colours and layout.",
+                         "zh-CN": "你的描述决定示例图的配色和构图。"},
+    "default": {"en": "The model follows what you write here.", "zh-CN": "模型会按你写的内容生成。"},
+}
+
 LOCAL_KINDS = {
     TaskType.CREATE: "offline_stand_in",
     TaskType.WHITE_BACKGROUND: "offline_cutout",
     TaskType.CLOTHING_CHANGE: "offline_approximation",
 }
-# Kinds whose note points to connecting a real model.
+# Kinds whose note points to connecting a real model, and whose results are stand-ins: they show that the studio
+# works, not what the seller asked for, so the pages mark them "sample, not an AI result".
 STAND_INS = ("offline_stand_in", "offline_approximation")
+# The built-in offline engines that make their picture from the photos alone: a prompt would change nothing.
+PROMPT_UNREAD = ("offline_cutout", "offline_approximation")
 
 
 @dataclass(frozen=True)
@@ -90,6 +123,30 @@ class EngineNote:
     @property
     def connect_a_model(self) -> dict[str, str] | None:
         return CONNECT_A_MODEL if self.kind in STAND_INS else None
+
+    @property
+    def for_sellers(self) -> dict[str, str]:
+        return FOR_SELLERS[self.kind]
+
+    @property
+    def prompt_effect(self) -> dict[str, str] | None:
+        return PROMPT_EFFECT.get(self.kind, PROMPT_EFFECT["default"]) if self.reads_prompt else None
+
+    @property
+    def stand_in(self) -> bool:
+        """Its results only show that the studio works: not what was asked for, not an AI result."""
+        return self.kind in STAND_INS
+
+    @property
+    def reads_prompt(self) -> bool:
+        """Whether the prompt changes its result (assumed for engines genkeep cannot look into)."""
+        return self.kind not in PROMPT_UNREAD
+
+
+def stand_in_engines() -> dict[str, list[str]]:
+    """Per type, the engines whose results are stand-ins, whatever is configured now: a task keeps the name of
+    the engine that made it, and its card must say what that engine was."""
+    return {task_type.value: ["local"] if LOCAL_KINDS[task_type] in STAND_INS else [] for task_type in TaskType}
 
 
 def _note(task_type: TaskType, engine: str, kind: str, generative: bool | None, model: str | None = None,

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class TaskManagerError(Exception):
-    """Base: `code` is a short stable word, `detail` a sentence that says what to change."""
+    """Base: `code` is a short stable word, `detail` a sentence that says what to change.
+
+    `sentence` names the sentence and `values` holds what fills it, so the web layer can say the same in the
+    language a page asks for (web/problem_text.py); `detail` stays the English one, for clients that ask for none.
+    """
 
     code = "error"
 
-    def __init__(self, detail: str, *, code: str | None = None, field: str | None = None) -> None:
+    def __init__(self, detail: str, *, code: str | None = None, field: str | None = None,
+                 sentence: str | None = None, values: Mapping[str, object] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.sentence = sentence
+        self.values = dict(values or {})
         if code is not None:
             self.code = code
 

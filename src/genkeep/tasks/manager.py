@@ -130,7 +130,7 @@ class TaskManager:
 
     def _not_found(self, task_id: str) -> TaskNotFound:
         shown = task_id if is_task_id(task_id) else task_id[:40].encode("unicode_escape").decode()
-        return TaskNotFound(f"There is no task {shown!r}; check the id, or it was deleted.")
+        return TaskNotFound(f"There is no task {shown!r}; check the id, or it was deleted.", sentence="task_not_found")
 
     async def get(self, owner_id: str, task_id: str) -> TaskView:
         """One of the owner's tasks as the API shows it (404 for anyone else's). A task past its deadline reads as
@@ -185,9 +185,9 @@ class TaskManager:
     def _cap_error(self, reached: CapReached) -> TooManyUnfinished:
         if reached.scope == "owner":
             return TooManyUnfinished(f"You already have {reached.cap} generations in progress; wait for one to "
-                                     "finish or cancel one.")
+                                     "finish or cancel one.", sentence="owner_busy", values={"cap": reached.cap})
         return TooManyUnfinished("The studio is busy with as many generations as it can take; try again in a "
-                                 "minute.")
+                                 "minute.", sentence="studio_busy")
 
     def _past_deadline(self, created_at: int) -> bool:
         """Whether it is worth asking the backend to sweep this task (the backend judges by its own clock)."""
@@ -259,10 +259,11 @@ class TaskManager:
     def cancel(self, owner_id: str, task_id: str) -> Task:
         task = self.get_sync(owner_id, task_id)
         if task.is_final:
-            raise WrongState(f"The task already {task.status.value}; only unfinished tasks can be canceled.")
+            raise WrongState(f"The task already {task.status.value}; only unfinished tasks can be canceled.",
+                             sentence="cancel_finished")
         moment = self.backend.fail(task_id, "canceled", "You canceled this generation.", owner_id=owner_id)
         if moment is None:
-            raise WrongState("The task finished before it could be canceled.")
+            raise WrongState("The task finished before it could be canceled.", sentence="cancel_finished")
         self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.OWNER, code="canceled"))
         self._announce_finished(task_id)
         return self.get_sync(owner_id, task_id)
@@ -271,16 +272,19 @@ class TaskManager:
         """A new task with the same type, prompt and reference images as a failed one."""
         old = self.get_sync(owner_id, task_id)
         if old.status is not TaskStatus.FAILED:
-            raise WrongState(f"The task {old.status.value}; only failed tasks can be retried.")
+            raise WrongState(f"The task {old.status.value}; only failed tasks can be retried.",
+                             sentence="retry_not_failed")
         new_id = new_task_id()
         if not self.storage.stage_copies(new_id, old.id, [image.name for image in old.reference_images]):
-            raise WrongState("This task's reference images are gone; start a new generation instead.")
+            raise WrongState("This task's reference images are gone; start a new generation instead.",
+                             sentence="retry_images_gone")
         return self._commit(owner_id, new_id, old.type, old.prompt, list(old.reference_images), None).task
 
     def delete(self, owner_id: str, task_id: str) -> None:
         task = self.get_sync(owner_id, task_id)
         if not task.is_final:
-            raise WrongState("The task is still in progress; cancel it first, then delete it.")
+            raise WrongState("The task is still in progress; cancel it first, then delete it.",
+                             sentence="delete_unfinished")
         if not self.backend.delete_finished(task_id, owner_id):
             raise self._not_found(task_id)
         self.storage.remove_task(task_id)

@@ -79,16 +79,18 @@ class NewTask:
             # Checked as sent (before trimming), like the form field's maxlength and the schema's maxLength.
             if len(prompt) > max_prompt_chars:
                 raise InvalidInput(f"The prompt is {len(prompt)} characters long; shorten it to {max_prompt_chars} "
-                                   "or fewer.", field="prompt")
+                                   "or fewer.", field="prompt", sentence="prompt_too_long",
+                                   values={"length": len(prompt), "max": max_prompt_chars})
             if not _PROMPT_CHARACTERS.fullmatch(prompt):
                 raise InvalidInput("The prompt contains control characters (such as NUL); remove them and send "
-                                   "plain text.", field="prompt")
+                                   "plain text.", field="prompt", sentence="prompt_control_characters")
         prompt = (prompt or "").strip() or None
         if task_type in PROMPT_REQUIRED and prompt is None:
             raise InvalidInput("Describe the image you want: a prompt is required to create an image.",
-                               field="prompt")
+                               field="prompt", sentence="prompt_required")
         fewest, most = IMAGE_COUNTS[task_type]
         if not fewest <= image_count <= most:
             raise InvalidInput(f"{task_type.value} takes {WANTED_IMAGES[task_type]}; you sent {image_count}.",
-                               field="reference_images")
+                               field="reference_images", sentence=f"image_count.{task_type.value}",
+                               values={"count": image_count})
         return cls(task_type, prompt, image_count)

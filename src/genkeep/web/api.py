@@ -137,7 +137,8 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
     request_cap = settings.max_upload_bytes * 4 + 1024 * 1024
     if declared and declared.isdigit() and int(declared) > request_cap:
         raise TooLarge(f"The request is larger than {request_cap // (1024 * 1024)} MB; upload smaller images.",
-                       field="reference_images")
+                       field="reference_images", sentence="request_too_large",
+                       values={"megabytes": request_cap // (1024 * 1024)})
     # The caps before the body is read or any image decoded: a full studio costs nothing to refuse.
     await studio.manager.check_room(owner)
     content_type = request.headers.get("content-type", "")

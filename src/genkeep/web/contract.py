@@ -68,6 +68,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "progress": 0.4,
     "preview_url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/preview-3.webp",
     "engine": "local",
+    "attempts": 1,
     "created_at": "2025-05-04T08:15:30.120Z",
     "updated_at": "2025-05-04T08:15:33.871Z",
     "finished_at": None,
@@ -101,6 +102,9 @@ class Task(BaseModel):
     preview_url: str | None = Field(description="The latest intermediate picture while unfinished, where the "
                                                 "engine makes one.", json_schema_extra={"format": "uri-reference"})
     engine: str | None = Field(description="Which engine runs or ran it; null until one picks it up.")
+    attempts: int = Field(ge=0, description="How many times a worker has started it: 0 while it waits for a free "
+                                            "worker, more than 1 once a worker took it over after an interruption "
+                                            "(a restart, a lost worker).")
     created_at: datetime = Field(description="RFC 3339, UTC.")
     updated_at: datetime = Field(description="RFC 3339, UTC.")
     finished_at: datetime | None = Field(description="RFC 3339, UTC; set when completed or failed.")

@@ -29,6 +29,10 @@ class EngineOut(BaseModel):
     model: str | None = Field(description="The model the engine uses, when genkeep knows it.")
     generative: bool | None = Field(description="A generative image model (true), an offline engine (false), or "
                                                 "unknown (null).")
+    reads_prompt: bool = Field(description="Whether the prompt changes the result. False for the offline cut-out "
+                                           "and try-on approximation, which work from the photos alone.")
+    stand_in: bool = Field(description="Whether its results are stand-ins (they show the studio works, not what "
+                                       "was asked for); pages mark them \"sample, not an AI result\".")
     description: dict[str, str] = Field(description="What runs this type, in a sentence, by language (en, zh-CN).")
     connect_a_model: dict[str, str] | None = Field(
         description="For a stand-in or an approximation: how to get real AI images instead, by language.")
@@ -41,11 +45,13 @@ class EnginesOut(BaseModel):
 
 def _engine_out(note: EngineNote) -> EngineOut:
     return EngineOut(type=note.type.value, engine=note.engine, kind=note.kind, model=note.model,
-                     generative=note.generative, description=note.text, connect_a_model=note.connect_a_model)
+                     generative=note.generative, reads_prompt=note.reads_prompt,
+                     stand_in=note.stand_in, description=note.text, connect_a_model=note.connect_a_model)
 
 
 ENGINES_EXAMPLE = {"items": [{
     "type": "WHITE_BACKGROUND", "engine": "local", "kind": "offline_cutout", "model": "u2netp", "generative": False,
+    "reads_prompt": False, "stand_in": False,
     "description": {"en": "Made offline on this server: a small cut-out model (u2netp) finds the product and puts "
                           "it on pure white; the product itself is not redrawn.",
                     "zh-CN": "在本服务器离线完成：小型抠图模型（u2netp）找出商品并放到纯白背景上；商品本身不会重画。"},

@@ -20,6 +20,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 from starlette.types import Scope
 
+from genkeep.config import Settings
+from genkeep.engines.notes import stand_in_engines
 from genkeep.tasks.model import IMAGE_COUNTS, TaskType
 
 WEB_DIR = Path(__file__).parent
@@ -104,7 +106,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "form.error.need_person": "Add a photo of the person.",
         "form.error.need_garment": "Add a photo of the garment.",
         "form.error.format": "{name} is not a PNG, JPEG or WebP image.",
-        "form.error.network": "genkeep could not be reached. Check your connection and try again.",
+        "form.error.network": "The studio is not answering right now; nothing was sent. Try again in a moment.",
         "form.error.unknown": "Something went wrong. Try again in a moment.",
         "progress.title": "In progress",
         "progress.empty": "Nothing is generating right now. Finished images move to the history below.",
@@ -160,6 +162,23 @@ STRINGS: dict[str, dict[str, str]] = {
         "use_as.gone": "That result's image is no longer available; choose a file instead.",
         "history.title": "History",
         "history.empty": "No finished images yet. Start one with the form.",
+        "form.file_limits": "up to {megabytes} MB each",
+        "form.prompt_unread": "No prompt needed: this type works from your photos alone.",
+        "form.error.not_image": "{name} could not be opened as an image; choose a PNG, JPEG or WebP photo.",
+        "form.error.file_too_large": "{name} is {size} MB; each image can be up to {max} MB.",
+        "form.error.too_small": "{name} is only {width}×{height} pixels; use an image at least {min} pixels on "
+                                "each side.",
+        "form.error.too_many_pixels": "{name} has more than {max} megapixels; make it smaller first.",
+        "status.waiting": "Waiting for a free worker",
+        "status.restarted": "Restarted after an interruption",
+        "status.canceled": "Canceled",
+        "card.waited": "Waiting for {time}",
+        "card.canceled_title": "You canceled this generation",
+        "card.stand_in": "Sample, not an AI result",
+        "card.stand_in_file": "sample-not-an-AI-result",
+        "engine.details": "Details for the studio's operators",
+        "time.limit_minutes": "{m} minutes",
+        "time.limit_seconds": "{s} seconds",
         "history.more": "Load more",
         "history.loading": "Loading…",
         "history.error": "History could not be loaded.",
@@ -184,6 +203,7 @@ STRINGS: dict[str, dict[str, str]] = {
         # Empty: English pages show the server's own sentence for these codes.
         "task_error.timeout": "",
         "task_error.canceled": "",
+        "task_error.timeout_limit": "",  # the server's sentence names the limit already
     },
     "zh-CN": {
         "app.name": "genkeep",
@@ -237,7 +257,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "form.error.need_person": "请添加一张人物照片。",
         "form.error.need_garment": "请添加一张服装照片。",
         "form.error.format": "{name} 不是 PNG、JPEG 或 WebP 图片。",
-        "form.error.network": "无法连接 genkeep，请检查网络后重试。",
+        "form.error.network": "工作室暂时没有响应，什么都没有发送。请稍后再试。",
         "form.error.unknown": "出了点问题，请稍后重试。",
         "progress.title": "生成中",
         "progress.empty": "当前没有正在生成的任务。完成的图片会移到下方的历史记录。",
@@ -292,7 +312,23 @@ STRINGS: dict[str, dict[str, str]] = {
         "use_as.added": "已从结果添加：{slot}。",
         "use_as.gone": "该结果的图片已不存在，请改为选择文件。",
         "history.title": "历史记录",
-        "history.empty": "还没有完成的图片，用左侧表单开始生成吧。",
+        "history.empty": "还没有完成的图片，用生成表单开始吧。",
+        "form.file_limits": "每张最大 {megabytes} MB",
+        "form.prompt_unread": "无需提示词：这个类型只根据你的照片生成。",
+        "form.error.not_image": "{name} 无法作为图片打开，请选择 PNG、JPEG 或 WebP 照片。",
+        "form.error.file_too_large": "{name} 有 {size} MB，每张图片最大 {max} MB。",
+        "form.error.too_small": "{name} 只有 {width}×{height} 像素，请使用每边至少 {min} 像素的图片。",
+        "form.error.too_many_pixels": "{name} 超过 {max} 百万像素，请先缩小。",
+        "status.waiting": "排队中，等待空闲的生成进程",
+        "status.restarted": "中断后已重新开始",
+        "status.canceled": "已取消",
+        "card.waited": "已等待 {time}",
+        "card.canceled_title": "你取消了这次生成",
+        "card.stand_in": "示例图，不是 AI 结果",
+        "card.stand_in_file": "示例图-非AI结果",
+        "engine.details": "给工作室运维人员的详细信息",
+        "time.limit_minutes": "{m} 分钟",
+        "time.limit_seconds": "{s} 秒",
         "history.more": "加载更多",
         "history.loading": "正在加载…",
         "history.error": "无法加载历史记录。",
@@ -315,8 +351,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "time.seconds": "{s} 秒",
         "time.minutes": "{m} 分 {s} 秒",
         # The server's error messages are English sentences; these say the same for the common codes.
-        "task_error.timeout": "生成超时（超过 5 分钟），已停止。请重试。",
+        "task_error.timeout": "",
         "task_error.canceled": "已取消。",
+        "task_error.timeout_limit": "生成超时（超过 {limit}），已停止。请重试。",
     },
 }
 
@@ -361,6 +398,18 @@ def _max_prompt_chars(request: Request) -> int:
     return int(getattr(settings, "max_prompt_chars", DEFAULT_MAX_PROMPT_CHARS))
 
 
+def _limits(request: Request) -> dict[str, int]:
+    """The server's checks on a photo and a task, which the page repeats at once (the server still checks)."""
+    settings = getattr(getattr(request.app.state, "studio", None), "settings", None) or Settings()
+    return {"maxUploadBytes": settings.max_upload_bytes, "maxImagePixels": settings.max_image_pixels,
+            "minImageSide": settings.min_image_side, "taskTimeoutSeconds": round(settings.task_timeout)}
+
+
+def megabytes(count: int) -> str:
+    """15 for 15 MiB, 0.5 for half of one: as the size limit is written beside a photo's slot."""
+    return f"{count / (1024 * 1024):.3g}"
+
+
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 router = APIRouter(include_in_schema=False)
 
@@ -368,6 +417,7 @@ router = APIRouter(include_in_schema=False)
 def _render(request: Request, template: str, *, title: str, page: TypePage | None, **extra: Any) -> Response:
     lang = choose_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
     strings = STRINGS[lang]
+    limits = _limits(request)
     config = {
         "lang": lang,
         "type": page.type.value if page else None,
@@ -375,10 +425,15 @@ def _render(request: Request, template: str, *, title: str, page: TypePage | Non
         "imageCounts": {kind.value: list(counts) for kind, counts in IMAGE_COUNTS.items()},
         "typePaths": {p.type.value: p.path for p in TYPE_PAGES},
         "langCookie": LANG_COOKIE,
+        **limits,
+        "standIns": stand_in_engines(),
     }
     notes = getattr(request.app.state, "engine_notes", None) or {}
+    note = notes.get(page.type) if page else None
+    config["readsPrompt"] = note.reads_prompt if note else True
     context = {
-        "engine_note": notes.get(page.type) if page else None,
+        "engine_note": note,
+        "file_limits": strings["form.file_limits"].replace("{megabytes}", megabytes(limits["maxUploadBytes"])),
         "lang": lang,
         "languages": LANGUAGES,
         "t": strings,

@@ -22,6 +22,7 @@ from genkeep.tasks.errors import (
     UnsupportedImage,
     WrongState,
 )
+from genkeep.web.problem_text import detail_zh, localized_detail, wants_chinese
 
 log = logging.getLogger(__name__)
 
@@ -106,31 +107,32 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into a problem."""
 
     @app.exception_handler(TaskManagerError)
-    async def service_error(_request: Request, error: TaskManagerError) -> JSONResponse:
+    async def service_error(request: Request, error: TaskManagerError) -> JSONResponse:
         headers = None
         if isinstance(error, (TooManyUnfinished, Unavailable)):
             headers = {"Retry-After": str(error.retry_after)}
         if isinstance(error, Unavailable):
             log.warning("answered 503: %s", getattr(error, "reason", error.code))
-        return problem(status_for(error), error.code, error.detail, error.field, headers)
+        detail = localized_detail(error, request.headers.get("accept-language"))
+        return problem(status_for(error), error.code, detail, error.field, headers)
 
     @app.exception_handler(RequestRefused)
-    async def refused(_request: Request, error: RequestRefused) -> JSONResponse:
-        return problem(error.status, error.code, error.detail)
+    async def refused(request: Request, error: RequestRefused) -> JSONResponse:
+        return problem(error.status, error.code, _in_language(request, error.code, error.detail))
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
         location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
         field = location[0] if location else None
         message = first.get("msg", "invalid value")
         detail = f"{field}: {message}; correct it and send again." if field else f"{message}."
-        return problem(422, "invalid_input", detail, field)
+        return problem(422, "invalid_input", _in_language(request, "invalid_input", detail), field)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 404:
-            return problem(404, "not_found", "Nothing is here; check the address.")
+            return problem(404, "not_found", _in_language(request, "not_found", "Nothing is here; check the address."))
         if error.status_code == 405:
             allowed = ", ".join(allowed_methods(request, error))
             return problem(405, "method_not_allowed", f"This address takes {allowed} only.",
@@ -138,6 +140,12 @@ def install(app: FastAPI) -> None:
         return problem(error.status_code, "error", str(error.detail), headers=error.headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=error)
-        return problem(500, "internal", "Something went wrong on the server; try again in a moment.")
+        return problem(500, "internal", _in_language(request, "internal",
+                                                     "Something went wrong on the server; try again in a moment."))
+
+
+def _in_language(request: Request, code: str, detail: str) -> str:
+    """A problem raised without a named sentence: its code's general sentence for a client that asks for Chinese."""
+    return detail_zh(code) if wants_chinese(request.headers.get("accept-language")) else detail

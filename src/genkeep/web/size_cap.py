@@ -28,7 +28,8 @@ class RequestSizeCap:
                 if received > self.max_bytes:
                     megabytes = self.max_bytes // (1024 * 1024)
                     raise TooLarge(f"The request is larger than {megabytes} MB; upload smaller images.",
-                                   field="reference_images")
+                                   field="reference_images", sentence="request_too_large",
+                                   values={"megabytes": megabytes})
             return message
 
         await self.app(scope, counting_receive, send)

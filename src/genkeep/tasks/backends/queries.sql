@@ -77,7 +77,7 @@ id, status, created_at, json_object(
     'progress', progress,
     'preview_url', CASE WHEN preview_name <> '' AND status IN ('pending', 'processing')
                         THEN '{files}' || id || '/' || preview_name END,
-    'engine', engine,
+    'engine', engine, 'attempts', attempts,
     'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1000.0, 'unixepoch'),
     'updated_at', strftime('%Y-%m-%dT%H:%M:%fZ', updated_at / 1000.0, 'unixepoch'),
     'finished_at', strftime('%Y-%m-%dT%H:%M:%fZ', finished_at / 1000.0, 'unixepoch'))
@@ -97,7 +97,7 @@ id, status, created_at, json_build_object(
     'progress', progress,
     'preview_url', CASE WHEN preview_name <> '' AND status IN ('pending', 'processing')
                         THEN '{files}' || id || '/' || preview_name END,
-    'engine', engine,
+    'engine', engine, 'attempts', attempts,
     -- Integer milliseconds onto the epoch as a timestamp without time zone: exact, and UTC whatever the session.
     'created_at', to_char(TIMESTAMP 'epoch' + created_at * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
     'updated_at', to_char(TIMESTAMP 'epoch' + updated_at * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),

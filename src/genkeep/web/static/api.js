@@ -11,13 +11,16 @@ export class ApiError extends Error {
   }
 }
 
+// The page's language, not the browser's: a problem's detail comes back in the words the page is written in.
+const pageLanguage = () => globalThis.document?.documentElement.lang || "en";
+
 export async function api(path, {method = "GET", body, headers = {}} = {}) {
   let response;
   try {
     response = await fetch(path, {
       method,
       body,
-      headers: {Accept: "application/json", ...headers},
+      headers: {Accept: "application/json", "Accept-Language": pageLanguage(), ...headers},
       cache: "no-store",
       credentials: "same-origin",
     });

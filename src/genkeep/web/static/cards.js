@@ -1,6 +1,6 @@
 // One card per task, for the studio pages and the home page. A card keeps its element from "in progress" to
 // "history": its media box has a fixed shape, so the spinner turning into the image moves nothing around it.
-import {formatElapsed, formatTime, t, taskErrorText, typeLabel} from "./i18n.js";
+import {config, formatElapsed, formatTime, t, taskErrorText, typeLabel} from "./i18n.js";
 import {hashWithTask} from "./viewer-state.js";
 
 const ICONS = "/static/icons/icons.svg";
@@ -32,6 +32,48 @@ export function icon(name, size = 18) {
 }
 
 export const isBusy = (task) => task.status === "pending" || task.status === "processing";
+
+/** Where an unfinished task is: waiting for a free worker, running, or running again after an interruption. */
+export function phase(task) {
+  if (task.attempts === 0) return "waiting";
+  return task.attempts > 1 ? "restarted" : "running";
+}
+
+const PHASE_TEXT = {waiting: "status.waiting", running: "status.processing", restarted: "status.restarted"};
+const phaseText = (name) => t(PHASE_TEXT[name]);
+
+// What a card that already showed its task running says next. A worker that stops gracefully hands the task back
+// and is not charged the attempt (attempts goes back down), so the server's count alone would show "waiting",
+// then "generating" from the start again, its progress lower than before: this page saw it run, and says it was
+// interrupted. (The monitor never has two answers about a task out at once, so a lower progress is not a late
+// answer overtaken by a newer one.)
+function nextPhase(card, task) {
+  const next = phase(task);
+  if (card.dataset.ran !== "true") return next;
+  if (next === "waiting" || card.dataset.phase === "restarted") return "restarted";
+  const shown = Number(card.querySelector(".progress")?.getAttribute("aria-valuenow") ?? -1);
+  if (typeof task.progress === "number" && Math.round(task.progress * 100) < shown) return "restarted";
+  return next;
+}
+
+export const isCanceled = (task) => task.status === "failed" && task.error?.code === "canceled";
+
+/** A result made by a stand-in engine (config.standIns, from the server): it shows the studio works, not what
+ * was asked for, and must never pass for an AI result, on the card, in the viewer or as a downloaded file. */
+export function isStandIn(task) {
+  return task.status === "completed" && Boolean(config.standIns?.[task.type]?.includes(task.engine));
+}
+
+export function standInMark() {
+  return h("p", {class: "stand-in-mark"}, icon("alert", 14), h("span", {text: t("card.stand_in")}));
+}
+
+/** The file name a download gets: a stand-in's says so. */
+export function downloadName(task) {
+  if (!isStandIn(task)) return "";
+  const extension = (task.image_url ?? "").split(".").pop() || "png";
+  return `${t("card.stand_in_file")}-${task.id.slice(0, 8)}.${extension}`;
+}
 
 // Each card's latest task, for the viewer: it opens at once, without asking the server again.
 const shownTasks = new WeakMap();
@@ -68,9 +110,9 @@ function busyMedia(task) {
   const busy = h("div", {class: "media-busy"},
     h("img", {class: "media-preview", alt: t("alt.preview"), decoding: "async", hidden: true}),
     h("span", {class: "spinner", role: "img", "aria-label": t("card.busy")}),
-    h("span", {class: "media-status", "data-status-text": true, text: t(`status.${task.status}`)}),
+    h("span", {class: "media-status", "data-status-text": true, text: phaseText(phase(task))}),
     h("div", {
-      class: "progress", role: "progressbar", "aria-label": t(`status.${task.status}`),
+      class: "progress", role: "progressbar", "aria-label": phaseText(phase(task)),
       "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": progress ?? undefined, hidden: progress === null,
     }, h("span", {class: "progress-fill", style: {width: `${progress ?? 0}%`}})));
   showPreview(busy, task.preview_url);
@@ -98,10 +140,17 @@ function resultMedia(task) {
   img.addEventListener("load", () => img.classList.add("is-loaded"), {once: true});
   if (img.complete) img.classList.add("is-loaded");
   // A link to the viewer's own address: Enter opens it, and so does a new tab.
-  return h("a", {class: "media-result media-open", href: hashWithTask("", task.id), title: t("card.open")}, img);
+  // A stand-in's mark sits on the picture itself, and is part of the link's name for a screen reader.
+  return h("a", {class: "media-result media-open", href: hashWithTask("", task.id), title: t("card.open")}, img,
+    isStandIn(task) ? standInMark() : null);
 }
 
 function errorMedia(task) {
+  if (isCanceled(task)) {
+    // The seller's own choice, not a failure: said calmly, without the alarm of a failed generation.
+    return h("a", {class: "media-canceled media-open", href: hashWithTask("", task.id), title: t("card.details")},
+      icon("close", 24), h("strong", {text: t("card.canceled_title")}));
+  }
   return h("a", {class: "media-error media-open", href: hashWithTask("", task.id), title: t("card.details")},
     icon("alert", 28),
     h("strong", {text: t("card.failed_title")}),
@@ -116,18 +165,25 @@ function media(task) {
 
 function meta(task, now) {
   if (isBusy(task)) {
+    const key = phase(task) === "waiting" ? "card.waited" : "card.elapsed";
     return h("p", {class: "card-meta"}, icon("clock", 14),
-      h("span", {"data-elapsed": task.created_at, text: t("card.elapsed", {time: formatElapsed(now - Date.parse(task.created_at))})}));
+      h("span", {"data-elapsed": task.created_at, "data-elapsed-key": key,
+        text: t(key, {time: formatElapsed(now - Date.parse(task.created_at))})}));
   }
-  const pill = h("span", {class: `pill pill--${task.status}`, text: t(`status.${task.status}`)});
-  // The engine that made it: results of a stand-in and of a real model must never be mistaken for each other.
-  const engine = task.engine ? h("span", {class: "card-engine", text: t("card.engine", {engine: task.engine})}) : null;
+  const outcome = isCanceled(task) ? "canceled" : task.status;
+  const pill = h("span", {class: `pill pill--${outcome}`, text: t(`status.${outcome}`)});
+  // Which engine made it is in the viewer's facts; the card says only what matters to the seller: a stand-in's
+  // result is marked as one (see standInMark).
   return h("p", {class: "card-meta"}, pill,
-    h("time", {datetime: task.finished_at ?? task.updated_at, text: formatTime(task.finished_at ?? task.updated_at)}),
-    engine);
+    h("time", {datetime: task.finished_at ?? task.updated_at, text: formatTime(task.finished_at ?? task.updated_at)}));
 }
 
-function actions(task) {
+function actions(task, {withType = false} = {}) {
+  // Delete comes last, after the main action, and is pushed to the far end: the keyboard reaches Download first
+  // and a quick tap on Download never lands on it.
+  const remove = withType ? null
+    : h("button", {type: "button", class: "icon-button icon-button--danger card-delete", dataset: {action: "delete"},
+      "aria-label": t("card.delete"), title: t("card.delete")}, icon("trash", 17));
   if (isBusy(task)) {
     return h("div", {class: "card-actions"},
       h("button", {type: "button", class: "button button--secondary button--small", dataset: {action: "cancel"}},
@@ -135,23 +191,21 @@ function actions(task) {
   }
   if (task.status === "completed" && task.image_url) {
     return h("div", {class: "card-actions"},
-      h("a", {class: "button button--primary button--small", href: task.image_url, download: ""},
+      h("a", {class: "button button--primary button--small", href: task.image_url, download: downloadName(task)},
         icon("download", 16), h("span", {text: t("card.download")})),
       h("button", {type: "button", class: "icon-button", dataset: {action: "use-as"}, "aria-expanded": "false",
         "aria-controls": "use-as-menu", "aria-label": t("card.use_as"), title: t("card.use_as")},
-      icon("next-step", 17)));
+      icon("next-step", 17)),
+      remove);
   }
   return h("div", {class: "card-actions"},
     h("button", {type: "button", class: "button button--primary button--small", dataset: {action: "retry"}},
-      icon("retry", 16), h("span", {text: t("card.retry")})));
+      icon("retry", 16), h("span", {text: t("card.retry")})),
+    remove);
 }
 
-// Delete sits beside the date, away from the main action, so a quick tap on "download" never lands on it.
-function metaRow(task, now, {withType}) {
-  const remove = isBusy(task) || withType ? null
-    : h("button", {type: "button", class: "icon-button icon-button--danger", dataset: {action: "delete"},
-      "aria-label": t("card.delete"), title: t("card.delete")}, icon("trash", 17));
-  return h("div", {class: "card-meta-row"}, meta(task, now), remove);
+function metaRow(task, now) {
+  return h("div", {class: "card-meta-row"}, meta(task, now));
 }
 
 /** A new card element for a task. `withType` (home page) labels the type and links to its page instead. */
@@ -179,8 +233,21 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
   card.setAttribute("aria-busy", busy ? "true" : "false");
   card.dataset.type = task.type;
   if (card.dataset.status === status) {
+    const busyPhase = busy ? nextPhase(card, task) : null;
+    const restarted = busyPhase !== null && card.dataset.phase !== busyPhase;
+    if (busyPhase !== null && busyPhase !== "waiting") card.dataset.ran = "true";
+    if (restarted) {
+      // Waiting became running, or a worker took it over after an interruption: the words say so, and only
+      // then may the bar start again from where the new attempt is.
+      card.dataset.phase = busyPhase;
+      card.querySelector("[data-status-text]").textContent = phaseText(busyPhase);
+      card.querySelector(".progress")?.setAttribute("aria-label", phaseText(busyPhase));
+      const elapsed = card.querySelector("[data-elapsed]");
+      if (elapsed) elapsed.dataset.elapsedKey = busyPhase === "waiting" ? "card.waited" : "card.elapsed";
+    }
     const bar = card.querySelector(".progress");
     if (bar && typeof task.progress === "number") {
+      // Never backwards without a word: a lower progress has made the phase "restarted" above.
       const percent = Math.round(task.progress * 100);
       bar.hidden = false;
       bar.setAttribute("aria-valuenow", percent);
@@ -192,8 +259,11 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
   }
   const hadFocus = card.contains(document.activeElement);
   card.dataset.status = status;
+  card.dataset.phase = busy ? phase(task) : "";
+  if (busy && phase(task) !== "waiting") card.dataset.ran = "true";
+  card.dataset.outcome = isCanceled(task) ? "canceled" : isStandIn(task) ? "stand-in" : status;
   card.querySelector(".card-media").replaceChildren(media(task));
-  card.querySelector(".card-foot").replaceChildren(metaRow(task, now, {withType}), actions(task));
+  card.querySelector(".card-foot").replaceChildren(metaRow(task, now), actions(task, {withType}));
   // The button the user was on may be gone (cancel becomes download); keep them in the card.
   if (hadFocus) card.querySelector(".card-actions a, .card-actions button, .media-open")?.focus();
 }
@@ -201,6 +271,7 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
 /** Refreshes the "running for …" text of every busy card from one clock. */
 export function tickElapsed(root, now) {
   for (const node of root.querySelectorAll("[data-elapsed]")) {
-    node.textContent = t("card.elapsed", {time: formatElapsed(now - Date.parse(node.dataset.elapsed))});
+    const key = node.dataset.elapsedKey ?? "card.elapsed";
+    node.textContent = t(key, {time: formatElapsed(now - Date.parse(node.dataset.elapsed))});
   }
 }

@@ -25,6 +25,11 @@ export function formatElapsed(ms) {
   return m === 0 ? t("time.seconds", {s}) : t("time.minutes", {m, s: String(s).padStart(2, "0")});
 }
 
+/** "5 minutes" / "90 seconds": a limit the server is configured with, as a person says it. */
+export function formatLimit(seconds) {
+  return seconds % 60 === 0 ? t("time.limit_minutes", {m: seconds / 60}) : t("time.limit_seconds", {s: seconds});
+}
+
 const dateTime = new Intl.DateTimeFormat(lang, {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"});
 
 export function formatTime(iso) {
@@ -35,6 +40,9 @@ export function formatTime(iso) {
 /** What a failed task says to a person: the server's sentence, or our translation for common codes. */
 export function taskErrorText(error) {
   if (!error) return t("form.error.unknown");
+  if (error.code === "timeout" && strings["task_error.timeout_limit"] && config.taskTimeoutSeconds) {
+    return t("task_error.timeout_limit", {limit: formatLimit(config.taskTimeoutSeconds)});
+  }
   const translated = strings[`task_error.${error.code}`];
   return translated || error.message || t("form.error.unknown");
 }

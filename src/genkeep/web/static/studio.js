@@ -1,6 +1,6 @@
 // A generation type's page: the form, the tasks in progress (kept by the recovery client) and the history.
 import {ApiError, api, newIdempotencyKey, taskListPath} from "./api.js";
-import {createCard, h, icon, renderCard, tickElapsed} from "./cards.js";
+import {createCard, h, icon, isCanceled, renderCard, tickElapsed} from "./cards.js";
 import {handoffFileName, handoffFromHash, hashWithoutHandoff} from "./handoff.js";
 import {announce, config, t, taskErrorText} from "./i18n.js";
 import {followPageLifecycle} from "./page-lifecycle.js";
@@ -105,9 +105,9 @@ function onTask(task) {
 }
 
 function onFinish(task) {
-  announce(task.status === "completed"
-    ? t("announce.completed", {prompt: task.prompt || t(`type.${task.type}`)})
-    : t("announce.failed", {message: taskErrorText(task.error)}));
+  if (task.status === "completed") announce(t("announce.completed", {prompt: task.prompt || t(`type.${task.type}`)}));
+  else if (isCanceled(task)) announce(t("card.canceled_title"));
+  else announce(t("announce.failed", {message: taskErrorText(task.error)}));
   const card = findCard(progressList, task.id);
   if (!card) {
     addToHistory(task, {top: true});
@@ -140,6 +140,11 @@ const banner = $("#connection-banner");
 function onConnection(state) {
   banner.hidden = state !== "reconnecting";
   announce(t(state === "reconnecting" ? "announce.reconnecting" : "announce.reconnected"));
+  // "The studio is not answering" was true when it was said; once it answers again it would only mislead.
+  if (state !== "reconnecting" && unreachableShown) {
+    unreachableShown = false;
+    showFieldError("form", null);
+  }
 }
 
 const monitor = new TaskMonitor({type: TYPE, clock, onTask, onFinish, onGone, onConnection});
@@ -276,6 +281,7 @@ const submitButton = $("#submit");
 const slots = {}; // slot name -> File | null (WHITE_BACKGROUND: product; CLOTHING_CHANGE: person, garment)
 let references = []; // CREATE: [{file, url}]
 let idempotencyKey = null;
+let unreachableShown = false; // the form says the studio did not answer; cleared when it answers again
 
 function formChanged() {
   // A changed form is a new submission; an unchanged one sent twice (double click, a lost answer) is the same.
@@ -309,13 +315,47 @@ function clearErrors() {
   for (const field of ["prompt", "reference_images", "form"]) showFieldError(field, null);
 }
 
-function acceptable(files) {
-  const good = [];
-  for (const file of files) {
-    if (ACCEPTED.includes(file.type)) good.push(file);
-    else showFieldError("reference_images", t("form.error.format", {name: file.name}));
+// Files still being checked: Generate waits for them, so a photo chosen just before it is not missed.
+const pendingChecks = new Set();
+
+function checking(promise) {
+  pendingChecks.add(promise);
+  promise.finally(() => pendingChecks.delete(promise));
+  return promise;
+}
+
+const toMegabytes = (bytes) => (bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, "");
+
+/** Why the server would refuse this file, checked at once in the page (config: the server's own limits), or null.
+ * The server checks everything again; this only spares the seller a refusal after Generate. */
+async function fileProblem(file) {
+  const name = file.name;
+  if (!ACCEPTED.includes(file.type)) return t("form.error.format", {name});
+  if (file.size > config.maxUploadBytes) {
+    return t("form.error.file_too_large", {name, size: toMegabytes(file.size), max: toMegabytes(config.maxUploadBytes)});
   }
-  return good;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file); // a text file named photo.jpg is refused here, not after Generate
+  } catch {
+    return t("form.error.not_image", {name});
+  }
+  const {width, height} = bitmap;
+  bitmap.close();
+  if (Math.min(width, height) < config.minImageSide) {
+    return t("form.error.too_small", {name, width, height, min: config.minImageSide});
+  }
+  if (width * height > config.maxImagePixels) {
+    return t("form.error.too_many_pixels", {name, max: config.maxImagePixels / 1e6});
+  }
+  return null;
+}
+
+async function acceptable(files) {
+  const problems = await Promise.all(files.map(fileProblem));
+  const refused = problems.filter(Boolean);
+  if (refused.length) showFieldError("reference_images", refused.join(" "));
+  return files.filter((file, index) => !problems[index]);
 }
 
 // CREATE: up to four reference images in a row of previews.
@@ -334,10 +374,10 @@ function renderReferences() {
   $("#refs-count").textContent = references.length ? `${references.length} / ${MAX_IMAGES}` : "";
 }
 
-function addReferences(files) {
+async function addReferences(files) {
   showFieldError("reference_images", null);
+  const good = await acceptable(files);
   const room = MAX_IMAGES - references.length;
-  const good = acceptable(files);
   if (good.length > room) showFieldError("reference_images", t("form.error.too_many", {max: MAX_IMAGES}));
   for (const file of good.slice(0, room)) references.push({file, url: URL.createObjectURL(file)});
   formChanged();
@@ -378,9 +418,9 @@ function setSlot(name, file) {
   formChanged();
 }
 
-function fillSlots(startName, files) {
+async function fillSlots(startName, files) {
   showFieldError("reference_images", null);
-  const good = acceptable(files);
+  const good = await acceptable(files);
   if (!good.length) return;
   // Dropping two photos on one slot fills the other empty slot too (person and garment in one go).
   const order = [startName, ...Object.keys(slots).filter((name) => name !== startName && !slots[name])];
@@ -402,7 +442,7 @@ form.addEventListener("click", (event) => {
 for (const zone of document.querySelectorAll("[data-dropzone]")) {
   const name = zone.dataset.dropzone;
   const input = $(".file-input", zone);
-  const take = (files) => (name === "references" ? addReferences(files) : fillSlots(name, files));
+  const take = (files) => checking(name === "references" ? addReferences(files) : fillSlots(name, files));
   input.addEventListener("change", () => {
     take([...input.files]);
     input.value = ""; // choosing the same file again after removing it must fire change again
@@ -432,7 +472,7 @@ function chosenFiles() {
 
 function validate() {
   const errors = [];
-  const prompt = promptInput.value.trim();
+  const prompt = promptInput?.value.trim() ?? "";
   if (TYPE === "CREATE" && !prompt) errors.push(["prompt", t("form.error.prompt_required")]);
   if (prompt.length > MAX_PROMPT) errors.push(["prompt", t("form.error.prompt_too_long", {max: MAX_PROMPT})]);
   if (TYPE === "WHITE_BACKGROUND" && !slots.product) errors.push(["reference_images", t("form.error.need_product")]);
@@ -444,7 +484,7 @@ function validate() {
 }
 
 function focusField(field) {
-  if (field === "prompt") promptInput.focus();
+  if (field === "prompt") promptInput?.focus();
   else if (field === "reference_images") {
     const empty = [...form.querySelectorAll(".file-input")].find((input) => input.tabIndex >= 0
       && !input.closest("[hidden]"));
@@ -454,7 +494,7 @@ function focusField(field) {
 }
 
 function resetForm() {
-  promptInput.value = "";
+  if (promptInput) promptInput.value = "";
   updateCounter();
   for (const ref of references) URL.revokeObjectURL(ref.url);
   references = [];
@@ -465,9 +505,17 @@ function resetForm() {
 
 let submitting = false;
 
+// The new card is where the seller looks next; on a phone it starts below the form, out of sight.
+function showNewCard(id) {
+  findCard(progressList, id)?.scrollIntoView({block: "nearest", behavior: reducedMotion.matches ? "auto" : "smooth"});
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   if (submitting) return; // the Idempotency-Key covers what slips past this (a resend after a lost answer)
+  submitting = true;
+  await Promise.all(pendingChecks);
+  submitting = false;
   clearErrors();
   const errors = validate();
   if (errors.length) {
@@ -477,7 +525,7 @@ form.addEventListener("submit", async (event) => {
   }
   const body = new FormData();
   body.append("type", TYPE);
-  const prompt = promptInput.value.trim();
+  const prompt = promptInput?.value.trim() ?? "";
   if (prompt || TYPE === "CREATE") body.append("prompt", prompt);
   for (const file of chosenFiles()) body.append("reference_images", file, file.name);
   idempotencyKey ??= newIdempotencyKey();
@@ -490,16 +538,20 @@ form.addEventListener("submit", async (event) => {
     monitor.watch(task);
     announce(t("announce.started"));
     resetForm();
+    showNewCard(task.id);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     const field = ["prompt", "reference_images"].includes(error.field) ? error.field : "form";
     const message = error.status === 0 ? t("form.error.network") : error.detail ?? t("form.error.unknown");
+    unreachableShown = error.status === 0;
     showFieldError(field, message);
     focusField(field);
   } finally {
     submitting = false;
     submitButton.disabled = false;
     $(".submit-label", submitButton).textContent = t("form.submit");
+    // The disabled button dropped the focus to the page's top: the keyboard stays on the form, ready for the next.
+    if (!form.contains(document.activeElement)) submitButton.focus({preventScroll: true});
   }
 });
 
@@ -530,8 +582,8 @@ async function takeHandoff() {
     focusField("reference_images");
     return;
   }
-  if (handoff.as === "reference") addReferences([file]);
-  else fillSlots(handoff.as, [file]);
+  if (handoff.as === "reference") await addReferences([file]);
+  else await fillSlots(handoff.as, [file]);
   announce(t("use_as.added", {slot: t(HANDOFF_LABELS[handoff.as])}));
   // On to what the form still needs: the prompt, the other photo, or nothing but Generate.
   const missing = validate();

@@ -2,7 +2,8 @@
 // divider for results made from a photo, the page's other results one key away, and "Use as …" links into the
 // next generation. Its state (address, position, zoom, divider) lives in viewer-state.js, which has no DOM.
 import {api} from "./api.js";
-import {cardTask, h, icon, isBusy, referenceName, resultAlt} from "./cards.js";
+import {cardTask, downloadName, h, icon, isBusy, isCanceled, isStandIn, referenceName, resultAlt, standInMark}
+  from "./cards.js";
 import {TARGETS, handoffHref} from "./handoff.js";
 import {formatElapsed, formatTime, t, taskErrorText, typeLabel} from "./i18n.js";
 import {ViewerRoute, ZoomPan, dividerAfterKey, neighbours} from "./viewer-state.js";
@@ -302,8 +303,9 @@ export class ResultViewer {
     const completed = task.status === "completed" && Boolean(task.image_url);
 
     ui.title.textContent = typeLabel(task.type);
-    ui.status.className = `pill pill--${task.status}`;
-    ui.status.textContent = t(`status.${task.status}`);
+    const outcome = isCanceled(task) ? "canceled" : task.status;
+    ui.status.className = `pill pill--${outcome}`;
+    ui.status.textContent = t(`status.${outcome}`);
     ui.prompt.textContent = task.prompt || t("card.no_prompt");
     ui.prompt.classList.toggle("is-empty", !task.prompt);
     this.#renderFacts(task, null);
@@ -333,7 +335,7 @@ export class ResultViewer {
     const more = inList && !place.next && this.#hasMore();
     this.#setEnabled(ui.previous, Boolean(place.previous));
     this.#setEnabled(ui.next, Boolean(place.next) || more);
-    ui.live.textContent = [ui.count.textContent, typeLabel(this.#task.type), t(`status.${this.#task.status}`),
+    ui.live.textContent = [ui.count.textContent, typeLabel(this.#task.type), ui.status.textContent,
       this.#task.prompt ?? ""].filter(Boolean).join(" · ");
   }
 
@@ -371,9 +373,10 @@ export class ResultViewer {
     const ui = this.#ui;
     ui.useAs.hidden = !completed;
     if (completed) {
-      ui.actions.replaceChildren(
-        h("a", {class: "button button--primary", href: task.image_url, download: ""},
-          icon("download", 18), h("span", {text: t("card.download")})));
+      ui.actions.replaceChildren(...[
+        isStandIn(task) ? standInMark() : null,
+        h("a", {class: "button button--primary", href: task.image_url, download: downloadName(task)},
+          icon("download", 18), h("span", {text: t("card.download")}))].filter(Boolean));
       ui.useAs.querySelector(".viewer-use-as").replaceChildren(useAsLinks(task, this.#typePaths));
     } else {
       ui.actions.replaceChildren(this.#retry
@@ -385,15 +388,17 @@ export class ResultViewer {
 
   #renderFailure(task) {
     const images = task.reference_images ?? [];
-    this.#ui.failure.replaceChildren(
-      h("div", {class: "viewer-failure-message"},
-        icon("alert", 30),
-        h("strong", {text: t("card.failed_title")}),
-        h("p", {class: "error-message", text: taskErrorText(task.error)})),
+    const canceled = isCanceled(task);
+    // replaceChildren would write a null out as the word "null": only the parts there are.
+    this.#ui.failure.replaceChildren(...[
+      h("div", {class: `viewer-failure-message${canceled ? " is-canceled" : ""}`},
+        icon(canceled ? "close" : "alert", 30),
+        h("strong", {text: t(canceled ? "card.canceled_title" : "card.failed_title")}),
+        canceled ? null : h("p", {class: "error-message", text: taskErrorText(task.error)})),
       images.length ? h("ul", {class: "viewer-failure-images"}, images.map((image, index) => h("li", {},
         h("figure", {},
           h("img", {src: image.url, alt: referenceName(task, index), decoding: "async"}),
-          h("figcaption", {text: referenceName(task, index)}))))) : null);
+          h("figcaption", {text: referenceName(task, index)}))))) : null].filter(Boolean));
   }
 
   async #retryShown(button) {
