@@ -1,0 +1,141 @@
+"""The studio on hosts of its own (network namespaces, one process group per program), under the faults of many
+machines: a worker cut off from the database, an API host killed under a browser, the database restarted.
+
+Every scenario asserts the chaos suite's promises (nothing lost or stuck, no run over the attempt limit, no two
+runs of one task at once, no fault recorded as a failure) and one more: exactly one stored result per completed
+task. The hosts are shared by the module; each scenario judges its own tasks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.chaos.ledger import Run, Verdict, read_runs
+from tests.chaos.profile import PROFILE, SHORT
+from tests.chaos.traffic import Poller, TaskStream, during, keep_going
+from tests.hosts.ledger import from_client, settle_and_judge, worst_latency
+from tests.hosts.network import run_in
+from tests.hosts.topology import API_HOSTS, API_PORT, SHIPPED_PROXY_CONFIG, WORKER_HOSTS, Studio, proxy_config
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.hosts, pytest.mark.slow]
+
+SHORT_FORM = PROFILE is SHORT
+CUT_SECONDS = 6.0 if SHORT_FORM else 20.0
+DB_DOWN_SECONDS = 4.0 if SHORT_FORM else 15.0
+Table = Callable[[Verdict, "float | None"], None]
+
+
+def test_the_proxy_runs_the_shipped_configuration_with_only_the_addresses_filled_in() -> None:
+    addresses = {"proxy": "10.9.9.30", "api1": "10.9.9.21", "api2": "10.9.9.22"}
+    shipped = SHIPPED_PROXY_CONFIG.read_text()
+    used = proxy_config(addresses)
+    assert used != shipped
+    filled_in = (used.replace("10.9.9.21:8000", "api1.internal:8000").replace("10.9.9.22:8000", "api2.internal:8000")
+                 .replace("10.9.9.30", "studio.example.com"))
+    assert filled_in == shipped
+    # The settings the README promises operators: checks on /readyz, the Host header passed through as it is.
+    assert "http-check send meth GET uri /readyz" in shipped
+    assert "option forwardfor" in shipped and "X-Forwarded-Proto" in shipped
+    assert "http-request set-header Host" not in shipped
+
+
+def prompt(number: int) -> str:
+    # Every fourth task is long enough to be caught in the middle by a cut.
+    return f"slow:6 long #{number}" if number % 4 == 1 else f"slow:1.5 #{number}"
+
+
+def stream_through_proxy(studio: Studio, *, interval: float = 1.0, give_up_after: float = 20.0) -> TaskStream:
+    return TaskStream(studio.proxy_url, prompt, interval=interval, concurrency=4, give_up_after=give_up_after,
+                      request_timeout=10, setup=from_client(studio))
+
+
+def poller_through_proxy(studio: Studio, stream: TaskStream) -> Poller:
+    return Poller(studio.proxy_url, stream, interval=0.2, request_timeout=10, setup=from_client(studio))
+
+
+def runs_on(studio: Studio, host: str, *, since: float = 0.0) -> list[Run]:
+    pids = set(studio.programs[host].pids)
+    return [run for run in read_runs(studio.run_events) if run.pid in pids and run.started >= since]
+
+
+def test_a_worker_cut_off_from_the_database_loses_its_task_to_another_and_comes_back(
+        studio: Studio, hosts_table: Table) -> None:
+    limits = studio.limits
+    worker = studio.programs["worker1"]
+    with stream_through_proxy(studio) as stream, poller_through_proxy(studio, stream) as poller:
+        caught: Run = wait_for(
+            lambda: next((run for run in runs_on(studio, "worker1") if run.ended is None
+                          and "long" in stream.accepted.get(run.task_id, "") and time.time() - run.started > 0.5),
+                         None),
+            timeout=90, interval=0.1, message="worker1 to be in the middle of a long task")
+        cut_at = time.time()
+        studio.network.cut("worker1", "db")
+        try:
+            taken_over: Run = wait_for(
+                lambda: next((run for run in read_runs(studio.run_events) if run.task_id == caught.task_id
+                              and run.pid != caught.pid and run.started > cut_at), None),
+                timeout=30, interval=0.05, message="another worker to take the cut worker's task over")
+            keep_going(max(0.0, cut_at + CUT_SECONDS - time.time()))
+        finally:
+            studio.network.heal("worker1", "db")
+        healed_at = time.time()
+        back = wait_for(lambda: next(iter(runs_on(studio, "worker1", since=healed_at)), None), timeout=30,
+                        interval=0.1, message="worker1 to run tasks again once the link is back")
+    verdict = settle_and_judge(studio, "a. worker1 cut off from db", stream)
+    verdict.takeover = taken_over.started - cut_at
+    # The lease was renewed at most a heartbeat before the cut: it runs out within a lease of it, and an idle
+    # worker's poll finds it within one poll interval; the margin is this 2-core machine's scheduling.
+    bound = limits.lease_seconds + limits.heartbeat + limits.poll_interval + 0.5
+    if verdict.takeover > bound:
+        verdict.problem(f"takeover took {verdict.takeover:.2f} s after the cut, over lease + heartbeat + poll "
+                        f"(+0.5 s) = {bound:.2f} s")
+    cut_run = next(run for run in read_runs(studio.run_events) if run.run_id == caught.run_id)
+    if cut_run.ended is None or cut_run.ended > taken_over.started or cut_run.outcome == "ok":
+        verdict.problem(f"the cut worker's engine was not stopped before the takeover (ended {cut_run.ended}, "
+                        f"{cut_run.outcome}; taken over at {taken_over.started:.2f})")
+    if not worker.running() or worker.pid != back.pid:
+        verdict.problem("worker1 did not come back on its own: it was restarted or exited")
+    hosts_table(verdict, worst_latency(during(poller.answers, cut_at, healed_at)))
+    print(f"takeover {verdict.takeover:.2f} s; worker1's engine stopped {cut_run.ended and cut_run.ended - cut_at} "
+          f"s after the cut ({cut_run.outcome}); back {back.started - healed_at:.2f} s after the heal")
+    assert not verdict.problems, "\n".join(verdict.problems)
+
+
+def runs_after(studio: Studio, host: str, moment: float) -> Callable[[], list[Run]]:
+    return lambda: runs_on(studio, host, since=moment)
+
+
+def ready(url: str) -> Callable[[], bool]:
+    return lambda: wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, timeout=30, interval=0.2,
+                            message=f"{url} to answer 200")
+
+
+def test_every_process_reconnects_when_the_database_restarts(studio: Studio, hosts_table: Table) -> None:
+    before = {name: studio.programs[name].pid for name in (*API_HOSTS, *WORKER_HOSTS)}
+    with stream_through_proxy(studio, give_up_after=DB_DOWN_SECONDS + 30) as stream, \
+            poller_through_proxy(studio, stream) as poller:
+        wait_for(lambda: len(stream.accepted) >= 4, timeout=60, message="tasks to be accepted")
+        stopped_at = time.time()
+        studio.stop_db()
+        keep_going(DB_DOWN_SECONDS)
+        studio.start_db()
+        started_at = time.time()
+        # Every worker runs a task again, and both API hosts say they are ready, without any restart.
+        for host in WORKER_HOSTS:
+            wait_for(runs_after(studio, host, started_at), timeout=60, interval=0.2,
+                     message=f"{host} to run a task after the database came back")
+        for host in API_HOSTS:
+            run_in(studio.namespace(host), ready(f"http://{studio.address(host)}:{API_PORT}/readyz"))
+        keep_going(2.0)
+    verdict = settle_and_judge(studio, f"f. db restarted ({DB_DOWN_SECONDS:g} s down)", stream)
+    restarted = [name for name, pid in before.items() if studio.programs[name].pid != pid
+                 or not studio.programs[name].running()]
+    if restarted:
+        verdict.problem(f"restarted or exited instead of reconnecting: {restarted}")
+    hosts_table(verdict, worst_latency(during(poller.answers, stopped_at, started_at + 10)))
+    assert not verdict.problems, "\n".join(verdict.problems)
