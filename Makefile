@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest jstest chaos bench api-docs clean
+.PHONY: run test lint typecheck pytest jstest chaos hosts bench api-docs clean
 
 $(BIN)/genkeep-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ test: lint typecheck jstest pytest
 # The chaos suite's long form: more kill rounds, longer blips, cut and faults (`make test` runs its short form).
 chaos: $(BIN)/genkeep-test-installed
 	GENKEEP_CHAOS=long $(BIN)/pytest -q -m chaos tests/chaos
+
+# The multi-host suite's long form (root: network namespaces): every scenario, longer faults (`make test` runs
+# its short form).
+hosts: $(BIN)/genkeep-test-installed
+	GENKEEP_CHAOS=long $(BIN)/pytest -q -m hosts tests/hosts
 
 bench: $(BIN)/genkeep-test-installed
 	$(BIN)/python bench/run.py

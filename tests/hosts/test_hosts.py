@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.chaos.cluster import OWNER_HEADER
 from tests.chaos.ledger import Run, Verdict, read_runs
 from tests.chaos.profile import PROFILE, SHORT
 from tests.chaos.traffic import Poller, TaskStream, during, keep_going
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, REQUIRE_BROWSER
 from tests.hosts.ledger import from_client, settle_and_judge, worst_latency
 from tests.hosts.network import run_in
 from tests.hosts.topology import API_HOSTS, API_PORT, SHIPPED_PROXY_CONFIG, WORKER_HOSTS, Studio, proxy_config
@@ -139,3 +143,100 @@ def test_every_process_reconnects_when_the_database_restarts(studio: Studio, hos
         verdict.problem(f"restarted or exited instead of reconnecting: {restarted}")
     hosts_table(verdict, worst_latency(during(poller.answers, stopped_at, started_at + 10)))
     assert not verdict.problems, "\n".join(verdict.problems)
+
+
+def test_a_page_polling_through_the_proxy_rides_out_an_api_host_killed(studio: Studio, hosts_table: Table) -> None:
+    if not CHROMIUM.exists():
+        reason = f"no browser: {CHROMIUM} is missing (apt-get install chromium)"
+        if REQUIRE_BROWSER:
+            pytest.fail(reason + " and GENKEEP_REQUIRE_BROWSER=1")
+        pytest.skip(reason)
+    with stream_through_proxy(studio) as stream, poller_through_proxy(studio, stream) as poller:
+        seen = run_in(studio.namespace("client"), lambda: browse_while_api1_dies(studio), timeout=180)
+    killed_at = studio.kills[studio.programs["api1"].pid]
+    studio.restart("api1")
+    # The page's task is judged with the stream's.
+    stream.accepted[seen.task_id] = seen.prompt
+    verdict = settle_and_judge(studio, "c. api1 killed under a page", stream)
+    if seen.status != "completed":
+        verdict.problem(f"the page's task shows {seen.status}, not its result")
+    if seen.reconnecting_seconds > RECONNECTING_BOUND:
+        verdict.problem(f"the page said Reconnecting… for {seen.reconnecting_seconds:.1f} s, over "
+                        f"{RECONNECTING_BOUND:g} s")
+    if seen.failed_polls:
+        print(f"the page's polls that failed: {seen.failed_polls}")
+    http_polls = during(poller.answers, killed_at, killed_at + 10)
+    worst = max(filter(None, [worst_latency(http_polls), *seen.poll_seconds]), default=None)
+    hosts_table(verdict, worst)
+    print(f"page: {len(seen.poll_seconds)} polls, worst {max(seen.poll_seconds, default=0):.2f} s, Reconnecting… "
+          f"shown {seen.reconnecting_seconds:.1f} s; HTTP client: {len(http_polls)} polls in the 10 s after the "
+          f"kill, statuses {sorted({str(answer.status) for answer in http_polls})}")
+    assert not verdict.problems, "\n".join(verdict.problems)
+
+
+# A poll every 2 s: the banner may show for one failed round and its retry, no longer.
+RECONNECTING_BOUND = 4.0
+SAMPLE_BANNER = """() => {
+    window.bannerSamples = [];
+    const banner = document.querySelector('#connection-banner');
+    setInterval(() => window.bannerSamples.push(!banner.hidden), 100);
+}"""
+
+
+@dataclass
+class PageSaw:
+    task_id: str
+    prompt: str
+    status: str
+    reconnecting_seconds: float
+    poll_seconds: list[float]
+    failed_polls: list[str]
+
+
+def browse_while_api1_dies(studio: Studio) -> PageSaw:
+    """In Chromium, from the client host: starts a generation on the studio page, kills api1 while the page
+    polls it through the proxy, and watches the page until the result shows."""
+    from playwright.sync_api import expect, sync_playwright
+
+    prompt = "slow:8 a mug on an oak table"
+    poll_seconds: list[float] = []
+    failed_polls: list[str] = []
+
+    def finished(request: Any) -> None:
+        if request.method == "GET" and "/api/tasks" in request.url:
+            poll_seconds.append(request.timing["responseEnd"] / 1000)
+
+    def failed(request: Any) -> None:
+        if "/api/tasks" in request.url:
+            failed_polls.append(f"{request.method} {request.url}: {request.failure}")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(base_url=studio.proxy_url, locale="en-US",
+                                          extra_http_headers={OWNER_HEADER: "browser"})
+            context.set_default_timeout(15_000)
+            page = context.new_page()
+            page.on("requestfinished", finished)
+            page.on("requestfailed", failed)
+            page.goto("/create")
+            page.wait_for_selector("html[data-recovered=true]", state="attached")
+            page.fill("#prompt", prompt)
+            with page.expect_response(lambda r: r.url.endswith("/api/tasks") and r.request.method == "POST") as answer:
+                page.click("#submit")
+            assert answer.value.status == 201, answer.value.text()
+            task_id = answer.value.json()["id"]
+            busy = page.locator(f'#in-progress .card[data-id="{task_id}"]')
+            expect(busy).to_be_visible()
+            page.evaluate(SAMPLE_BANNER)
+            # Playwright delivers events only while it waits: wait on the page, not on a plain loop.
+            page.wait_for_event("requestfinished", lambda r: r.method == "GET" and "/api/tasks" in r.url,
+                                timeout=10_000)
+            studio.kill("api1")
+            expect(busy).to_have_attribute("aria-busy", "true")
+            done = page.locator(f'#history .card[data-id="{task_id}"]')
+            expect(done).to_have_attribute("data-status", "completed", timeout=60_000)
+            samples: list[bool] = page.evaluate("window.bannerSamples")
+            return PageSaw(task_id, prompt, "completed", sum(samples) * 0.1, poll_seconds, failed_polls)
+        finally:
+            browser.close()
