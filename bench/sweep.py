@@ -56,7 +56,7 @@ def measure(url: str, data_dir: Path, timeout_seconds: float = 3600) -> Sweep:
         backend.get_by_idempotency_key("warm-the-connection", "none")
         later = now_millis() + int(timeout_seconds * 1000) + 2 * HOUR_MS
         started = time.perf_counter()
-        swept = backend.sweep_timed_out(later - int(timeout_seconds * 1000), manager.timeout_message(), later)
+        swept = backend.sweep_timed_out(int(timeout_seconds * 1000), manager.timeout_message(), now=later)
         sweep_ms = (time.perf_counter() - started) * 1000
         # What every GENKEEP_SWEEP_INTERVAL costs when nothing is due: TaskManager.sweep() with both statements.
         started = time.perf_counter()

@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from genkeep import __version__
 from genkeep.tasks.backends import TaskBackend
 from genkeep.tasks.errors import Unavailable
-from genkeep.tasks.model import TaskType, now_millis
+from genkeep.tasks.model import TaskType
 from genkeep.tasks.transitions import Actor, Step, Transition
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class UnfinishedTasks(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("genkeep_database_up", "1 when the task database answered this scrape's count.")
         try:
-            counts = self.backend().unfinished_counts(now_millis())
+            counts = self.backend().unfinished_counts()
         except Exception as error:
             # The rest of the scrape is still worth having; the gauge below says the count is missing.
             if not isinstance(error, Unavailable):

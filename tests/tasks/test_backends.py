@@ -53,13 +53,13 @@ def new(owner: str = "owner-a", task_type: TaskType = TaskType.CREATE, created: 
 
 def claim(backend: TaskBackend, worker: str = "w1", now: int = T0 + 1000, lease: int = 30_000,
           types: list[TaskType] | None = None, limit: int = 1) -> list[Task]:
-    return backend.claim(worker, "scripted", types or ALL_TYPES, limit=limit, now=now, lease_until=now + lease,
-                         start_after=0, max_attempts=3)
+    return backend.claim(worker, "scripted", types or ALL_TYPES, limit=limit, now=now, lease_ms=lease,
+                         max_age_ms=now, max_attempts=3)
 
 
 def test_an_inserted_task_reads_back_equal_and_only_for_its_owner(backend: TaskBackend) -> None:
     task = new()
-    backend.insert(task, ROOMY)
+    backend.insert(task, ROOMY, now=task.created_at)
     assert backend.get(task.id) == task
     assert backend.get(task.id, "owner-a") == task
     assert backend.get(task.id, "owner-b") is None
@@ -70,12 +70,12 @@ def test_an_inserted_task_reads_back_equal_and_only_for_its_owner(backend: TaskB
 
 def test_the_owner_cap_holds_at_insert_and_counts_stop_at_the_cap(backend: TaskBackend) -> None:
     caps = Caps(per_owner=2, studio=1000)
-    backend.insert(new("a"), caps)
-    backend.insert(new("a"), caps)
+    backend.insert(new("a"), caps, now=T0)
+    backend.insert(new("a"), caps, now=T0)
     with pytest.raises(CapReached) as owner_cap:
-        backend.insert(new("a"), caps)
+        backend.insert(new("a"), caps, now=T0)
     assert owner_cap.value.scope == "owner"
-    backend.insert(new("b"), caps)
+    backend.insert(new("b"), caps, now=T0)
     assert run(backend.acount_unfinished("a", 10)) == 2
     assert run(backend.acount_unfinished(None, 10)) == 3
     # Counting the studio stops at the cap: its cost is bounded by the cap, not by the backlog.
@@ -89,7 +89,7 @@ def test_the_owner_cap_holds_under_concurrent_accepts(backend: TaskBackend) -> N
 
     def accept() -> None:
         try:
-            backend.insert(new("busy-owner"), caps)
+            backend.insert(new("busy-owner"), caps, now=T0)
             result = "accepted"
         except CapReached:
             result = "refused"
@@ -106,10 +106,10 @@ def test_the_owner_cap_holds_under_concurrent_accepts(backend: TaskBackend) -> N
 
 def test_an_idempotency_key_is_used_once_per_owner(backend: TaskBackend) -> None:
     first = new(key="click-1")
-    backend.insert(first, ROOMY)
+    backend.insert(first, ROOMY, now=first.created_at)
     with pytest.raises(DuplicateIdempotencyKey):
-        backend.insert(new(key="click-1"), ROOMY)
-    backend.insert(new("owner-b", key="click-1"), ROOMY)
+        backend.insert(new(key="click-1"), ROOMY, now=T0)
+    backend.insert(new("owner-b", key="click-1"), ROOMY, now=T0)
     assert backend.get_by_idempotency_key("owner-a", "click-1") == first
 
 
@@ -117,8 +117,8 @@ def test_lists_are_newest_first_filtered_and_keyset_paged(backend: TaskBackend) 
     made = [new(task_type=TaskType.CREATE if n % 2 else TaskType.WHITE_BACKGROUND, created=T0 + n)
             for n in range(6)]
     for task in made:
-        backend.insert(task, ROOMY)
-    backend.insert(new("owner-b"), ROOMY)
+        backend.insert(task, ROOMY, now=task.created_at)
+    backend.insert(new("owner-b"), ROOMY, now=T0)
     creates = [task.id for task in reversed(made) if task.type is TaskType.CREATE]
     page = run(backend.alist(ListQuery("owner-a", TaskType.CREATE, limit=2)))
     assert [task.id for task in page] == creates[:3]  # limit + 1: the extra says there is more
@@ -147,17 +147,17 @@ def test_the_database_shows_every_task_exactly_as_task_json_does(backend: TaskBa
         new(created=T0 + 5),
     ]
     for task in shapes:
-        backend.insert(task, ROOMY)
+        backend.insert(task, ROOMY, now=task.created_at)
     running, previewing, done, canceled, plain = shapes
     held = {t.id for t in claim(backend, "w1", now=T0 + 86_400_000 * 401, limit=5)}
     assert held == {task.id for task in shapes}
     moment = T0 + 86_400_000 * 401 + 42
-    assert backend.set_preview(previewing.id, "w1", "preview-1700000000000-ab.webp", 0.35, moment)
-    assert backend.set_progress(running.id, "w1", 0.5, moment)
-    assert backend.complete(done.id, "w1", "result.png", moment + 1)
-    assert backend.fail(canceled.id, "canceled", 'You canceled "this" generation — 已取消.', moment + 2,
+    assert backend.set_preview(previewing.id, "w1", "preview-1700000000000-ab.webp", 0.35, now=moment)
+    assert backend.set_progress(running.id, "w1", 0.5, now=moment)
+    assert backend.complete(done.id, "w1", "result.png", now=moment + 1)
+    assert backend.fail(canceled.id, "canceled", 'You canceled "this" generation — 已取消.', now=moment + 2,
                         owner_id="owner-a")
-    assert backend.fail(plain.id, "engine_error", "", moment + 3, worker_id="w1")
+    assert backend.fail(plain.id, "engine_error", "", now=moment + 3, worker_id="w1")
 
     listed = {view.id: view for view in run(backend.alist(ListQuery("owner-a", limit=10)))}
     for task in shapes:
@@ -172,7 +172,7 @@ def test_concurrent_polls_each_read_their_own_task_and_only_for_its_owner(backen
     """On PostgreSQL concurrent polls share round trips; each must still get its own answer."""
     made = [new(owner=f"owner-{n % 3}", created=T0 + n) for n in range(30)]
     for task in made:
-        backend.insert(task, ROOMY)
+        backend.insert(task, ROOMY, now=task.created_at)
     asks = ([(task.id, task.owner_id) for task in made] + [(task.id, "intruder") for task in made[:5]]
             + [(new_task_id(), "owner-0")]) * 3
 
@@ -195,8 +195,8 @@ def test_concurrent_first_pages_each_read_their_own_owners_tasks(backend: TaskBa
     """On PostgreSQL concurrent first pages (history and recovery) share round trips; each gets its own page."""
     made = [new(owner=f"owner-{n % 4}", task_type=ALL_TYPES[n % 3], created=T0 + n) for n in range(48)]
     for task in made:
-        backend.insert(task, ROOMY)
-    backend.fail(made[-1].id, "canceled", "You canceled this generation.", T0 + 100, owner_id=made[-1].owner_id)
+        backend.insert(task, ROOMY, now=task.created_at)
+    backend.fail(made[-1].id, "canceled", "You canceled this generation.", now=T0 + 100, owner_id=made[-1].owner_id)
     unfinished = (TaskStatus.PENDING, TaskStatus.PROCESSING)
     asks = [ListQuery(f"owner-{n % 5}", ALL_TYPES[n % 3], statuses, limit=limit)
             for n in range(15) for statuses in (unfinished, (TaskStatus.PROCESSING,), ()) for limit in (2, 50)]
@@ -217,10 +217,10 @@ def test_concurrent_first_pages_each_read_their_own_owners_tasks(backend: TaskBa
 
 def test_claiming_takes_the_oldest_first_and_an_abandoned_task_before_newer_ones(backend: TaskBackend) -> None:
     old, newer = new(created=T0), new(created=T0 + 10)
-    backend.insert(old, ROOMY)
+    backend.insert(old, ROOMY, now=old.created_at)
     [claimed] = claim(backend, "w1", now=T0 + 20, lease=100)
     assert claimed.id == old.id and claimed.attempts == 1 and claimed.worker_id == "w1"
-    backend.insert(newer, ROOMY)
+    backend.insert(newer, ROOMY, now=newer.created_at)
     # w1 died: its lease runs out while a newer, never-claimed task waits too.
     [taken_over] = claim(backend, "w2", now=T0 + 500)
     assert taken_over.id == old.id and taken_over.attempts == 2
@@ -231,41 +231,41 @@ def test_claiming_takes_the_oldest_first_and_an_abandoned_task_before_newer_ones
 
 def test_claiming_respects_types_deadline_and_attempts(backend: TaskBackend) -> None:
     white = new(task_type=TaskType.WHITE_BACKGROUND, created=T0)
-    backend.insert(white, ROOMY)
+    backend.insert(white, ROOMY, now=white.created_at)
     assert claim(backend, types=[TaskType.CREATE]) == []
-    late = backend.claim("w1", "scripted", ALL_TYPES, limit=1, now=T0 + 1000, lease_until=T0 + 2000,
-                         start_after=T0, max_attempts=3)
+    late = backend.claim("w1", "scripted", ALL_TYPES, limit=1, now=T0 + 1000, lease_ms=1000, max_age_ms=1000,
+                         max_attempts=3)
     assert late == [], "a task with too little time left is not started"
     for attempt in range(3):
         assert claim(backend, f"w{attempt}", now=T0 + 1000 * (attempt + 1), lease=10)
     assert claim(backend, "w9", now=T0 + 10_000) == [], "no run over the attempt limit"
-    assert backend.sweep_exhausted(3, "stopped 3 times", T0 + 10_000) == [white.id]
+    assert backend.sweep_exhausted(3, "stopped 3 times", now=T0 + 10_000) == [white.id]
 
 
 def test_only_the_holder_renews_reports_and_finishes(backend: TaskBackend) -> None:
     task = new()
-    backend.insert(task, ROOMY)
+    backend.insert(task, ROOMY, now=task.created_at)
     claim(backend, "w1")
-    assert backend.renew("w2", [task.id], T0 + 99_000) == set()
-    assert backend.renew("w1", [task.id], T0 + 99_000) == {task.id}
-    assert not backend.set_progress(task.id, "w2", 0.5, T0 + 2000)
-    assert backend.set_progress(task.id, "w1", 0.5, T0 + 2000)
-    assert not backend.save_provider_job(task.id, "w2", "job-x", T0 + 2000)
-    assert backend.save_provider_job(task.id, "w1", "job-1", T0 + 2000)
-    assert not backend.complete(task.id, "w2", "result-x.png", T0 + 3000)
-    assert not backend.fail(task.id, "engine_error", "no", T0 + 3000, worker_id="w2")
-    assert backend.complete(task.id, "w1", "result-1.png", T0 + 3000)
+    assert backend.renew("w2", [task.id], 98_000, now=T0 + 1000) == set()
+    assert backend.renew("w1", [task.id], 98_000, now=T0 + 1000) == {task.id}
+    assert not backend.set_progress(task.id, "w2", 0.5, now=T0 + 2000)
+    assert backend.set_progress(task.id, "w1", 0.5, now=T0 + 2000)
+    assert not backend.save_provider_job(task.id, "w2", "job-x", now=T0 + 2000)
+    assert backend.save_provider_job(task.id, "w1", "job-1", now=T0 + 2000)
+    assert not backend.complete(task.id, "w2", "result-x.png", now=T0 + 3000)
+    assert not backend.fail(task.id, "engine_error", "no", now=T0 + 3000, worker_id="w2")
+    assert backend.complete(task.id, "w1", "result-1.png", now=T0 + 3000)
     done = backend.get(task.id)
     assert done is not None and done.status is TaskStatus.COMPLETED and done.result_name == "result-1.png"
     assert done.progress == 1.0 and done.provider_job_id == "job-1" and done.worker_id is None
     # Final is final.
-    assert not backend.fail(task.id, "canceled", "too late", T0 + 4000, owner_id="owner-a")
-    assert not backend.complete(task.id, "w1", "result-2.png", T0 + 4000)
+    assert not backend.fail(task.id, "canceled", "too late", now=T0 + 4000, owner_id="owner-a")
+    assert not backend.complete(task.id, "w1", "result-2.png", now=T0 + 4000)
 
 
 def test_a_hand_back_makes_the_task_claimable_at_once(backend: TaskBackend) -> None:
     task = new()
-    backend.insert(task, ROOMY)
+    backend.insert(task, ROOMY, now=task.created_at)
     claim(backend, "w1")
     assert backend.release(task.id, "w1", refund_attempt=True, now=T0 + 1500)
     [again] = claim(backend, "w2", now=T0 + 1600)
@@ -278,14 +278,37 @@ def test_a_hand_back_makes_the_task_claimable_at_once(backend: TaskBackend) -> N
 def test_cancel_sweep_and_delete(backend: TaskBackend) -> None:
     canceled, stale, fresh = new(created=T0), new(created=T0 - 400_000), new(created=T0 + 5)
     for task in (canceled, stale, fresh):
-        backend.insert(task, ROOMY)
-    assert not backend.fail(canceled.id, "canceled", "You canceled.", T0, owner_id="owner-b")
-    assert backend.fail(canceled.id, "canceled", "You canceled.", T0, owner_id="owner-a")
-    assert backend.sweep_timed_out(T0 - 300_000, "too long", T0) == [stale.id]
+        backend.insert(task, ROOMY, now=task.created_at)
+    assert not backend.fail(canceled.id, "canceled", "You canceled.", now=T0, owner_id="owner-b")
+    assert backend.fail(canceled.id, "canceled", "You canceled.", now=T0, owner_id="owner-a")
+    assert backend.sweep_timed_out(300_000, "too long", now=T0) == [stale.id]
     swept = backend.get(stale.id)
     assert swept is not None and swept.error is not None and swept.error.code == "timeout"
-    assert backend.sweep_timed_out(T0 + 10, "too long", T0, task_id=fresh.id) == [fresh.id]
+    assert backend.sweep_timed_out(0, "too long", fresh.id, now=T0 + 10) == [fresh.id]
     assert not backend.delete_finished(canceled.id, "owner-b")
     assert backend.delete_finished(canceled.id, "owner-a")
     assert backend.existing_ids([canceled.id, stale.id, "f" * 32]) == {stale.id}
     run(backend.aping())
+
+
+def test_without_a_given_moment_a_backend_acts_at_its_own_clock(backend: TaskBackend) -> None:
+    # The database server's clock on PostgreSQL, the process's elsewhere: a row is created at the backend's now,
+    # and leases, time left and the deadline are measured from that same now, never from the caller's clock.
+    task = new(created=1)
+    before = backend.clock()
+    created = backend.insert(task, ROOMY)
+    assert before <= created <= backend.clock()
+    stored = backend.get(task.id)
+    assert stored is not None and stored.created_at == stored.updated_at == created
+    assert backend.sweep_timed_out(60_000, "too long") == [], "a task created just now is not timed out"
+    assert backend.claim("w1", "scripted", ALL_TYPES, limit=1, lease_ms=60_000, max_age_ms=0, max_attempts=3) == [], \
+        "a task with no time left is not started"
+    [claimed] = backend.claim("w1", "scripted", ALL_TYPES, limit=1, lease_ms=60_000, max_age_ms=60_000,
+                              max_attempts=3)
+    assert created <= claimed.updated_at and claimed.lease_expires_at == claimed.updated_at + 60_000
+    assert backend.claim("w2", "scripted", ALL_TYPES, limit=1, lease_ms=60_000, max_age_ms=60_000,
+                         max_attempts=3) == [], "a held lease is not taken over"
+    finished = backend.complete(task.id, "w1", "result.png")
+    done = backend.get(task.id)
+    assert finished is not None and done is not None and done.finished_at == done.updated_at == finished
+    assert backend.expired_finished(60_000, 10) == []

@@ -226,7 +226,7 @@ def test_a_database_error_while_recording_an_outcome_is_retried_not_lost(studio:
     real_fail = studio.backend.fail
     calls: list[str] = []
 
-    def flaky_fail(task_id: str, *args: object, **kwargs: object) -> bool:
+    def flaky_fail(task_id: str, *args: object, **kwargs: object) -> int | None:
         calls.append(task_id)
         if len(calls) == 1:
             raise DatabaseUnavailable("database is down")

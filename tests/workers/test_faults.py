@@ -79,7 +79,7 @@ def test_a_database_fault_while_completing_is_retried_until_it_passes(studio: St
     real_complete = backend.complete
     tries: list[int] = []
 
-    def flaky(*args: object, **kwargs: object) -> bool:
+    def flaky(*args: object, **kwargs: object) -> int | None:
         tries.append(1)
         if len(tries) < 3:
             raise DatabaseUnavailable("blip")

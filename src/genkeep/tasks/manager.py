@@ -9,6 +9,9 @@ stored together. Final states are final: every finishing write is compare-and-se
 
 Faults are not failures: a database or storage fault surfaces as `Unavailable` (the caller retries or hands the
 attempt back); only an engine's verdict fails a task.
+
+One clock: the backend stamps and judges every time that decides a task's fate (the database server's clock on
+PostgreSQL); this process passes only durations, and records the moments the backend reports.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import logging
 import secrets
 import threading
@@ -119,6 +123,8 @@ class TaskManager:
         self.caps = Caps(per_owner=settings.max_unfinished_per_owner, studio=settings.max_unfinished)
         self._studio_count = 0
         self._studio_count_at = -STUDIO_COUNT_TTL_S
+        # The backend's clock minus this process's, learned at each sweep (see clock_now).
+        self._clock_offset_ms = 0
 
     # ---- the user's side: reading ---------------------------------------------------------------------------
 
@@ -184,7 +190,19 @@ class TaskManager:
                                  "minute.")
 
     def _past_deadline(self, created_at: int) -> bool:
-        return now_millis() - created_at > self.settings.task_timeout * 1000
+        """Whether it is worth asking the backend to sweep this task (the backend judges by its own clock)."""
+        return self.clock_now() - created_at > self.settings.task_timeout * 1000
+
+    def clock_now(self) -> int:
+        """The backend's now as this process estimates it: its own clock corrected by the offset learned at the last
+        sweep. It decides when to ask the database and what pages count elapsed time from, never a task's fate."""
+        return now_millis() + self._clock_offset_ms
+
+    def learn_clock(self) -> None:
+        """Measure how far this process's clock is from the backend's (from the middle of the round trip)."""
+        before, started = now_millis(), time.monotonic()
+        theirs = self.backend.clock()
+        self._clock_offset_ms = theirs - (before + int((time.monotonic() - started) * 500))
 
     # ---- the user's side: changing --------------------------------------------------------------------------
 
@@ -208,12 +226,12 @@ class TaskManager:
 
     def _commit(self, owner_id: str, task_id: str, task_type: TaskType, prompt: str | None,
                 references: list[ReferenceImage], idempotency_key: str | None) -> Accepted:
-        moment = now_millis()
+        # Created when the backend stores it, at its clock's moment.
         task = Task(id=task_id, owner_id=owner_id, type=task_type, status=TaskStatus.PROCESSING, prompt=prompt,
-                    reference_images=tuple(references), created_at=moment, updated_at=moment,
+                    reference_images=tuple(references), created_at=0, updated_at=0,
                     idempotency_key=idempotency_key, attempts=0, lease_expires_at=0)
         try:
-            self.backend.insert(task, self.caps)
+            moment = self.backend.insert(task, self.caps)
         except DuplicateIdempotencyKey:
             self.storage.discard_staged(task_id)
             existing = self.backend.get_by_idempotency_key(owner_id, idempotency_key or "")
@@ -228,6 +246,7 @@ class TaskManager:
             # Nothing left behind: the row did not commit, so neither do its files.
             self.storage.discard_staged(task_id)
             raise
+        task = dataclasses.replace(task, created_at=moment, updated_at=moment)
         # Recorded the moment the row commits: on PostgreSQL the commit's NOTIFY may already have a worker claiming
         # the task, and its "started" must not come first in the log and the metrics.
         self.transitions.record(Transition.of(Step.ACCEPTED, task, moment, Actor.OWNER))
@@ -241,9 +260,8 @@ class TaskManager:
         task = self.get_sync(owner_id, task_id)
         if task.is_final:
             raise WrongState(f"The task already {task.status.value}; only unfinished tasks can be canceled.")
-        moment = now_millis()
-        if not self.backend.fail(task_id, "canceled", "You canceled this generation.", moment,
-                                 owner_id=owner_id):
+        moment = self.backend.fail(task_id, "canceled", "You canceled this generation.", owner_id=owner_id)
+        if moment is None:
             raise WrongState("The task finished before it could be canceled.")
         self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.OWNER, code="canceled"))
         self._announce_finished(task_id)
@@ -289,19 +307,19 @@ class TaskManager:
         A task is started only while at least `min_time_left` of its time is left: less would most likely be
         wasted (and, on a provider, billed) work that the timeout cuts off anyway; the sweeper fails it at its
         deadline."""
-        moment = now_millis()
-        start_after = moment - int((self.settings.task_timeout - self.settings.min_time_left) * 1000)
+        max_age_ms = int((self.settings.task_timeout - self.settings.min_time_left) * 1000)
         claimed: list[Task] = []
         for engine in sorted(set(engines.values())):
             types = [task_type for task_type, name in engines.items() if name == engine]
             claimed += self.backend.claim(
-                worker_id, engine, types, limit=limit - len(claimed), now=moment,
-                lease_until=moment + int(self.settings.lease_seconds * 1000), start_after=start_after,
-                max_attempts=self.settings.max_attempts)
+                worker_id, engine, types, limit=limit - len(claimed), lease_ms=self._lease_ms(),
+                max_age_ms=max_age_ms, max_attempts=self.settings.max_attempts)
             if len(claimed) >= limit:
                 break
         for task in claimed:
-            # The wait is known for a first attempt only: a later one waited since an attempt the row forgot.
+            # The claim stamped updated_at. The wait is known for a first attempt only: a later one waited since an
+            # attempt the row forgot.
+            moment = task.updated_at
             waited = (moment - task.created_at) / 1000 if task.attempts == 1 else None
             self.transitions.record(Transition.of(Step.STARTED, task, moment, Actor.WORKER, duration=waited,
                                                   takeover=task.attempts > 1))
@@ -310,18 +328,21 @@ class TaskManager:
     def renew(self, worker_id: str, task_ids: Sequence[str]) -> set[str]:
         if not task_ids:
             return set()
-        return self.backend.renew(worker_id, task_ids, now_millis() + int(self.settings.lease_seconds * 1000))
+        return self.backend.renew(worker_id, task_ids, self._lease_ms())
+
+    def _lease_ms(self) -> int:
+        return int(self.settings.lease_seconds * 1000)
 
     def report_progress(self, task: Task, worker_id: str, fraction: float) -> None:
         """Never raises: a progress write that fails is only a poll that shows older progress."""
         try:
-            self.backend.set_progress(task.id, worker_id, max(0.0, min(1.0, fraction)), now_millis())
+            self.backend.set_progress(task.id, worker_id, max(0.0, min(1.0, fraction)))
         except Exception as error:
             log.warning("progress of task %s not saved (%s)", task.id, type(error).__name__)
 
     def save_provider_job(self, task: Task, worker_id: str, provider_job_id: str) -> bool:
         """Saved before the first poll: a worker that takes over resumes this job instead of paying twice."""
-        return self.backend.save_provider_job(task.id, worker_id, provider_job_id, now_millis())
+        return self.backend.save_provider_job(task.id, worker_id, provider_job_id)
 
     @contextlib.contextmanager
     def reference_files(self, task: Task) -> Iterator[list[Path] | None]:
@@ -346,7 +367,7 @@ class TaskManager:
         try:
             self.storage.write_result(task.id, name, data)
             saved = self.backend.set_preview(task.id, worker_id, name,
-                                             None if fraction is None else max(0.0, min(1.0, fraction)), now_millis())
+                                             None if fraction is None else max(0.0, min(1.0, fraction)))
         except Unavailable as fault:
             log.warning("task %s: preview not saved (%s)", task.id, fault.code)
             self._remove_quietly(task.id, name)
@@ -373,52 +394,51 @@ class TaskManager:
         except Unavailable as fault:
             self._record_fault(task, fault)
             raise
-        moment = now_millis()
         try:
-            done = self.backend.complete(task.id, worker_id, name, moment)
+            moment = self.backend.complete(task.id, worker_id, name)
         except BaseException as error:
             self.storage.remove_file(task.id, name)
             if isinstance(error, Unavailable):
                 self._record_fault(task, error)
             raise
-        if not done:
+        if moment is None:
             self.storage.remove_file(task.id, name)
-        else:
-            self.transitions.record(Transition.of(Step.COMPLETED, task, moment, Actor.WORKER,
-                                                  duration=self._ran(task, moment)))
-        return done
+            return False
+        self.transitions.record(Transition.of(Step.COMPLETED, task, moment, Actor.WORKER,
+                                              duration=self._ran(task, moment)))
+        return True
 
     def fail(self, task: Task, worker_id: str, code: str, message: str) -> bool:
         """The engine's verdict (R1.3); False if the task had already finished or was taken over."""
-        moment = now_millis()
         try:
-            done = self.backend.fail(task.id, code, message, moment, worker_id=worker_id)
+            moment = self.backend.fail(task.id, code, message, worker_id=worker_id)
         except Unavailable as fault:
             self._record_fault(task, fault)
             raise
-        if done:
-            self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.WORKER, code=code,
-                                                  duration=self._ran(task, moment)))
-        return done
+        if moment is None:
+            return False
+        self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.WORKER, code=code,
+                                              duration=self._ran(task, moment)))
+        return True
 
     def hand_back(self, task: Task, worker_id: str, *, refund_attempt: bool) -> bool:
         """Give an unfinished task back for another worker to claim at once (shutdown, a fault)."""
-        moment = now_millis()
-        done = self.backend.release(task.id, worker_id, refund_attempt=refund_attempt, now=moment)
-        if done:
-            self.transitions.record(Transition.of(Step.HANDED_BACK, task, moment, Actor.WORKER,
-                                                  duration=self._ran(task, moment)))
-        return done
+        moment = self.backend.release(task.id, worker_id, refund_attempt=refund_attempt)
+        if moment is None:
+            return False
+        self.transitions.record(Transition.of(Step.HANDED_BACK, task, moment, Actor.WORKER,
+                                              duration=self._ran(task, moment)))
+        return True
 
     @staticmethod
     def _ran(task: Task, moment: int) -> float:
-        """Seconds since the worker claimed the task: `task` is the row its claim returned."""
+        """Seconds since the worker claimed the task: `task` is the row its claim returned, `moment` the backend's."""
         return max(0.0, (moment - task.updated_at) / 1000)
 
     def _record_fault(self, task: Task, fault: Unavailable) -> None:
-        self.transitions.record(Transition.of(Step.FAULT, task, now_millis(), Actor.WORKER, code=fault.code))
+        self.transitions.record(Transition.of(Step.FAULT, task, self.clock_now(), Actor.WORKER, code=fault.code))
 
-    def _record_swept(self, task_ids: Sequence[str], moment: int) -> None:
+    def _record_swept(self, task_ids: Sequence[str]) -> None:
         """Timed-out and interrupted tasks, read back (only when someone watches: a mass sweep is one read)."""
         if not task_ids or not self.transitions.observed:
             return
@@ -428,6 +448,7 @@ class TaskManager:
             log.warning("%d swept tasks not counted: the database did not answer", len(task_ids))
             return
         for task in swept:
+            moment = task.finished_at if task.finished_at is not None else self.clock_now()
             self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.SWEEPER,
                                                   code=task.error.code if task.error else None))
 
@@ -441,27 +462,26 @@ class TaskManager:
         span = f"{limit / 60:g} minutes" if limit >= 60 else f"{limit:g} seconds"
         return f"The generation took longer than the {span} limit and was stopped; retry it."
 
-    def _created_before(self) -> int:
-        return now_millis() - int(self.settings.task_timeout * 1000)
+    def _timeout_ms(self) -> int:
+        return int(self.settings.task_timeout * 1000)
 
     def sweep_one(self, task_id: str) -> bool:
-        moment = now_millis()
-        swept = self.backend.sweep_timed_out(self._created_before(), self.timeout_message(), moment, task_id)
+        swept = self.backend.sweep_timed_out(self._timeout_ms(), self.timeout_message(), task_id)
         if swept:
-            self._record_swept(swept, moment)
+            self._record_swept(swept)
             self._announce_finished(task_id)
         return bool(swept)
 
     def sweep(self) -> list[str]:
         """Fail every task processing past the timeout (R3.1, R3.2) or abandoned by its workers too often."""
-        moment = now_millis()
-        timed_out = self.backend.sweep_timed_out(self._created_before(), self.timeout_message(), moment)
+        self.learn_clock()
+        timed_out = self.backend.sweep_timed_out(self._timeout_ms(), self.timeout_message())
         exhausted = self.backend.sweep_exhausted(
             self.settings.max_attempts,
-            f"The workers running this generation stopped {self.settings.max_attempts} times; retry it.", moment)
+            f"The workers running this generation stopped {self.settings.max_attempts} times; retry it.")
         if timed_out or exhausted:
             log.info("sweep: %d timed out, %d interrupted", len(timed_out), len(exhausted))
-            self._record_swept(timed_out + exhausted, moment)
+            self._record_swept(timed_out + exhausted)
             self.events.emit(EVENT_SWEPT)
             self._notify_others(EVENT_SWEPT)
         return timed_out + exhausted
@@ -470,9 +490,9 @@ class TaskManager:
         """Retention: remove finished tasks (and their images) older than GENKEEP_RETENTION_DAYS; 0 keeps all."""
         if not self.settings.retention_days:
             return 0
-        cutoff = now_millis() - int(self.settings.retention_days * 86_400_000)
+        retention_ms = int(self.settings.retention_days * 86_400_000)
         removed = 0
-        while ids := self.backend.expired_finished(cutoff, batch):
+        while ids := self.backend.expired_finished(retention_ms, batch):
             for task_id in ids:
                 if self.backend.delete_expired(task_id):
                     self.storage.remove_task(task_id)

@@ -2,6 +2,10 @@
 
 A backend changes rows only as the task manager asks; it decides nothing (no messages, no rules). Faults of the
 database (unreachable, timed out, locked too long) surface as `DatabaseUnavailable`, never as anything else.
+
+One clock: every time that decides a task's fate (created, lease, deadline, time left, sweep, retention) is the
+backend's own now, taken where the row is written: the database server's on PostgreSQL, the process's on SQLite and
+in memory (one machine). Callers pass durations; `now=` makes a backend act at a given moment instead (tests).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from genkeep.tasks.model import Task, TaskStatus, TaskType
+from genkeep.tasks.model import Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.schema import tasks
 from genkeep.tasks.view import FILES_PATH, TaskView
 
@@ -83,7 +87,8 @@ def load_statements(dialect: str) -> dict[str, str]:
     statements.update(overrides)
     columns = ", ".join(COLUMNS)
     task_view = statements.pop("task_view").replace("{files}", FILES_PATH)
-    return {name: body.replace("{columns}", columns)
+    now = statements.pop("now")
+    return {name: body.replace("{now}", now).replace("{columns}", columns)
             .replace("{tasks_columns}", ", ".join(f"tasks.{column}" for column in COLUMNS))
             .replace("{task_view}", task_view)
             for name, body in statements.items()}
@@ -97,9 +102,9 @@ class Connection(Protocol):
     def count(self, statement: str, params: Mapping[str, Any]) -> int:
         """Rows changed by a write."""
 
-    def counts(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
-        """Run statements in order and say how many rows each changed (or returned); on PostgreSQL they travel
-        together, in one round trip."""
+    def batch(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[tuple[Any, ...]]]:
+        """Run statements in order and give the rows each returned; on PostgreSQL they travel together, in one
+        round trip."""
 
 
 class TaskBackend(abc.ABC):
@@ -111,8 +116,10 @@ class TaskBackend(abc.ABC):
     # ---- the user's side ------------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def insert(self, task: Task, caps: Caps) -> None:
+    def insert(self, task: Task, caps: Caps, *, now: int | None = None) -> int:
         """Insert a new task, atomically with the owner's cap; raises CapReached or DuplicateIdempotencyKey.
+        The row is created at the backend's now (the task's own created_at and updated_at are not stored), which
+        is returned.
 
         The studio-wide cap is the manager's (checked before the body is read, from a count at most a second
         old): counting every unfinished task inside each accept would cost as much as the backlog is long."""
@@ -134,7 +141,11 @@ class TaskBackend(abc.ABC):
         """The tasks with these ids that exist, in no particular order."""
 
     @abc.abstractmethod
-    def unfinished_counts(self, now: int) -> list[UnfinishedCount]:
+    def clock(self) -> int:
+        """The backend's now: the moment it would stamp a row with."""
+
+    @abc.abstractmethod
+    def unfinished_counts(self, now: int | None = None) -> list[UnfinishedCount]:
         """How many tasks are unfinished, by type, status and whether a worker holds a live lease on them."""
 
     @abc.abstractmethod
@@ -152,8 +163,8 @@ class TaskBackend(abc.ABC):
     def existing_ids(self, task_ids: Sequence[str]) -> set[str]: ...
 
     @abc.abstractmethod
-    def expired_finished(self, finished_before: int, limit: int) -> list[str]:
-        """Ids of tasks finished before the cut-off (retention)."""
+    def expired_finished(self, retention_ms: int, limit: int, *, now: int | None = None) -> list[str]:
+        """Ids of tasks finished more than `retention_ms` ago (retention)."""
 
     @abc.abstractmethod
     def delete_expired(self, task_id: str) -> bool:
@@ -162,41 +173,47 @@ class TaskBackend(abc.ABC):
     # ---- the worker's side ----------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def claim(self, worker_id: str, engine: str, types: Sequence[TaskType], *, limit: int, now: int,
-              lease_until: int, start_after: int, max_attempts: int) -> list[Task]:
-        """Take up to `limit` claimable tasks of these types, oldest first."""
+    def claim(self, worker_id: str, engine: str, types: Sequence[TaskType], *, limit: int, lease_ms: int,
+              max_age_ms: int, max_attempts: int, now: int | None = None) -> list[Task]:
+        """Take up to `limit` claimable tasks of these types created less than `max_age_ms` ago, oldest first,
+        leased for `lease_ms` from now."""
 
     @abc.abstractmethod
-    def renew(self, worker_id: str, task_ids: Sequence[str], lease_until: int) -> set[str]:
-        """Extend this worker's leases; the ids it still holds."""
+    def renew(self, worker_id: str, task_ids: Sequence[str], lease_ms: int, *, now: int | None = None) -> set[str]:
+        """Extend this worker's leases to `lease_ms` from now; the ids it still holds."""
+
+    # The writes below that finish or hand back a task return the moment they recorded (None: nothing changed).
 
     @abc.abstractmethod
-    def release(self, task_id: str, worker_id: str, *, refund_attempt: bool, now: int) -> bool: ...
-
-    @abc.abstractmethod
-    def save_provider_job(self, task_id: str, worker_id: str, provider_job_id: str, now: int) -> bool: ...
-
-    @abc.abstractmethod
-    def set_progress(self, task_id: str, worker_id: str, progress: float, now: int) -> bool: ...
-
-    @abc.abstractmethod
-    def set_preview(self, task_id: str, worker_id: str, preview_name: str, progress: float | None,
-                    now: int) -> bool: ...
-
-    @abc.abstractmethod
-    def complete(self, task_id: str, worker_id: str, result_name: str, now: int) -> bool: ...
-
-    @abc.abstractmethod
-    def fail(self, task_id: str, code: str, message: str, now: int, *, worker_id: str | None = None,
-             owner_id: str | None = None) -> bool:
-        """Compare-and-set to failed, held by `worker_id` or owned by `owner_id`."""
-
-    @abc.abstractmethod
-    def sweep_timed_out(self, created_before: int, message: str, now: int, task_id: str | None = None) -> list[str]:
+    def release(self, task_id: str, worker_id: str, *, refund_attempt: bool, now: int | None = None) -> int | None:
         ...
 
     @abc.abstractmethod
-    def sweep_exhausted(self, max_attempts: int, message: str, now: int) -> list[str]: ...
+    def save_provider_job(self, task_id: str, worker_id: str, provider_job_id: str, *,
+                          now: int | None = None) -> bool: ...
+
+    @abc.abstractmethod
+    def set_progress(self, task_id: str, worker_id: str, progress: float, *, now: int | None = None) -> bool: ...
+
+    @abc.abstractmethod
+    def set_preview(self, task_id: str, worker_id: str, preview_name: str, progress: float | None, *,
+                    now: int | None = None) -> bool: ...
+
+    @abc.abstractmethod
+    def complete(self, task_id: str, worker_id: str, result_name: str, *, now: int | None = None) -> int | None: ...
+
+    @abc.abstractmethod
+    def fail(self, task_id: str, code: str, message: str, *, worker_id: str | None = None,
+             owner_id: str | None = None, now: int | None = None) -> int | None:
+        """Compare-and-set to failed, held by `worker_id` or owned by `owner_id`."""
+
+    @abc.abstractmethod
+    def sweep_timed_out(self, timeout_ms: int, message: str, task_id: str | None = None, *,
+                        now: int | None = None) -> list[str]:
+        """Fail the unfinished tasks (or this one) created more than `timeout_ms` ago."""
+
+    @abc.abstractmethod
+    def sweep_exhausted(self, max_attempts: int, message: str, *, now: int | None = None) -> list[str]: ...
 
     # ---- health and events ----------------------------------------------------------------------------------
 
@@ -223,9 +240,21 @@ class TaskBackend(abc.ABC):
 class SqlBackend(TaskBackend):
     """The statements of queries.sql run through a dialect's connections (the hooks below)."""
 
+    #: True where the database's own clock stamps rows (PostgreSQL's `now` fragment); else the process's clock is
+    #: passed as :now.
+    server_clock: bool = False
+
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         self.sql = self.prepare(load_statements(dialect))
+
+    def at(self, now: int | None) -> int | None:
+        """The :now parameter: the caller's moment if given, else none where the database has its own clock."""
+        return now if now is not None or self.server_clock else now_millis()
+
+    @staticmethod
+    def _moment(rows: list[tuple[Any, ...]]) -> int | None:
+        return int(rows[0][0]) if rows else None
 
     # ---- hooks ----------------------------------------------------------------------------------------------
 
@@ -251,7 +280,7 @@ class SqlBackend(TaskBackend):
 
     # ---- the interface --------------------------------------------------------------------------------------
 
-    def insert(self, task: Task, caps: Caps) -> None:
+    def insert(self, task: Task, caps: Caps, *, now: int | None = None) -> int:
         # The owner's lock, the insert that checks the cap and the key itself, and the notification, sent
         # together: on PostgreSQL an accept's transaction takes 4 round trips (the pool's check, BEGIN, these,
         # COMMIT) instead of 7, and the server's CPU per accept went from 5.7 to 5.2 ms (bench/accept_cost.py,
@@ -262,13 +291,15 @@ class SqlBackend(TaskBackend):
         if "lock_owner" in self.sql:
             statements.append((self.sql["lock_owner"], {"owner_id": task.owner_id}))
         inserting = len(statements)
-        statements.append((self.sql["insert"], {**task.insert_params(), "per_owner": caps.per_owner}))
+        statements.append((self.sql["insert"], {**task.insert_params(), "per_owner": caps.per_owner,
+                                                "now": self.at(now)}))
         if "notify" in self.sql:
             # Delivered only if the transaction commits, so it goes along even when nothing is inserted.
             statements.append((self.sql["notify"], {"event": "accepted"}))
         with self.transaction(write=True) as conn:
-            if conn.counts(statements)[inserting] == 1:
-                return
+            inserted = conn.batch(statements)[inserting]
+            if inserted:
+                return int(inserted[0][0])
             if task.idempotency_key is not None and conn.rows(
                     self.sql["get_by_idempotency_key"], {"owner_id": task.owner_id, "key": task.idempotency_key}):
                 raise DuplicateIdempotencyKey(task.idempotency_key)
@@ -294,9 +325,12 @@ class SqlBackend(TaskBackend):
             return []
         return [Task.from_row(row) for row in self.rows("get_many", {"ids": list(task_ids)})]
 
-    def unfinished_counts(self, now: int) -> list[UnfinishedCount]:
+    def clock(self) -> int:
+        return int(self.rows("clock", {"now": self.at(None)})[0][0])
+
+    def unfinished_counts(self, now: int | None = None) -> list[UnfinishedCount]:
         return [UnfinishedCount(str(kind), str(status), bool(running), int(count))
-                for kind, status, running, count in self.rows("unfinished_counts", {"now": now})]
+                for kind, status, running, count in self.rows("unfinished_counts", {"now": self.at(now)})]
 
     def list_statement(self, query: ListQuery) -> tuple[str, dict[str, Any]]:
         filters = []
@@ -329,9 +363,9 @@ class SqlBackend(TaskBackend):
     def delete_finished(self, task_id: str, owner_id: str) -> bool:
         return self.count("delete_finished", {"id": task_id, "owner_id": owner_id}) == 1
 
-    def expired_finished(self, finished_before: int, limit: int) -> list[str]:
-        return [row[0] for row in self.rows("expired_finished", {"finished_before": finished_before,
-                                                                 "limit": limit})]
+    def expired_finished(self, retention_ms: int, limit: int, *, now: int | None = None) -> list[str]:
+        return [row[0] for row in self.rows("expired_finished", {"retention_ms": retention_ms, "limit": limit,
+                                                                 "now": self.at(now)})]
 
     def delete_expired(self, task_id: str) -> bool:
         return self.count("delete_one_finished", {"id": task_id}) == 1
@@ -341,61 +375,64 @@ class SqlBackend(TaskBackend):
             return set()
         return {row[0] for row in self.rows("existing_ids", {"ids": list(task_ids)})}
 
-    def claim(self, worker_id: str, engine: str, types: Sequence[TaskType], *, limit: int, now: int,
-              lease_until: int, start_after: int, max_attempts: int) -> list[Task]:
+    def claim(self, worker_id: str, engine: str, types: Sequence[TaskType], *, limit: int, lease_ms: int,
+              max_age_ms: int, max_attempts: int, now: int | None = None) -> list[Task]:
         rows = self.rows("claim", {
             "worker_id": worker_id, "engine": engine, "types": [t.value for t in types], "limit": limit,
-            "now": now, "lease_until": lease_until, "start_after": start_after, "max_attempts": max_attempts,
+            "lease_ms": lease_ms, "max_age_ms": max_age_ms, "max_attempts": max_attempts, "now": self.at(now),
         }, write=True)
         return sorted((Task.from_row(row) for row in rows), key=lambda task: task.created_at)
 
-    def renew(self, worker_id: str, task_ids: Sequence[str], lease_until: int) -> set[str]:
+    def renew(self, worker_id: str, task_ids: Sequence[str], lease_ms: int, *, now: int | None = None) -> set[str]:
         kept: set[str] = set()
+        moment = self.at(now)
         with self.transaction(write=True) as conn:
             for task_id in task_ids:
                 kept.update(row[0] for row in conn.rows(
-                    self.sql["renew"], {"id": task_id, "worker_id": worker_id, "lease_until": lease_until}))
+                    self.sql["renew"], {"id": task_id, "worker_id": worker_id, "lease_ms": lease_ms, "now": moment}))
         return kept
 
-    def release(self, task_id: str, worker_id: str, *, refund_attempt: bool, now: int) -> bool:
-        return self.count("release", {"id": task_id, "worker_id": worker_id, "refund": int(refund_attempt),
-                                      "now": now}) == 1
+    def release(self, task_id: str, worker_id: str, *, refund_attempt: bool, now: int | None = None) -> int | None:
+        return self._moment(self.rows("release", {"id": task_id, "worker_id": worker_id,
+                                                  "refund": int(refund_attempt), "now": self.at(now)}, write=True))
 
-    def save_provider_job(self, task_id: str, worker_id: str, provider_job_id: str, now: int) -> bool:
+    def save_provider_job(self, task_id: str, worker_id: str, provider_job_id: str, *,
+                          now: int | None = None) -> bool:
         return self.count("save_provider_job", {"id": task_id, "worker_id": worker_id,
-                                                "provider_job_id": provider_job_id, "now": now}) == 1
+                                                "provider_job_id": provider_job_id, "now": self.at(now)}) == 1
 
-    def set_progress(self, task_id: str, worker_id: str, progress: float, now: int) -> bool:
+    def set_progress(self, task_id: str, worker_id: str, progress: float, *, now: int | None = None) -> bool:
         return self.count("set_progress", {"id": task_id, "worker_id": worker_id, "progress": progress,
-                                           "now": now}) == 1
+                                           "now": self.at(now)}) == 1
 
-    def set_preview(self, task_id: str, worker_id: str, preview_name: str, progress: float | None,
-                    now: int) -> bool:
+    def set_preview(self, task_id: str, worker_id: str, preview_name: str, progress: float | None, *,
+                    now: int | None = None) -> bool:
         return self.count("set_preview", {"id": task_id, "worker_id": worker_id, "preview_name": preview_name,
-                                          "progress": progress, "now": now}) == 1
+                                          "progress": progress, "now": self.at(now)}) == 1
 
-    def complete(self, task_id: str, worker_id: str, result_name: str, now: int) -> bool:
-        return self.count("complete", {"id": task_id, "worker_id": worker_id, "result_name": result_name,
-                                       "now": now}) == 1
+    def complete(self, task_id: str, worker_id: str, result_name: str, *, now: int | None = None) -> int | None:
+        return self._moment(self.rows("complete", {"id": task_id, "worker_id": worker_id,
+                                                   "result_name": result_name, "now": self.at(now)}, write=True))
 
-    def fail(self, task_id: str, code: str, message: str, now: int, *, worker_id: str | None = None,
-             owner_id: str | None = None) -> bool:
-        params = {"id": task_id, "code": code, "message": message, "now": now}
+    def fail(self, task_id: str, code: str, message: str, *, worker_id: str | None = None,
+             owner_id: str | None = None, now: int | None = None) -> int | None:
+        params = {"id": task_id, "code": code, "message": message, "now": self.at(now)}
         if worker_id is not None:
-            return self.count("fail_held", {**params, "worker_id": worker_id}) == 1
+            return self._moment(self.rows("fail_held", {**params, "worker_id": worker_id}, write=True))
         if owner_id is not None:
-            return self.count("fail_owned", {**params, "owner_id": owner_id}) == 1
+            return self._moment(self.rows("fail_owned", {**params, "owner_id": owner_id}, write=True))
         raise ValueError("fail needs the worker that holds the task or the owner")
 
-    def sweep_timed_out(self, created_before: int, message: str, now: int, task_id: str | None = None) -> list[str]:
-        params = {"created_before": created_before, "message": message, "now": now}
+    def sweep_timed_out(self, timeout_ms: int, message: str, task_id: str | None = None, *,
+                        now: int | None = None) -> list[str]:
+        params = {"timeout_ms": timeout_ms, "message": message, "now": self.at(now)}
         if task_id is not None:
             return [row[0] for row in self.rows("sweep_one_timed_out", {**params, "id": task_id}, write=True)]
         return [row[0] for row in self.rows("sweep_timed_out", params, write=True)]
 
-    def sweep_exhausted(self, max_attempts: int, message: str, now: int) -> list[str]:
+    def sweep_exhausted(self, max_attempts: int, message: str, *, now: int | None = None) -> list[str]:
         return [row[0] for row in self.rows("sweep_exhausted", {"max_attempts": max_attempts, "message": message,
-                                                                "now": now}, write=True)]
+                                                                "now": self.at(now)}, write=True)]
 
     async def aping(self) -> None:
         await self.arows(self.sql["ping"], {})

@@ -20,8 +20,13 @@ from genkeep.tasks.backends.base import (
     UnfinishedCount,
 )
 from genkeep.tasks.errors import DatabaseUnavailable
-from genkeep.tasks.model import Task, TaskError, TaskStatus, TaskType
+from genkeep.tasks.model import Task, TaskError, TaskStatus, TaskType, now_millis
 from genkeep.tasks.view import TaskView
+
+
+def _at(now: int | None) -> int:
+    """The moment to act at: the caller's, else the process's clock (the one machine's)."""
+    return now if now is not None else now_millis()
 
 
 class MemoryBackend(TaskBackend):
@@ -46,13 +51,16 @@ class MemoryBackend(TaskBackend):
 
     # ---- the user's side ------------------------------------------------------------------------------------
 
-    def insert(self, task: Task, caps: Caps) -> None:
+    def insert(self, task: Task, caps: Caps, *, now: int | None = None) -> int:
+        moment = _at(now)
         with self._locked():
             if task.idempotency_key is not None and self.get_by_idempotency_key(task.owner_id, task.idempotency_key):
                 raise DuplicateIdempotencyKey(task.idempotency_key)
             if sum(1 for t in self._unfinished() if t.owner_id == task.owner_id) >= caps.per_owner:
                 raise CapReached("owner", caps.per_owner)
-            self.tasks[task.id] = dataclasses.replace(task, attempts=0, lease_expires_at=0)
+            self.tasks[task.id] = dataclasses.replace(task, attempts=0, lease_expires_at=0, created_at=moment,
+                                                      updated_at=moment)
+            return moment
 
     def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
         with self._locked():
@@ -72,7 +80,11 @@ class MemoryBackend(TaskBackend):
         with self._locked():
             return [self.tasks[task_id] for task_id in set(task_ids) if task_id in self.tasks]
 
-    def unfinished_counts(self, now: int) -> list[UnfinishedCount]:
+    def clock(self) -> int:
+        return now_millis()
+
+    def unfinished_counts(self, now: int | None = None) -> list[UnfinishedCount]:
+        now = _at(now)
         with self._locked():
             counts: dict[tuple[str, str, bool], int] = {}
             for task in self._unfinished():
@@ -101,7 +113,8 @@ class MemoryBackend(TaskBackend):
             del self.tasks[task_id]
             return True
 
-    def expired_finished(self, finished_before: int, limit: int) -> list[str]:
+    def expired_finished(self, retention_ms: int, limit: int, *, now: int | None = None) -> list[str]:
+        finished_before = _at(now) - retention_ms
         with self._locked():
             return [t.id for t in self.tasks.values() if t.is_final and (t.finished_at or 0) < finished_before][:limit]
 
@@ -119,8 +132,10 @@ class MemoryBackend(TaskBackend):
 
     # ---- the worker's side ----------------------------------------------------------------------------------
 
-    def claim(self, worker_id: str, engine: str, types: Sequence[TaskType], *, limit: int, now: int,
-              lease_until: int, start_after: int, max_attempts: int) -> list[Task]:
+    def claim(self, worker_id: str, engine: str, types: Sequence[TaskType], *, limit: int, lease_ms: int,
+              max_age_ms: int, max_attempts: int, now: int | None = None) -> list[Task]:
+        now = _at(now)
+        start_after, lease_until = now - max_age_ms, now + lease_ms
         with self._locked():
             claimable = sorted((t for t in self._unfinished() if t.status is TaskStatus.PROCESSING
                                 and t.created_at > start_after and (t.lease_expires_at or 0) < now
@@ -135,7 +150,8 @@ class MemoryBackend(TaskBackend):
             return None
         return task
 
-    def renew(self, worker_id: str, task_ids: Sequence[str], lease_until: int) -> set[str]:
+    def renew(self, worker_id: str, task_ids: Sequence[str], lease_ms: int, *, now: int | None = None) -> set[str]:
+        lease_until = _at(now) + lease_ms
         with self._locked():
             kept = set()
             for task_id in task_ids:
@@ -144,30 +160,35 @@ class MemoryBackend(TaskBackend):
                     kept.add(task_id)
             return kept
 
-    def release(self, task_id: str, worker_id: str, *, refund_attempt: bool, now: int) -> bool:
+    def release(self, task_id: str, worker_id: str, *, refund_attempt: bool, now: int | None = None) -> int | None:
+        now = _at(now)
         with self._locked():
             if (task := self._held(task_id, worker_id)) is None:
-                return False
+                return None
             self._replace(task, worker_id=None, lease_expires_at=0, updated_at=now,
                           attempts=task.attempts - int(refund_attempt))
-            return True
+            return now
 
-    def save_provider_job(self, task_id: str, worker_id: str, provider_job_id: str, now: int) -> bool:
+    def save_provider_job(self, task_id: str, worker_id: str, provider_job_id: str, *,
+                          now: int | None = None) -> bool:
+        now = _at(now)
         with self._locked():
             if (task := self._held(task_id, worker_id)) is None:
                 return False
             self._replace(task, provider_job_id=provider_job_id, updated_at=now)
             return True
 
-    def set_progress(self, task_id: str, worker_id: str, progress: float, now: int) -> bool:
+    def set_progress(self, task_id: str, worker_id: str, progress: float, *, now: int | None = None) -> bool:
+        now = _at(now)
         with self._locked():
             if (task := self._held(task_id, worker_id)) is None:
                 return False
             self._replace(task, progress=progress, updated_at=now)
             return True
 
-    def set_preview(self, task_id: str, worker_id: str, preview_name: str, progress: float | None,
-                    now: int) -> bool:
+    def set_preview(self, task_id: str, worker_id: str, preview_name: str, progress: float | None, *,
+                    now: int | None = None) -> bool:
+        now = _at(now)
         with self._locked():
             if (task := self._held(task_id, worker_id)) is None:
                 return False
@@ -175,38 +196,44 @@ class MemoryBackend(TaskBackend):
                           progress=task.progress if progress is None else progress)
             return True
 
-    def complete(self, task_id: str, worker_id: str, result_name: str, now: int) -> bool:
+    def complete(self, task_id: str, worker_id: str, result_name: str, *, now: int | None = None) -> int | None:
+        now = _at(now)
         with self._locked():
             if (task := self._held(task_id, worker_id)) is None:
-                return False
+                return None
             self._replace(task, status=TaskStatus.COMPLETED, result_name=result_name, progress=1.0,
                           finished_at=now, updated_at=now, worker_id=None, lease_expires_at=None, preview_name=None)
-            return True
+            return now
 
     def _finish_failed(self, task: Task, code: str, message: str, now: int) -> None:
         self._replace(task, status=TaskStatus.FAILED, error=TaskError(code, message), finished_at=now,
                       updated_at=now, worker_id=None, lease_expires_at=None, preview_name=None)
 
-    def fail(self, task_id: str, code: str, message: str, now: int, *, worker_id: str | None = None,
-             owner_id: str | None = None) -> bool:
+    def fail(self, task_id: str, code: str, message: str, *, worker_id: str | None = None,
+             owner_id: str | None = None, now: int | None = None) -> int | None:
+        now = _at(now)
         with self._locked():
             task = self.tasks.get(task_id)
             if task is None or task.is_final:
-                return False
+                return None
             if (worker_id is not None and task.worker_id != worker_id) or (
                     owner_id is not None and task.owner_id != owner_id):
-                return False
+                return None
             self._finish_failed(task, code, message, now)
-            return True
+            return now
 
-    def sweep_timed_out(self, created_before: int, message: str, now: int, task_id: str | None = None) -> list[str]:
+    def sweep_timed_out(self, timeout_ms: int, message: str, task_id: str | None = None, *,
+                        now: int | None = None) -> list[str]:
+        now = _at(now)
+        created_before = now - timeout_ms
         with self._locked():
             due = [t for t in self._unfinished() if t.created_at < created_before and task_id in (None, t.id)]
             for task in due:
                 self._finish_failed(task, "timeout", message, now)
             return [task.id for task in due]
 
-    def sweep_exhausted(self, max_attempts: int, message: str, now: int) -> list[str]:
+    def sweep_exhausted(self, max_attempts: int, message: str, *, now: int | None = None) -> list[str]:
+        now = _at(now)
         with self._locked():
             due = [t for t in self._unfinished() if t.attempts >= max_attempts and (t.lease_expires_at or 0) < now]
             for task in due:

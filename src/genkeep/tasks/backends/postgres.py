@@ -161,15 +161,16 @@ class _Connection:
         with watchdog().deadline(self.conn, self._deadline(statement)):
             return self.conn.execute(statement, params).rowcount
 
-    def counts(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+    def batch(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[tuple[Any, ...]]]:
         # One deadline for the lot: a lock wait among them gives up after lock_timeout, half of it.
         with watchdog().deadline(self.conn, STATEMENT_TIMEOUT_S), self.conn.pipeline():
             cursors = [self.conn.execute(statement, params) for statement, params in statements]
-        return [cursor.rowcount for cursor in cursors]
+        return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
 
 
 class PostgresBackend(SqlBackend):
     notifies_across_processes = True
+    server_clock = True
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         super().__init__("postgresql")

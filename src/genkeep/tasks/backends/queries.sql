@@ -1,8 +1,26 @@
 -- Every statement genkeep runs on the tasks table, named once and called by name.
 -- Parameters are :name (psycopg's %(name)s is derived from them). `{columns}` is the tasks table's columns.
+-- `{now}` is the clock that decides a task's fate (see the `now` fragment); times are integer milliseconds.
 -- A statement named `name@sqlite` or `name@postgresql` replaces `name` on that database only.
 -- The unfinished predicate is written out word for word as the partial indexes declare it: SQLite only uses a
 -- partial index whose WHERE terms appear in the query itself.
+
+-- now --
+-- Not a statement: the moment a statement acts at. On SQLite the process passes its clock (one machine, one
+-- clock); a test may pass any moment as :now.
+:now
+
+-- now@postgresql --
+-- The database server's clock, unless :now is given (tests): machines' clocks drift, the server's does not
+-- disagree with itself. statement_timestamp(), not clock_timestamp(): one moment for the whole statement (every
+-- row it compares and stamps), and not now(): a transaction that waited for the owner's lock stamps when its
+-- insert ran, not when it began.
+COALESCE(CAST(:now AS BIGINT), floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint)
+
+-- clock --
+-- The database's now, read once a sweep: the process learns how far its own clock is off (an estimate that only
+-- decides when to ask the database, never what happens to a task).
+SELECT {now}
 
 -- get --
 SELECT {columns} FROM tasks WHERE id = :id
@@ -112,32 +130,35 @@ SELECT pg_advisory_xact_lock(hashtextextended(:owner_id, 7412))
 INSERT INTO tasks (id, owner_id, type, status, prompt, reference_images, attempts, idempotency_key, created_at,
                    updated_at, lease_expires_at)
 SELECT :id, CAST(:owner_id AS VARCHAR), :type, :status, :prompt, :reference_images, 0,
-       CAST(:idempotency_key AS VARCHAR), :created_at, :updated_at, 0
+       CAST(:idempotency_key AS VARCHAR), {now}, {now}, 0
 WHERE (SELECT count(*) FROM tasks WHERE owner_id = :owner_id AND status IN ('pending', 'processing')) < :per_owner
   AND NOT EXISTS (SELECT 1 FROM tasks WHERE owner_id = :owner_id AND idempotency_key = :idempotency_key)
+RETURNING created_at
 
 -- insert@sqlite --
 -- The planner hint of count_unfinished_of_owner@sqlite.
 INSERT INTO tasks (id, owner_id, type, status, prompt, reference_images, attempts, idempotency_key, created_at,
                    updated_at, lease_expires_at)
 SELECT :id, CAST(:owner_id AS VARCHAR), :type, :status, :prompt, :reference_images, 0,
-       CAST(:idempotency_key AS VARCHAR), :created_at, :updated_at, 0
+       CAST(:idempotency_key AS VARCHAR), {now}, {now}, 0
 WHERE (SELECT count(*) FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created
        WHERE owner_id = :owner_id AND status IN ('pending', 'processing')) < :per_owner
   AND NOT EXISTS (SELECT 1 FROM tasks WHERE owner_id = :owner_id AND idempotency_key = :idempotency_key)
+RETURNING created_at
 
 -- delete_finished --
 DELETE FROM tasks WHERE id = :id AND owner_id = :owner_id AND status IN ('completed', 'failed')
 
 -- claim --
 -- Oldest first among the claimable (never claimed: lease 0; abandoned: lease run out), so a task whose worker
--- died is taken over before newer tasks, and only while enough of its time is left to be worth starting.
+-- died is taken over before newer tasks, and only while enough of its time is left to be worth starting
+-- (created less than :max_age_ms ago).
 UPDATE tasks
-SET worker_id = :worker_id, lease_expires_at = :lease_until, attempts = attempts + 1, engine = :engine,
-    updated_at = :now
+SET worker_id = :worker_id, lease_expires_at = {now} + :lease_ms, attempts = attempts + 1, engine = :engine,
+    updated_at = {now}
 WHERE id IN (
     SELECT id FROM tasks INDEXED BY ix_tasks_unfinished_created
-    WHERE status IN ('pending', 'processing') AND created_at > :start_after AND lease_expires_at < :now
+    WHERE status IN ('pending', 'processing') AND created_at > {now} - :max_age_ms AND lease_expires_at < {now}
       AND attempts < :max_attempts AND type IN (SELECT value FROM json_each(:types))
     ORDER BY created_at LIMIT :limit)
 RETURNING {columns}
@@ -145,81 +166,85 @@ RETURNING {columns}
 -- claim@postgresql --
 WITH candidates AS (
     SELECT id FROM tasks
-    WHERE status IN ('pending', 'processing') AND created_at > :start_after AND lease_expires_at < :now
+    WHERE status IN ('pending', 'processing') AND created_at > {now} - :max_age_ms AND lease_expires_at < {now}
       AND attempts < :max_attempts AND type = ANY(:types)
     ORDER BY created_at LIMIT :limit
     FOR UPDATE SKIP LOCKED)
 UPDATE tasks
-SET worker_id = :worker_id, lease_expires_at = :lease_until, attempts = tasks.attempts + 1, engine = :engine,
-    updated_at = :now
+SET worker_id = :worker_id, lease_expires_at = {now} + :lease_ms, attempts = tasks.attempts + 1, engine = :engine,
+    updated_at = {now}
 FROM candidates WHERE tasks.id = candidates.id
 RETURNING {tasks_columns}
 
 -- renew --
 -- One statement per held task keeps it simple for both drivers; a worker holds a handful at most.
-UPDATE tasks SET lease_expires_at = :lease_until
+UPDATE tasks SET lease_expires_at = {now} + :lease_ms
 WHERE id = :id AND worker_id = :worker_id AND status = 'processing'
 RETURNING id
 
 -- release --
-UPDATE tasks SET worker_id = NULL, lease_expires_at = 0, attempts = attempts - :refund, updated_at = :now
+UPDATE tasks SET worker_id = NULL, lease_expires_at = 0, attempts = attempts - :refund, updated_at = {now}
 WHERE id = :id AND worker_id = :worker_id AND status = 'processing'
+RETURNING updated_at
 
 -- save_provider_job --
-UPDATE tasks SET provider_job_id = :provider_job_id, updated_at = :now
+UPDATE tasks SET provider_job_id = :provider_job_id, updated_at = {now}
 WHERE id = :id AND worker_id = :worker_id AND status = 'processing'
 
 -- set_progress --
-UPDATE tasks SET progress = :progress, updated_at = :now
+UPDATE tasks SET progress = :progress, updated_at = {now}
 WHERE id = :id AND worker_id = :worker_id AND status = 'processing'
 
 -- set_preview --
-UPDATE tasks SET preview_name = :preview_name, progress = COALESCE(:progress, progress), updated_at = :now
+UPDATE tasks SET preview_name = :preview_name, progress = COALESCE(:progress, progress), updated_at = {now}
 WHERE id = :id AND worker_id = :worker_id AND status = 'processing'
 
 -- complete --
 -- Compare-and-set: a late result after a timeout, a cancel or a takeover changes nothing.
 UPDATE tasks
-SET status = 'completed', result_name = :result_name, progress = 1.0, finished_at = :now, updated_at = :now,
+SET status = 'completed', result_name = :result_name, progress = 1.0, finished_at = {now}, updated_at = {now},
     worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
 WHERE id = :id AND worker_id = :worker_id AND status IN ('pending', 'processing')
+RETURNING updated_at
 
 -- fail_held --
 UPDATE tasks
-SET status = 'failed', error_code = :code, error_message = :message, finished_at = :now, updated_at = :now,
+SET status = 'failed', error_code = :code, error_message = :message, finished_at = {now}, updated_at = {now},
     worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
 WHERE id = :id AND worker_id = :worker_id AND status IN ('pending', 'processing')
+RETURNING updated_at
 
 -- fail_owned --
 UPDATE tasks
-SET status = 'failed', error_code = :code, error_message = :message, finished_at = :now, updated_at = :now,
+SET status = 'failed', error_code = :code, error_message = :message, finished_at = {now}, updated_at = {now},
     worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
 WHERE id = :id AND owner_id = :owner_id AND status IN ('pending', 'processing')
+RETURNING updated_at
 
 -- sweep_timed_out --
 UPDATE tasks
-SET status = 'failed', error_code = 'timeout', error_message = :message, finished_at = :now, updated_at = :now,
+SET status = 'failed', error_code = 'timeout', error_message = :message, finished_at = {now}, updated_at = {now},
     worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
-WHERE status IN ('pending', 'processing') AND created_at < :created_before
+WHERE status IN ('pending', 'processing') AND created_at < {now} - :timeout_ms
 RETURNING id
 
 -- sweep_one_timed_out --
 UPDATE tasks
-SET status = 'failed', error_code = 'timeout', error_message = :message, finished_at = :now, updated_at = :now,
+SET status = 'failed', error_code = 'timeout', error_message = :message, finished_at = {now}, updated_at = {now},
     worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
-WHERE id = :id AND status IN ('pending', 'processing') AND created_at < :created_before
+WHERE id = :id AND status IN ('pending', 'processing') AND created_at < {now} - :timeout_ms
 RETURNING id
 
 -- sweep_exhausted --
 UPDATE tasks
-SET status = 'failed', error_code = 'interrupted', error_message = :message, finished_at = :now,
-    updated_at = :now, worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
-WHERE status IN ('pending', 'processing') AND attempts >= :max_attempts AND lease_expires_at < :now
+SET status = 'failed', error_code = 'interrupted', error_message = :message, finished_at = {now},
+    updated_at = {now}, worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
+WHERE status IN ('pending', 'processing') AND attempts >= :max_attempts AND lease_expires_at < {now}
 RETURNING id
 
 -- expired_finished --
--- Retention: finished tasks older than the cut-off, a batch at a time (runs hourly; no index needed for that).
-SELECT id FROM tasks WHERE status IN ('completed', 'failed') AND finished_at < :finished_before LIMIT :limit
+-- Retention: tasks finished more than :retention_ms ago, a batch at a time (runs hourly; no index needed for that).
+SELECT id FROM tasks WHERE status IN ('completed', 'failed') AND finished_at < {now} - :retention_ms LIMIT :limit
 
 -- delete_one_finished --
 DELETE FROM tasks WHERE id = :id AND status IN ('completed', 'failed')
@@ -262,14 +287,14 @@ SELECT {columns} FROM tasks WHERE id = ANY(:ids)
 
 -- unfinished_counts --
 -- Metrics, read at scrape time: unfinished tasks by type, status and whether a worker holds a live lease.
-SELECT type, status, lease_expires_at >= :now, count(*) FROM tasks
+SELECT type, status, lease_expires_at >= {now}, count(*) FROM tasks
 WHERE status IN ('pending', 'processing')
-GROUP BY type, status, lease_expires_at >= :now
+GROUP BY type, status, lease_expires_at >= {now}
 
 -- unfinished_counts@sqlite --
-SELECT type, status, lease_expires_at >= :now, count(*) FROM tasks INDEXED BY ix_tasks_unfinished_lease
+SELECT type, status, lease_expires_at >= {now}, count(*) FROM tasks INDEXED BY ix_tasks_unfinished_lease
 WHERE status IN ('pending', 'processing')
-GROUP BY type, status, lease_expires_at >= :now
+GROUP BY type, status, lease_expires_at >= {now}
 
 -- ping --
 SELECT 1

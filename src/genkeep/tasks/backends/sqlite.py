@@ -42,8 +42,8 @@ class _Connection:
     def count(self, statement: str, params: Mapping[str, Any]) -> int:
         return self.conn.execute(statement, _params(params)).rowcount
 
-    def counts(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
-        return [self.count(statement, params) for statement, params in statements]
+    def batch(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[tuple[Any, ...]]]:
+        return [self.rows(statement, params) for statement, params in statements]
 
 
 @contextlib.contextmanager
