@@ -24,15 +24,22 @@ def stored_results(studio: Studio) -> Counter[str]:
     return Counter(match.group(1) for key in found if (match := RESULT_KEY.search(key)))
 
 
-def settle_and_judge(studio: Studio, scenario: str, stream: TaskStream) -> Verdict:
+def settle_and_judge(studio: Studio, scenario: str, stream: TaskStream,
+                     skews: dict[int, float] | None = None) -> Verdict:
     """Waits until every accepted task is final (or past its deadline), then judges the common promises and one
-    more: exactly one stored result per completed task, none for a failed one."""
+    more: exactly one stored result per completed task, none for a failed one. `skews` (pid → seconds its clock
+    is off) puts the run events of processes with a wrong clock back on the machine's."""
     rows = run_in(studio.namespace("db"),
                   lambda: wait_until_settled(studio.database_url, studio.limits, stream.accepted),
                   timeout=studio.limits.stuck_after + 120)
     # The module's earlier scenarios share the database and the events log: judge this one's tasks only.
     rows = {task_id: row for task_id, row in rows.items() if task_id in stream.accepted}
     runs = [run for run in read_runs(studio.run_events) if run.task_id in stream.accepted]
+    for run in runs:
+        off = (skews or {}).get(run.pid, 0.0)
+        run.started -= off
+        if run.ended is not None:
+            run.ended -= off
     verdict = judge(scenario, limits=studio.limits, accepted=stream.accepted, rows=rows, runs=runs,
                     kills=studio.kills)
     results = stored_results(studio)

@@ -17,13 +17,14 @@ import httpx
 import pytest
 
 from tests.chaos.cluster import OWNER_HEADER
-from tests.chaos.ledger import Run, Verdict, read_runs
+from tests.chaos.ledger import Run, Verdict, read_runs, read_tasks, runs_by_task
 from tests.chaos.profile import PROFILE, SHORT
 from tests.chaos.traffic import Poller, TaskStream, during, keep_going
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, REQUIRE_BROWSER
 from tests.hosts.ledger import from_client, settle_and_judge, worst_latency
 from tests.hosts.network import run_in
 from tests.hosts.topology import API_HOSTS, API_PORT, SHIPPED_PROXY_CONFIG, WORKER_HOSTS, Studio, proxy_config
+from tests.support.clocks import skewed
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.hosts, pytest.mark.slow]
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.hosts, pytest.mark.slow]
 SHORT_FORM = PROFILE is SHORT
 CUT_SECONDS = 6.0 if SHORT_FORM else 20.0
 DB_DOWN_SECONDS = 4.0 if SHORT_FORM else 15.0
+SKEW_SECONDS = 20.0  # how long tasks run with clocks off (the long form only)
 Table = Callable[[Verdict, "float | None"], None]
 
 
@@ -240,3 +242,73 @@ def browse_while_api1_dies(studio: Studio) -> PageSaw:
             return PageSaw(task_id, prompt, "completed", sum(samples) * 0.1, poll_seconds, failed_polls)
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(SHORT_FORM, reason="the long form's (make hosts)")
+def test_a_rolling_restart_of_every_host_under_a_steady_stream_loses_and_fails_nothing(
+        studio: Studio, hosts_table: Table) -> None:
+    with stream_through_proxy(studio, interval=0.5) as stream, poller_through_proxy(studio, stream) as poller:
+        wait_for(lambda: len(stream.accepted) >= 4, timeout=60, message="tasks to be accepted")
+        began = time.time()
+        for name in (*API_HOSTS, *WORKER_HOSTS):
+            studio.rolling_restart(name)
+        ended = time.time()
+        keep_going(2.0)
+    verdict = settle_and_judge(studio, "e. rolling restart of 5 hosts", stream)
+    if verdict.failed:
+        verdict.problem(f"failures during a rolling restart: {dict(verdict.failed)}")
+    refused = [answer for answer in during(stream.answers, began, ended) if answer.status not in (200, 201)]
+    if refused:
+        verdict.problem(f"{len(refused)} submissions were not accepted at the first try: "
+                        f"{sorted({f'{answer.status} {answer.detail}' for answer in refused})}")
+    failed_polls = [answer for answer in during(poller.answers, began, ended) if answer.status != 200]
+    if failed_polls:
+        verdict.problem(f"{len(failed_polls)} polls through the proxy did not answer 200: "
+                        f"{sorted({f'{answer.status} {answer.detail}' for answer in failed_polls})}")
+    hosts_table(verdict, worst_latency(during(poller.answers, began, ended)))
+    print(f"rolling restart of {len(API_HOSTS) + len(WORKER_HOSTS)} hosts took {ended - began:.1f} s")
+    assert not verdict.problems, "\n".join(verdict.problems)
+
+
+SKEW = 600.0
+
+
+@pytest.mark.skipif(SHORT_FORM, reason="the long form's (make hosts)")
+def test_hosts_ten_minutes_off_decide_no_task_s_fate(studio: Studio, hosts_table: Table) -> None:
+    off = {"worker2": -SKEW, "worker3": SKEW, "api2": SKEW}
+    skews: dict[int, float] = {}
+    try:
+        for name, seconds in off.items():
+            skews[studio.rolling_restart(name, **skewed(seconds)).pid] = seconds
+        with stream_through_proxy(studio, interval=0.7) as stream, poller_through_proxy(studio, stream) as poller:
+            began = time.time()
+            # Sweeps from a machine ten minutes ahead and one ten minutes behind, while tasks run.
+            sweeps = 0
+            while time.time() - began < SKEW_SECONDS:
+                sweep = studio.sweep("worker1", **skewed(SKEW if sweeps % 2 == 0 else -SKEW))
+                assert sweep.wait(timeout=60) == 0, "genkeep sweep failed"
+                sweeps += 1
+            keep_going(2.0)
+    finally:
+        for name in off:
+            studio.rolling_restart(name, **{key: "" for key in skewed(SKEW)})
+    verdict = settle_and_judge(studio, "d. worker2 -10 min, worker3/api2/sweeps ±10 min", stream, skews)
+    if verdict.failed:
+        verdict.problem(f"failures with clocks off: {dict(verdict.failed)} (a timeout here is a clock's verdict)")
+    runs = runs_by_task([run for run in read_runs(studio.run_events) if run.task_id in stream.accepted])
+    twice = [task_id for task_id, task_runs in runs.items() if len(task_runs) > 1]
+    if twice:
+        verdict.problem(f"{len(twice)} tasks ran more than once though no worker died (a lease judged by a clock)")
+    rows = run_in(studio.namespace("db"), lambda: read_tasks(studio.database_url))
+    misdated = [task_id for task_id, heard in stream.accepted_at.items()
+                if task_id in rows and not heard - 5 <= rows[task_id].created_at <= heard + 1]
+    if misdated:
+        verdict.problem(f"{len(misdated)} tasks' created_at is not the database's time (e.g. "
+                        f"{[rows[task_id].created_at - stream.accepted_at[task_id] for task_id in misdated[:3]]})")
+    served_by_skewed = {run.pid for task_runs in runs.values() for run in task_runs} & set(skews)
+    if not served_by_skewed:
+        verdict.problem("no worker with a wrong clock ran any task: the scenario proved nothing")
+    hosts_table(verdict, worst_latency(poller.answers))
+    print(f"{sweeps} sweeps ran ±10 min off; tasks run by skewed workers: "
+          f"{sum(1 for r in runs.values() for run in r if run.pid in skews)}")
+    assert not verdict.problems, "\n".join(verdict.problems)

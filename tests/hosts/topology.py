@@ -300,14 +300,36 @@ class Studio:
         env = self.genkeep_env(name, f"postgresql://postgres@127.0.0.1:{DB_PORT}/postgres", GENKEEP_WORKERS="2")
         return self._program(name, name, [sys.executable, "-m", "genkeep.cli", "worker"], env)
 
-    def restart(self, name: str) -> Program:
-        """The same program on the same host with the same settings, once it answers (API hosts)."""
+    def restart(self, name: str, **env: str) -> Program:
+        """The same program on the same host with the same settings (plus `env`), once it answers (API hosts)."""
         old = self.programs[name]
-        program = Program(old.host, old.name, old.command, old.env, old.log, pids=old.pids)
+        program = Program(old.host, old.name, old.command, {**old.env, **env}, old.log, pids=old.pids)
         self.programs[name] = program
         program.start()
         if name in API_HOSTS:
             self.wait_ready(name)
+        return program
+
+    def sweep(self, host: str, **env: str) -> subprocess.Popen[bytes]:
+        """`genkeep sweep` (once) on a worker host, with that host's settings (plus `env`)."""
+        settings = {**self.programs[host].env, **env}
+        with open(self.folder / f"{host}-sweep.log", "ab") as log:
+            return subprocess.Popen([*in_namespace(self.namespace(host)), sys.executable, "-m", "genkeep.cli",
+                                     "sweep"], env=settings, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+    def proxy_says_up(self, name: str) -> int:
+        """How many times the proxy's health checks have found an API host up again (its log says so)."""
+        return self.programs["proxy"].logs().count(f"genkeep_api/{name} is UP")
+
+    def rolling_restart(self, name: str, **env: str) -> Program:
+        """SIGTERM (the program's grace applies), then the same program again; an API host is back once the proxy
+        sends it requests again, so the next host's restart never leaves the proxy with none."""
+        ups = self.proxy_says_up(name)
+        self.programs[name].stop(signal.SIGTERM, timeout=60)
+        program = self.restart(name, **env)
+        if name in API_HOSTS:
+            wait_for(lambda: self.proxy_says_up(name) > ups, timeout=30, interval=0.1,
+                     message=f"the proxy to find {name} up again")
         return program
 
     def kill(self, name: str) -> float:
