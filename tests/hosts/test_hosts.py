@@ -312,3 +312,48 @@ def test_hosts_ten_minutes_off_decide_no_task_s_fate(studio: Studio, hosts_table
     print(f"{sweeps} sweeps ran ±10 min off; tasks run by skewed workers: "
           f"{sum(1 for r in runs.values() for run in r if run.pid in skews)}")
     assert not verdict.problems, "\n".join(verdict.problems)
+
+
+# Shorter than the worker's patience with a storage fault (STORAGE_PATIENCE_S, 20 s): past it the task fails
+# with storage_unavailable, which is the product's answer to a bucket gone for everyone.
+BUCKET_CUT_SECONDS = 10.0
+
+
+@pytest.mark.skipif(SHORT_FORM, reason="the long form's (make hosts)")
+def test_a_worker_cut_off_from_the_bucket_while_saving_retries_and_completes_once(
+        studio: Studio, hosts_table: Table) -> None:
+    with stream_through_proxy(studio) as stream, poller_through_proxy(studio, stream) as poller:
+        # A long task caught early: the engine needs nothing from the bucket, so the cut meets its save.
+        caught: Run = wait_for(
+            lambda: next((run for run in runs_on(studio, "worker1") if run.ended is None
+                          and "long" in stream.accepted.get(run.task_id, "") and time.time() - run.started < 3),
+                         None),
+            timeout=90, interval=0.05, message="worker1 to start a long task")
+        cut_at = time.time()
+        studio.network.cut("worker1", "bucket")
+        try:
+            wait_for(lambda: next((run.ended for run in read_runs(studio.run_events)
+                                   if run.run_id == caught.run_id), None), timeout=30, interval=0.1,
+                     message="the caught run's engine to finish")
+            keep_going(max(0.0, cut_at + BUCKET_CUT_SECONDS - time.time()))
+        finally:
+            studio.network.heal("worker1", "bucket")
+        healed_at = time.time()
+        keep_going(3.0)
+    verdict = settle_and_judge(studio, f"b. worker1 cut off from bucket {BUCKET_CUT_SECONDS:g} s", stream)
+    row = run_in(studio.namespace("db"), lambda: read_tasks(studio.database_url))[caught.task_id]
+    runs = [run for run in read_runs(studio.run_events) if run.task_id == caught.task_id]
+    engine_done = min((run.ended for run in runs if run.ended is not None), default=None)
+    # The save met the cut: its engine was done during the cut and the result was stored only after the heal
+    # (boto3's own retries or the worker's, the log says which).
+    if engine_done is None or not cut_at < engine_done < healed_at or row.finished_at is None \
+            or row.finished_at < healed_at:
+        verdict.problem(f"the caught task's save did not meet the cut (engine done {engine_done}, finished "
+                        f"{row.finished_at}, cut {cut_at:.2f}..{healed_at:.2f})")
+    hosts_table(verdict, worst_latency(during(poller.answers, cut_at, healed_at)))
+    hosts = sorted({studio.worker_pids().get(run.pid, "?") for run in runs})
+    faults = studio.programs["worker1"].logs().count(f"task {caught.task_id}: storage fault")
+    saved_after = (row.finished_at or 0.0) - (engine_done or 0.0)
+    print(f"the caught task ran {len(runs)} time(s) on {hosts}; saved {saved_after:.1f} s "
+          f"after its engine was done; storage faults the worker retried: {faults}")
+    assert not verdict.problems, "\n".join(verdict.problems)
