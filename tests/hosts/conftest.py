@@ -45,6 +45,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
         yield built
     finally:
         built.close()
+        print("\nhosts set-up and tear-down, seconds: "
+              + ", ".join(f"{part} {seconds:.2f}" for part, seconds in built.timings.items()))
 
 
 TABLE = pytest.StashKey[list[str]]()

@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -102,6 +103,7 @@ class Network:
         return f"{self.prefix}-switch"
 
     def create(self) -> None:
+        remove_abandoned()
         _guard(self)
         self._namespace(self.switch)
         ip("link", "add", "br0", "type", "bridge", namespace=self.switch)
@@ -167,6 +169,16 @@ class Network:
 
 
 _guarded: set[Network] = set()
+
+
+def remove_abandoned() -> None:
+    """Deletes the namespaces of earlier runs whose process is gone (killed -9: no guard could run)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=20).stdout
+    for line in listed.splitlines():
+        name = line.split()[0] if line.split() else ""
+        owner = re.fullmatch(r"gkh(\d+)-[a-z0-9]+", name)
+        if owner and not os.path.exists(f"/proc/{owner.group(1)}"):
+            Network(prefix=f"gkh{owner.group(1)}", _made=[name]).remove()
 
 
 def _remove_all() -> None:

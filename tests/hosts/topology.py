@@ -98,9 +98,13 @@ class Program:
                 os.killpg(self.process.pid, sig)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        self.signal_group(sig)
+        self.wait_stopped(timeout)
+
+    def wait_stopped(self, timeout: float) -> None:
+        """Waits for the program to exit; past the timeout, kills its group."""
         if self.process is None:
             return
-        self.signal_group(sig)
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -122,6 +126,8 @@ class Studio:
     bucket_name: str = ""
     pg_data: Path | None = None
     kills: dict[int, float] = field(default_factory=dict)
+    # Seconds each part of the set-up took (and the tear-down), for the run's summary.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def address(self, host: str) -> str:
         return self.network[host].address
@@ -145,18 +151,22 @@ class Studio:
     # -- building ----------------------------------------------------------------------------------------------
 
     def build(self) -> None:
+        began = time.perf_counter()
         self.network.create()
         for name, number in NUMBERS.items():
             if name != "client":
                 self.network.add(name, number)
         self.network.add("client", NUMBERS["client"], reaches=["proxy"])
+        self.timings["namespaces"] = time.perf_counter() - began
         self.start_db()
+        self.timings["db"] = time.perf_counter() - began - sum(self.timings.values())
         self.start_bucket()
         for name in API_HOSTS:
             self.start_api(name)
         self.start_proxy()
         for name in WORKER_HOSTS:
             self.start_worker(name)
+        self.timings["the rest"] = time.perf_counter() - began - sum(self.timings.values())
 
     def _program(self, host: str, name: str, command: list[str], env: dict[str, str] | None = None) -> Program:
         program = Program(host, name, [*in_namespace(self.namespace(host)), *command],
@@ -346,12 +356,21 @@ class Studio:
     # -- tearing down ------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        order = [*WORKER_HOSTS, *(f"{name}-relay" for name in WORKER_HOSTS), "proxy", *API_HOSTS, "bucket", "db"]
-        for name in order:
-            program = self.programs.get(name)
-            if program is not None:
-                program.stop(timeout=15)
+        began = time.perf_counter()
+        # Clients of the database and the bucket first, all at once; then the bucket and the database (a fast
+        # shutdown: nothing is left to wait for).
+        tiers = [[*WORKER_HOSTS, *(f"{name}-relay" for name in WORKER_HOSTS), "proxy", *API_HOSTS],
+                 ["bucket", "db"]]
+        for tier in tiers:
+            programs = [self.programs[name] for name in tier if name in self.programs]
+            for program in programs:
+                program.signal_group(signal.SIGINT if program.name == "db" else signal.SIGTERM)
+            for program in programs:
+                program.wait_stopped(timeout=15)
+        stopped = time.perf_counter()
         self.network.remove()
+        self.timings["namespaces removed"] = time.perf_counter() - stopped
         if self.pg_data is not None:
             shutil.rmtree(self.pg_data, ignore_errors=True)
             self.pg_data = None
+        self.timings["tear-down"] = time.perf_counter() - began
