@@ -6,6 +6,7 @@ import configparser
 import re
 
 from genkeep.config import Settings
+from tests.hosts.topology import SHIPPED_PROXY_CONFIG, proxy_config
 from tests.support.processes import REPO
 
 DEPLOY = REPO / "deploy"
@@ -49,3 +50,17 @@ def test_api_machines_run_no_workers_and_the_readme_points_at_deploy() -> None:
     many_machines = readme[readme.index("## Many machines"):readme.index("## Metrics, logs and readiness")]
     for name in ("deploy/haproxy.cfg", *(f"deploy/{unit_name}" for unit_name in UNITS), "deploy/genkeep.env"):
         assert name in many_machines
+
+
+def test_the_proxy_runs_the_shipped_configuration_with_only_the_addresses_filled_in() -> None:
+    addresses = {"proxy": "10.9.9.30", "api1": "10.9.9.21", "api2": "10.9.9.22"}
+    shipped = SHIPPED_PROXY_CONFIG.read_text()
+    used = proxy_config(addresses)
+    assert used != shipped
+    filled_in = (used.replace("10.9.9.21:8000", "api1.internal:8000").replace("10.9.9.22:8000", "api2.internal:8000")
+                 .replace("10.9.9.30", "studio.example.com"))
+    assert filled_in == shipped
+    # The settings the README promises operators: checks on /readyz, the Host header passed through as it is.
+    assert "http-check send meth GET uri /readyz" in shipped
+    assert "option forwardfor" in shipped and "X-Forwarded-Proto" in shipped
+    assert "http-request set-header Host" not in shipped

@@ -1,5 +1,7 @@
 """The studio on hosts of its own (network namespaces, one process group per program), under the faults of many
-machines: a worker cut off from the database, an API host killed under a browser, the database restarted.
+machines. The short form (in `make test`): a worker cut off from the database (a), an API host killed under a
+browser (c), the database restarted (f). The long form (`make hosts`) adds a worker cut off from the bucket while
+saving (b), clocks ten minutes off (d) and a rolling restart of every host (e), and makes the faults longer.
 
 Every scenario asserts the chaos suite's promises (nothing lost or stuck, no run over the attempt limit, no two
 runs of one task at once, no fault recorded as a failure) and one more: exactly one stored result per completed
@@ -23,7 +25,7 @@ from tests.chaos.traffic import Poller, TaskStream, during, keep_going
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, REQUIRE_BROWSER
 from tests.hosts.ledger import from_client, settle_and_judge, worst_latency
 from tests.hosts.network import run_in
-from tests.hosts.topology import API_HOSTS, API_PORT, SHIPPED_PROXY_CONFIG, WORKER_HOSTS, Studio, proxy_config
+from tests.hosts.topology import API_HOSTS, API_PORT, WORKER_HOSTS, Studio
 from tests.support.clocks import skewed
 from tests.support.waiting import wait_for
 
@@ -33,21 +35,7 @@ SHORT_FORM = PROFILE is SHORT
 CUT_SECONDS = 6.0 if SHORT_FORM else 20.0
 DB_DOWN_SECONDS = 4.0 if SHORT_FORM else 15.0
 SKEW_SECONDS = 20.0  # how long tasks run with clocks off (the long form only)
-Table = Callable[[Verdict, "float | None"], None]
-
-
-def test_the_proxy_runs_the_shipped_configuration_with_only_the_addresses_filled_in() -> None:
-    addresses = {"proxy": "10.9.9.30", "api1": "10.9.9.21", "api2": "10.9.9.22"}
-    shipped = SHIPPED_PROXY_CONFIG.read_text()
-    used = proxy_config(addresses)
-    assert used != shipped
-    filled_in = (used.replace("10.9.9.21:8000", "api1.internal:8000").replace("10.9.9.22:8000", "api2.internal:8000")
-                 .replace("10.9.9.30", "studio.example.com"))
-    assert filled_in == shipped
-    # The settings the README promises operators: checks on /readyz, the Host header passed through as it is.
-    assert "http-check send meth GET uri /readyz" in shipped
-    assert "option forwardfor" in shipped and "X-Forwarded-Proto" in shipped
-    assert "http-request set-header Host" not in shipped
+Table = Callable[[Verdict, float | None], None]
 
 
 def prompt(number: int) -> str:
