@@ -180,6 +180,10 @@ class Studio:
         assert binaries is not None
         if self.pg_data is None:
             # Not under pytest's private temporary folder: the postgres user must be able to reach it.
+            for abandoned in Path(tempfile.gettempdir()).glob("gkh*-pg-*"):
+                owner = abandoned.name[3:].split("-", 1)[0]
+                if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                    shutil.rmtree(abandoned, ignore_errors=True)  # a run killed -9 left it
             self.pg_data = Path(tempfile.mkdtemp(prefix=f"{self.network.prefix}-pg-"))
             postgres = pwd.getpwnam("postgres")
             os.chown(self.pg_data, postgres.pw_uid, postgres.pw_gid)
