@@ -132,19 +132,27 @@ class Network:
     def __getitem__(self, name: str) -> Host:
         return self.hosts[name]
 
-    def cut(self, host: str, peer: str) -> None:
-        """Drops (does not refuse) every packet between two hosts, inside the first one."""
-        self._iptables(host, "-A", peer)
+    def cut(self, host: str, peer: str, *, local_port: int | None = None) -> None:
+        """Drops (does not refuse) every packet between two hosts, inside the first one; with `local_port`, also
+        the host's own loopback traffic to and from that port (a relay standing in for the peer there)."""
+        for rule in self._rules(peer, local_port):
+            self._iptables(host, "-A", rule)
 
-    def heal(self, host: str, peer: str) -> None:
-        self._iptables(host, "-D", peer)
+    def heal(self, host: str, peer: str, *, local_port: int | None = None) -> None:
+        for rule in self._rules(peer, local_port):
+            self._iptables(host, "-D", rule)
 
-    def _iptables(self, host: str, action: str, peer: str) -> None:
+    def _rules(self, peer: str, local_port: int | None) -> list[list[str]]:
         address = self.hosts[peer].address
-        namespace = self.hosts[host].namespace
-        for chain, direction in (("OUTPUT", "-d"), ("INPUT", "-s")):
-            subprocess.run([*in_namespace(namespace), "iptables", action, chain, direction, address, "-j", "DROP"],
-                           check=True, capture_output=True, timeout=20)
+        rules = [["OUTPUT", "-d", address], ["INPUT", "-s", address]]
+        if local_port is not None:
+            rules += [["OUTPUT", "-o", "lo", "-p", "tcp", "--dport", str(local_port)],
+                      ["OUTPUT", "-o", "lo", "-p", "tcp", "--sport", str(local_port)]]
+        return rules
+
+    def _iptables(self, host: str, action: str, rule: list[str]) -> None:
+        subprocess.run([*in_namespace(self.hosts[host].namespace), "iptables", action, *rule, "-j", "DROP"],
+                       check=True, capture_output=True, timeout=20)
 
     def _namespace(self, namespace: str) -> None:
         ip("netns", "add", namespace)

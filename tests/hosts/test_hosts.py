@@ -68,7 +68,7 @@ def test_a_worker_cut_off_from_the_database_loses_its_task_to_another_and_comes_
                          None),
             timeout=90, interval=0.1, message="worker1 to be in the middle of a long task")
         cut_at = time.time()
-        studio.network.cut("worker1", "db")
+        studio.cut("worker1", "db")
         try:
             taken_over: Run = wait_for(
                 lambda: next((run for run in read_runs(studio.run_events) if run.task_id == caught.task_id
@@ -76,7 +76,7 @@ def test_a_worker_cut_off_from_the_database_loses_its_task_to_another_and_comes_
                 timeout=30, interval=0.05, message="another worker to take the cut worker's task over")
             keep_going(max(0.0, cut_at + CUT_SECONDS - time.time()))
         finally:
-            studio.network.heal("worker1", "db")
+            studio.heal("worker1", "db")
         healed_at = time.time()
         back = wait_for(lambda: next(iter(runs_on(studio, "worker1", since=healed_at)), None), timeout=30,
                         interval=0.1, message="worker1 to run tasks again once the link is back")
@@ -149,7 +149,7 @@ def test_a_page_polling_through_the_proxy_rides_out_an_api_host_killed(studio: S
 
     def fault() -> None:
         if gone:
-            studio.network.cut("proxy", "api1")
+            studio.cut("proxy", "api1")
         studio.kill("api1")
 
     try:
@@ -157,7 +157,7 @@ def test_a_page_polling_through_the_proxy_rides_out_an_api_host_killed(studio: S
             seen = run_in(studio.namespace("client"), lambda: browse_through_a_fault(studio, fault), timeout=180)
     finally:
         if gone:
-            studio.network.heal("proxy", "api1")
+            studio.heal("proxy", "api1")
     killed_at = studio.kills[studio.programs["api1"].pid]
     studio.rolling_restart("api1")
     # The page's task is judged with the stream's.
@@ -335,14 +335,14 @@ def test_a_worker_cut_off_from_the_bucket_while_saving_retries_and_completes_onc
                          None),
             timeout=90, interval=0.05, message="worker1 to start a long task")
         cut_at = time.time()
-        studio.network.cut("worker1", "bucket")
+        studio.cut("worker1", "bucket")
         try:
             wait_for(lambda: next((run.ended for run in read_runs(studio.run_events)
                                    if run.run_id == caught.run_id), None), timeout=30, interval=0.1,
                      message="the caught run's engine to finish")
             keep_going(max(0.0, cut_at + BUCKET_CUT_SECONDS - time.time()))
         finally:
-            studio.network.heal("worker1", "bucket")
+            studio.heal("worker1", "bucket")
         healed_at = time.time()
         keep_going(3.0)
     verdict = settle_and_judge(studio, f"b. worker1 cut off from bucket {BUCKET_CUT_SECONDS:g} s", stream)

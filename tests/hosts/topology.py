@@ -324,6 +324,19 @@ class Studio:
             self.wait_ready(name)
         return program
 
+    def cut(self, host: str, peer: str) -> None:
+        """Drops every packet between two hosts. A worker reaches `db` through its relay: the packets between the
+        worker and the relay are dropped too, so the worker's own connections fall silent, as on a dead link
+        (the relay would otherwise take its bytes and hide the silence behind its own connection)."""
+        self.network.cut(host, peer, local_port=self._relay_port(host, peer))
+
+    def heal(self, host: str, peer: str) -> None:
+        self.network.heal(host, peer, local_port=self._relay_port(host, peer))
+
+    @staticmethod
+    def _relay_port(host: str, peer: str) -> int | None:
+        return DB_PORT if host in WORKER_HOSTS and peer == "db" else None
+
     def sweep(self, host: str, **env: str) -> subprocess.Popen[bytes]:
         """`genkeep sweep` (once) on a worker host, with that host's settings (plus `env`)."""
         settings = {**self.programs[host].env, **env}
