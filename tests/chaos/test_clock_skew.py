@@ -97,6 +97,8 @@ def test_a_task_accepted_by_a_server_whose_clock_is_behind_fails_on_time_not_ear
 
     def status() -> str:
         answer = httpx.get(f"{cluster.base_url}/api/tasks/{task['id']}", headers={OWNER_HEADER: "ana"}, timeout=5)
+        told = int(answer.headers["Genkeep-Clock"]) / 1000
+        assert abs(told - time.time()) < 2, f"the server tells pages a time {told - time.time():+.1f} s off"
         return str(answer.json()["status"])
 
     wait_for(lambda: status() == "failed", timeout=limits.task_timeout + limits.sweep_interval + 5, interval=0.2,

@@ -4,6 +4,7 @@ changes, other tabs and server restarts, and each one ends as its image or its e
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -115,6 +116,20 @@ def requests_while_idle(page: Page, seconds: float) -> list[str]:
     page.wait_for_timeout(seconds * 1000)
     page.remove_listener("request", note)
     return made
+
+
+@pytest.mark.parametrize("skew", [600, -600], ids=["browser-ahead", "browser-behind"])
+def test_a_browser_whose_clock_is_ten_minutes_off_shows_how_long_a_task_really_runs(page: Page, skew: int) -> None:
+    # The server's clock is right; the browser's runs ten minutes off (Playwright's clock, still flowing).
+    page.clock.install(time=time.time() + skew)
+    open_studio(page, CREATE)
+    task = submit(page, CREATE)
+    elapsed = card(page, task["id"], "#in-progress").locator("[data-elapsed]")
+    # Seconds that count up from the server's clock: not "10m 3s", and not stuck at "0s" (a task from the future).
+    expect(elapsed).to_have_text(re.compile(r"^Running for [1-9]s$"))
+    page.reload()
+    expect(card(page, task["id"], "#in-progress").locator("[data-elapsed]")).to_have_text(
+        re.compile(r"^Running for [1-9]s$"))
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.type for k in KINDS])

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import {beforeEach, describe, test} from "node:test";
 
-import {CHANNEL_NAME, TaskMonitor} from "../../src/genkeep/web/static/recovery.js";
+import {CHANNEL_NAME, SERVER_CLOCK_HEADER, TaskMonitor} from "../../src/genkeep/web/static/recovery.js";
 
 const INTERVAL = 2000;
 
@@ -100,6 +100,7 @@ class FakeApi {
     this.delay = 0;
     this.failWith = null; // null, "network" or an HTTP status
     this.pageSize = 100;
+    this.clockOffset = null; // the server's clock minus the page's; null: answers tell no time
     this.fetch = this.fetch.bind(this);
   }
 
@@ -133,12 +134,19 @@ class FakeApi {
       const reply = () => {
         if (failure === "network") reject(new TypeError("Failed to fetch"));
         else if (failure !== null) resolve(jsonResponse(failure, {status: failure, code: "oops"}));
-        else resolve(answer);
+        else resolve(this.stamped(answer));
       };
       init.signal?.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")));
       if (this.delay > 0) this.clock.later(this.delay, reply);
       else reply();
     });
+  }
+
+  // The server tells its time as it sends the answer.
+  stamped(answer) {
+    if (this.clockOffset === null) return answer;
+    const told = String(this.clock.now() + this.clockOffset);
+    return {...answer, headers: new Headers({[SERVER_CLOCK_HEADER]: told})};
   }
 
   answer(url) {
@@ -285,6 +293,45 @@ describe("recovery on load", () => {
     await make().start();
     assert.equal(seen.cards.size, 5);
     assert.equal(api.listRequests().length, 3);
+  });
+});
+
+describe("the server's clock", () => {
+  test("before any answer tells the time, the page's own clock", async () => {
+    const {clock, make} = setup();
+    clock.time = 1_767_225_600_000;
+    assert.equal(make().serverNow(), clock.now());
+  });
+
+  test("a page whose clock is ten minutes off counts from the server's clock the answers tell", async () => {
+    const {clock, api, make} = setup();
+    clock.time = 1_767_225_600_000;
+    api.clockOffset = -600_000; // the browser's clock runs ten minutes ahead of the server's
+    const task = api.add(makeTask({created_at: new Date(clock.now() - 600_000 - 3000).toISOString()}));
+    const monitor = make();
+    await monitor.start();
+    assert.equal(monitor.serverNow() - Date.parse(task.created_at), 3000, "a 3-second-old task reads 3 s old");
+    await clock.advance(INTERVAL);
+    assert.equal(monitor.serverNow() - Date.parse(task.created_at), 5000);
+    // Answers that take a while: the told time is taken as of the middle of the request.
+    api.delay = 400;
+    api.clockOffset = 300_000;
+    await clock.advance(INTERVAL + api.delay);
+    assert.ok(Math.abs(monitor.serverNow() - (clock.now() + 300_000)) <= api.delay / 2,
+      `serverNow is ${monitor.serverNow() - clock.now()} ms from the page's clock, not 300000`);
+    monitor.stop();
+  });
+
+  test("an answer without the time keeps the offset the last one told", async () => {
+    const {clock, api, make} = setup();
+    api.clockOffset = 42_000;
+    api.add(makeTask());
+    const monitor = make();
+    await monitor.start();
+    api.clockOffset = null;
+    await clock.advance(INTERVAL);
+    assert.equal(monitor.serverNow(), clock.now() + 42_000);
+    monitor.stop();
   });
 });
 

@@ -60,8 +60,22 @@ def get_studio(request: Request) -> Studio:
 StudioDep = Annotated[Studio, Depends(studio_dependency)]
 
 
-def json_bytes(body: bytes, status_code: int = 200) -> Response:
-    return Response(body, status_code=status_code, media_type="application/json")
+def json_bytes(body: bytes, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
+
+
+# On the answers pages poll: the time now by the clock tasks are stamped with (the database server's on PostgreSQL,
+# as this process estimates it), in milliseconds since the epoch. Pages count a running task's elapsed time from it,
+# not from the browser's clock. Not the Date header: that is this machine's clock, and to the second only.
+SERVER_CLOCK_HEADER = "Genkeep-Clock"
+SERVER_CLOCK_DOC = {SERVER_CLOCK_HEADER: {
+    "description": "The server's time now (the clock `created_at` is stamped by), in milliseconds since the epoch: "
+                   "count elapsed time from it rather than from the client's clock, which may be off.",
+    "schema": {"type": "integer", "example": 1767225600000}}}
+
+
+def server_clock(studio: Studio) -> dict[str, str]:
+    return {SERVER_CLOCK_HEADER: str(studio.manager.clock_now())}
 
 
 def task_id_of(request: Request) -> str:
@@ -209,8 +223,9 @@ def _statuses(raw: list[str]) -> list[TaskStatus]:
     "/api/tasks", summary="The owner's tasks, newest first", tags=["tasks"], response_model=contract.TaskPage,
     description="Pages follow `next_cursor`. The recovery client lists a type's unfinished tasks in one request: "
                 "`?type=WHITE_BACKGROUND&status=pending&status=processing`.",
-    responses={200: {"description": "A page of tasks.", "content": {"application/json": {"example": {
-        "items": [contract.TASK_EXAMPLE], "next_cursor": None}}}},
+    responses={200: {"description": "A page of tasks.", "headers": SERVER_CLOCK_DOC,
+                     "content": {"application/json": {"example": {
+                         "items": [contract.TASK_EXAMPLE], "next_cursor": None}}}},
         **answers(401, 503),
         422: answer(422, "A parameter is not one of its values (or out of range), or the cursor is not one genkeep "
                          "gave out.", example=("invalid_input", "Unknown status 'done'; use pending, processing, "
@@ -228,7 +243,8 @@ async def list_tasks(request: Request) -> Response:
             raise InvalidInput(f"limit must be a whole number between 1 and {PAGE_SIZE_MAX}, not "
                                f"{raw_limit[:40]!r}.", field="limit")
         limit = int(raw_limit)
-    page = await get_studio(request).manager.list_tasks(
+    studio = get_studio(request)
+    page = await studio.manager.list_tasks(
         owner_of(request),
         task_type=parse_type(raw_type) if raw_type is not None else None,
         statuses=_statuses(query.getlist("status")),
@@ -236,21 +252,25 @@ async def list_tasks(request: Request) -> Response:
         cursor=query.get("cursor") or None,
     )
     items = ",".join([task.json for task in page.items])
-    return json_bytes(f'{{"items":[{items}],"next_cursor":{json.dumps(page.next_cursor)}}}'.encode())
+    return json_bytes(f'{{"items":[{items}],"next_cursor":{json.dumps(page.next_cursor)}}}'.encode(),
+                      headers=server_clock(studio))
 
 
 # The status poll, the most frequent request of all.
 @router.get(
     "/api/tasks/{task_id}", summary="One task", tags=["tasks"], response_model=contract.Task,
     description="Poll it every couple of seconds until `status` is completed or failed.",
-    responses={200: {"description": "The task.", "content": {"application/json": {"examples": {
-        "processing": {"value": contract.TASK_EXAMPLE}, "completed": {"value": contract.COMPLETED_EXAMPLE}}}}},
+    responses={200: {"description": "The task.", "headers": SERVER_CLOCK_DOC,
+                     "content": {"application/json": {"examples": {
+                         "processing": {"value": contract.TASK_EXAMPLE},
+                         "completed": {"value": contract.COMPLETED_EXAMPLE}}}}},
         **answers(401, 404, 503)},
     openapi_extra=TASK_ID_PARAMETERS,
 )
 async def get_task(request: Request) -> Response:
-    task = await get_studio(request).manager.get(owner_of(request), task_id_of(request))
-    return json_bytes(task.json.encode())
+    studio = get_studio(request)
+    task = await studio.manager.get(owner_of(request), task_id_of(request))
+    return json_bytes(task.json.encode(), headers=server_clock(studio))
 
 
 @router.post(

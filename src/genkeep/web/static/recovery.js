@@ -36,8 +36,14 @@
 // - Failures (rejections, 5xx, timeouts) never end monitoring: the state becomes "reconnecting", the cadence
 //   stays (even with nothing known to be unfinished: the page cannot know until a list is answered), and the
 //   next success brings back "ok".
+// - The server's clock: a task's times are the server's (on PostgreSQL the database's), and a browser's clock may
+//   be minutes off, so "running for ..." counts from `serverNow()`: the browser's clock corrected by the offset
+//   the latest answer told (its SERVER_CLOCK_HEADER, in milliseconds, taken as of the middle of the request).
 
 const UNFINISHED = ["pending", "processing"];
+
+/** The answer header that tells the server's time now, in milliseconds since the epoch. */
+export const SERVER_CLOCK_HEADER = "Genkeep-Clock";
 
 /** The BroadcastChannel name the pages of one origin share task news on. */
 export const CHANNEL_NAME = "genkeep.tasks";
@@ -92,6 +98,7 @@ export class TaskMonitor {
   #nextAt = 0;
   #running = false;
   #connection = "ok";
+  #clockOffset = 0; // the server's clock minus the page's, as the latest answer told
   #channel = null; // open between start() and stop()
   #hear = (event) => this.#heard(event?.data);
 
@@ -145,6 +152,14 @@ export class TaskMonitor {
     return [...this.#tasks.values()]
       .map((entry) => entry.task)
       .sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at));
+  }
+
+  /**
+   * The server's time now (ms since the epoch), for elapsed times: the page's clock until an answer tells the
+   * server's.
+   */
+  serverNow() {
+    return this.#clock.now() + this.#clockOffset;
   }
 
   /** "ok", or "reconnecting" while requests fail or hang. */
@@ -462,6 +477,7 @@ export class TaskMonitor {
   }
 
   async #getJson(path, controller) {
+    const sentAt = this.#clock.now();
     const response = await this.#fetch(this.#base + path, {
       method: "GET",
       headers: {Accept: "application/json"},
@@ -470,6 +486,8 @@ export class TaskMonitor {
       signal: controller?.signal,
     });
     if (!response.ok) throw new HttpError(response.status);
+    const told = Number.parseInt(response.headers?.get?.(SERVER_CLOCK_HEADER) ?? "", 10);
+    if (Number.isFinite(told)) this.#clockOffset = told - (sentAt + this.#clock.now()) / 2;
     return response.json();
   }
 

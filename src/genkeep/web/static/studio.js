@@ -20,7 +20,8 @@ const $ = (selector, root = document) => root.querySelector(selector);
 const progressList = $("#in-progress");
 const historyList = $("#history");
 
-// One clock for the page: the monitor's polling and the "running for" texts read the same time.
+// One clock for the page's timers: the monitor's polling. The "running for" texts count from the server's time
+// instead (serverNow below): a task's created_at is the server's, and this browser's clock may be minutes off.
 const clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -95,10 +96,10 @@ function insertByCreated(list, card, task) {
 function onTask(task) {
   const card = findCard(progressList, task.id);
   if (card) {
-    renderCard(card, task, {now: clock.now()});
+    renderCard(card, task, {now: serverNow()});
     return;
   }
-  const fresh = createCard(task, {now: clock.now()});
+  const fresh = createCard(task, {now: serverNow()});
   flip(() => insertByCreated(progressList, fresh, task));
   updateSections();
 }
@@ -112,7 +113,7 @@ function onFinish(task) {
     addToHistory(task, {top: true});
     return;
   }
-  renderCard(card, task, {now: clock.now()});
+  renderCard(card, task, {now: serverNow()});
   card.classList.add("is-finishing");
   setTimeout(() => moveToHistory(card), reducedMotion.matches ? 0 : SETTLE_MS);
 }
@@ -142,6 +143,7 @@ function onConnection(state) {
 }
 
 const monitor = new TaskMonitor({type: TYPE, clock, onTask, onFinish, onGone, onConnection});
+const serverNow = () => monitor.serverNow();
 
 // ---------------------------------------------------------------------------------------------------------
 // History: this type's finished tasks, newest first, paged with the cursor.
@@ -151,7 +153,7 @@ const loadMore = $("#load-more");
 
 function addToHistory(task, {top = false} = {}) {
   if (findCard(historyList, task.id) || findCard(progressList, task.id)) return;
-  const card = createCard(task, {now: clock.now()});
+  const card = createCard(task, {now: serverNow()});
   card.dataset.created = task.created_at;
   if (top) flip(() => historyList.prepend(card));
   else historyList.append(card);
@@ -540,7 +542,7 @@ async function takeHandoff() {
 // ---------------------------------------------------------------------------------------------------------
 // Start: the running "elapsed" texts, the history, the viewer, and the recovery of unfinished tasks.
 
-setInterval(() => tickElapsed(progressList, clock.now()), 1000);
+setInterval(() => tickElapsed(progressList, serverNow()), 1000);
 updateCounter();
 renderReferences();
 updateSections();
