@@ -8,7 +8,7 @@ PORT ?= 8000
 AXE_CORE_VERSION := 4.10.3
 AXE := $(VENV)/axe-core/node_modules/axe-core/axe.min.js
 
-.PHONY: run test lint typecheck pytest jstest chaos bench api-docs lock clean
+.PHONY: run test lint typecheck pytest jstest chaos hosts bench api-docs lock clean
 
 # Installs come from the lock files in requirements/ (every version and file hash pinned), so a machine set up next
 # year gets what passed today; genkeep itself is then installed without resolving anything (`--no-deps`).
@@ -70,6 +70,11 @@ test: lint typecheck jstest pytest
 # The chaos suite's long form: more kill rounds, longer blips, cut and faults (`make test` runs its short form).
 chaos: $(BIN)/genkeep-test-installed
 	GENKEEP_CHAOS=long $(BIN)/pytest -q -m chaos tests/chaos
+
+# The multi-host suite's long form (root: network namespaces): every scenario, longer faults (`make test` runs
+# its short form).
+hosts: $(BIN)/genkeep-test-installed
+	GENKEEP_CHAOS=long $(BIN)/pytest -q -m hosts tests/hosts
 
 bench: $(BIN)/genkeep-test-installed
 	$(BIN)/python bench/run.py

@@ -136,6 +136,7 @@ class Verdict:
     asked_to_fail: int = 0  # failed because the prompt said so: the engine's verdict, not a fault
     lost: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
+    double_runs: int = 0  # tasks with two engine runs at once
     takeover: float | None = None
     no_db_worst: float | None = None
     db_worst: float | None = None
@@ -195,6 +196,7 @@ def judge(scenario: str, *, limits: Limits, accepted: dict[str, str], rows: dict
                         f"(runs per task: {sorted(over.values(), reverse=True)[:10]})")
 
     overlapping = _overlapping(per_task, kills, now)
+    verdict.double_runs = len(overlapping)
     if overlapping:
         verdict.problem(f"two runs at once: {len(overlapping)} tasks had overlapping engine runs, e.g. "
                         f"{overlapping[:3]}")

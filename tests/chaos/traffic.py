@@ -1,6 +1,7 @@
 """Clients, as users would be: a steady stream of new tasks, and probes that time one route again and again.
 
-Both are bounded (they stop when told, every request has a timeout) and talk to 127.0.0.1 only.
+Both are bounded (they stop when told, every request has a timeout) and talk to 127.0.0.1 only, or from inside
+a test host's network when `setup` moves their thread there (tests/hosts).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class RequestLoop:
     request_timeout: float = 10.0
     concurrency: int = 1
     headers: dict[str, str] = field(default_factory=dict)
+    # Called first on the loop's thread (the threads it starts inherit what it did, e.g. a network namespace).
+    setup: Callable[[], None] | None = None
     answers: list[Answer] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -89,6 +92,8 @@ class RequestLoop:
         raise NotImplementedError
 
     def _loop(self) -> None:
+        if self.setup is not None:
+            self.setup()
         # A fresh connection per request: a kept-alive one the server closed meanwhile would fail as "no answer".
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=0)
         with httpx.Client(base_url=self.base_url, timeout=self.request_timeout, headers=self.headers,
