@@ -16,6 +16,7 @@ from genkeep.config import Settings
 from genkeep.studio import Studio
 from genkeep.tasks import database
 from genkeep.web.app import create_app
+from tests.support.database import connect as connect_database
 from tests.support.s3 import AWS_VARIABLES_CLEARED, aws_env, new_bucket, s3_server
 
 POSTGRES_ADMIN_URL = os.environ.get("GENKEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -63,7 +64,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def empty_postgres(url: str, tmp_path: Path) -> str:
     """The session's PostgreSQL database, migrated and without tasks."""
     database.upgrade(url, tmp_path)
-    engine = database.connect(url)
+    engine = connect_database(url)
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE tasks"))
     engine.dispose()

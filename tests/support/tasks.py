@@ -9,11 +9,11 @@ from sqlalchemy import update
 from genkeep.config import Settings
 from genkeep.engines.base import Engine
 from genkeep.studio import Studio
-from genkeep.tasks import database
 from genkeep.tasks.model import Task, TaskType, now, to_millis
 from genkeep.tasks.new_task import NewTask
 from genkeep.tasks.schema import tasks
 from genkeep.workers.pool import WorkerPool
+from tests.support.database import connect as connect_database
 
 
 def accept(studio: Studio, prompt: str | None = "a kite", owner: str = "owner-a",
@@ -29,7 +29,7 @@ def row(studio: Studio, task_id: str) -> Task | None:
 
 def age(settings: Settings, task_id: str, minutes: float) -> None:
     """Pretend the task was accepted `minutes` ago (a test's own SQL, outside the manager)."""
-    engine = database.connect(settings.resolved_database_url)
+    engine = connect_database(settings.resolved_database_url)
     try:
         with engine.begin() as conn:
             conn.execute(update(tasks).where(tasks.c.id == task_id)

@@ -202,16 +202,16 @@ def test_readyz_answers_503_naming_the_database_when_it_is_unreachable(postgres_
                         secret_key="test-secret-key-" + "x" * 16)
     with TestClient(create_app(settings)) as client:
         assert client.get("/readyz").json() == {"status": "ok"}
-        studio = studio_of(client)
-        reachable = studio.backend
-        # The same studio, now pointed at a port where no database listens.
-        studio.backend = open_backend(f"postgresql://postgres@127.0.0.1:{free_port()}/genkeep", pool_size=1)
+        manager = studio_of(client).manager
+        reachable = manager.backend
+        # The same studio's manager, now pointed at a port where no database listens.
+        manager.backend = open_backend(f"postgresql://postgres@127.0.0.1:{free_port()}/genkeep", pool_size=1)
         try:
             answer = client.get("/readyz")
             _, samples = scrape(client)
         finally:
-            studio.backend.close()
-            studio.backend = reachable
+            manager.backend.close()
+            manager.backend = reachable
         assert client.get("/readyz").status_code == 200
     assert answer.status_code == 503
     assert answer.headers["retry-after"]
