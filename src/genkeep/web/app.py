@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         title="genkeep",
         version=__version__,
         description=api_document.DESCRIPTION,
+        license_info=api_document.LICENSE,
         lifespan=lifespan,
         # /docs is served by api_docs from installed files, not from a CDN; /redoc, a second viewer, is off.
         docs_url=None,

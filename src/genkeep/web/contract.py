@@ -188,7 +188,10 @@ def _per_type_rules() -> list[dict[str, Any]]:
     """The domain's rules for each type (image counts, a required prompt) as JSON Schema conditions."""
     rules = []
     for task_type, (fewest, most) in IMAGE_COUNTS.items():
-        then: dict[str, Any] = {"properties": {"reference_images": {"minItems": fewest, "maxItems": most}}}
+        # Open in words as it is by default: linters that check examples (Redocly's) take a subschema that says
+        # nothing as closed, and would refuse every form's other fields. The form itself is closed.
+        then: dict[str, Any] = {"properties": {"reference_images": {"minItems": fewest, "maxItems": most}},
+                                "additionalProperties": True}
         required = ["reference_images"] if fewest else []
         if task_type in PROMPT_REQUIRED:
             required.append("prompt")
