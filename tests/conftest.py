@@ -25,6 +25,17 @@ TESTS_DIR = Path(__file__).parent
 SCRIPTED_ENGINE = "tests.support.engines:create_engine"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every PostgreSQL case carries the `postgres` marker, so `-m "not postgres"` runs without the server: the
+    ones that ask for it by name, and the "postgres" case of every parametrized database (some fixtures ask for
+    the server only inside, which pytest cannot see)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        cases = callspec.params.values() if callspec is not None else ()
+        if "postgres_url" in getattr(item, "fixturenames", ()) or "postgres" in cases:
+            item.add_marker(pytest.mark.postgres)
+
+
 def _postgres_reason() -> str | None:
     try:
         with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):

@@ -116,7 +116,7 @@ def test_timeouts_and_takeovers_are_counted(settings: Settings) -> None:
     studio = Studio.open(settings.with_overrides(lease_seconds=0.5))
     try:
         waited_too_long = accept(studio, "a kite")
-        age(studio.settings, waited_too_long.id, minutes=10)
+        age(studio, waited_too_long.id, minutes=10)
         studio.manager.sweep()
         taken = accept(studio, "a boat")
         engines = {TaskType.CREATE: "scripted"}

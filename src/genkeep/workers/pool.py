@@ -60,6 +60,8 @@ class WorkerPool:
         self._runs: dict[str, TaskRun] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        # Set once the grace is over: every run held then, or registered later by a claim already under way, stops.
+        self._handing_back = False
         self._finished = threading.Event()
         self._threads: list[threading.Thread] = []
         # Called with the keeper's name when one dies (tests replace it).
@@ -100,6 +102,7 @@ class WorkerPool:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._lock:
+            self._handing_back = True
             leftovers = list(self._runs.values())
         for run in leftovers:
             run.halt(StopReason.SHUTDOWN)
@@ -170,6 +173,8 @@ class WorkerPool:
         run = TaskRun(claimed[0], renewed_at=asked_at)
         with self._lock:
             self._runs[run.task.id] = run
+            if self._handing_back:
+                run.halt(StopReason.SHUTDOWN)
         return run
 
     def _idle(self, seconds: float) -> None:
