@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import zlib
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.studio import Studio
 from tests.support.images import png_bytes
 from tests.support.storage import folder_of
@@ -190,3 +193,16 @@ def test_too_many_form_parts_is_422(client: TestClient) -> None:
     answer = client.post("/api/tasks", data={"type": "CREATE", "prompt": "x"}, files=files)
     assert answer.status_code == 422
     assert "at most 4" in answer.json()["detail"]
+
+
+def test_the_page_offers_exactly_the_image_formats_the_server_accepts(client: TestClient) -> None:
+    """One list: the file pickers, the page's own check of a dropped file, the form's schema and the server."""
+    served = [media_type for media_type, _ in ACCEPTED_FORMATS.values()]
+    page = client.get("/white-background").text
+    config = json.loads(re.search(r'<script type="application/json" id="genkeep-config">(.*?)</script>', page,
+                                  re.S).group(1))  # type: ignore[union-attr]
+    assert config["acceptedTypes"] == served
+    assert set(re.findall(r'accept="([^"]*)"', page)) == {",".join(served)}
+    encoding = client.get("/openapi.json").json()["paths"]["/api/tasks"]["post"]["requestBody"]["content"][
+        "multipart/form-data"]["encoding"]["reference_images"]["contentType"]
+    assert encoding.split(", ") == served

@@ -34,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from genkeep.config import Settings, SettingsError
 from genkeep.engines.base import EngineContext, EngineError, EngineResult
+from genkeep.reference_images import ACCEPTED_FORMATS
 
 log = logging.getLogger(__name__)
 # httpx logs every request's full URL at INFO, user:password included; genkeep logs what matters itself.
@@ -58,7 +59,7 @@ _ON = {"1", "true", "yes", "on"}
 _OFF = {"0", "false", "no", "off"}
 
 # Formats stored as they come; anything else is converted to PNG so every stored result displays in a browser.
-_KEPT_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_KEPT_FORMATS = {image_format: media_type for image_format, (media_type, _) in ACCEPTED_FORMATS.items()}
 
 
 class ProviderSettings:
