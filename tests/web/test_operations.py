@@ -239,7 +239,7 @@ def test_api_engines_says_what_each_type_runs_on(settings: Settings) -> None:
 
 def test_api_engines_names_a_hosted_model_per_type(settings: Settings) -> None:
     hosted = settings.with_overrides(engine="local", engine_create="openai", engine_clothing_change="dashscope",
-                                     workers=0, provider={"GENKEEP_OPENAI_MODEL": "gpt-image-1.5"})
+                                     workers=0, openai_model="gpt-image-1.5")
     with TestClient(create_app(hosted)) as client:
         items = {item["type"]: item for item in client.get("/api/engines").json()["items"]}
         page = client.get("/create", headers={"Accept-Language": "zh-CN"}).text
