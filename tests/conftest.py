@@ -16,12 +16,24 @@ from genkeep.config import Settings
 from genkeep.studio import Studio
 from genkeep.tasks import database
 from genkeep.web.app import create_app
+from tests.support.database import connect as connect_database
 from tests.support.s3 import AWS_VARIABLES_CLEARED, aws_env, new_bucket, s3_server
 
 POSTGRES_ADMIN_URL = os.environ.get("GENKEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_POSTGRES = os.environ.get("GENKEEP_REQUIRE_POSTGRES") == "1"
 TESTS_DIR = Path(__file__).parent
 SCRIPTED_ENGINE = "tests.support.engines:create_engine"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every PostgreSQL case carries the `postgres` marker, so `-m "not postgres"` runs without the server: the
+    ones that ask for it by name, and the "postgres" case of every parametrized database (some fixtures ask for
+    the server only inside, which pytest cannot see)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        cases = callspec.params.values() if callspec is not None else ()
+        if "postgres_url" in getattr(item, "fixturenames", ()) or "postgres" in cases:
+            item.add_marker(pytest.mark.postgres)
 
 
 def _postgres_reason() -> str | None:
@@ -63,7 +75,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def empty_postgres(url: str, tmp_path: Path) -> str:
     """The session's PostgreSQL database, migrated and without tasks."""
     database.upgrade(url, tmp_path)
-    engine = database.connect(url)
+    engine = connect_database(url)
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE tasks"))
     engine.dispose()

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from genkeep.config import Settings
 from genkeep.studio import Studio
-from genkeep.tasks import database
 from genkeep.tasks.schema import tasks
 from tests.conftest import SCRIPTED_ENGINE
+from tests.support.database import connect as connect_database
 from tests.support.processes import genkeep_env, serving, start, stop
 from tests.support.tasks import accept, row
 from tests.support.waiting import wait_for
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _counts(studio: Studio) -> dict[str, int]:
     query = select(tasks.c.status, func.count()).group_by(tasks.c.status)
-    engine = database.connect(studio.settings.resolved_database_url)
+    engine = connect_database(studio.settings.resolved_database_url)
     try:
         with engine.connect() as conn:
             return {status: count for status, count in conn.execute(query).all()}

@@ -52,7 +52,7 @@ def test_values_are_read_and_empty_ones_keep_their_default() -> None:
     assert settings.engine_variable("CREATE") == "GENKEEP_ENGINE_CREATE"
     assert settings.engine_variable("CLOTHING_CHANGE") == "GENKEEP_ENGINE"
     assert settings.public_base_url == "https://studio.example" and settings.served_over_https
-    assert settings.provider == {"GENKEEP_OPENAI_MODEL": "gpt-image-1"}
+    assert settings.openai_model == "gpt-image-1"
     assert settings.log_format == "json" and settings.metrics_address == ":9464"
 
 
@@ -65,9 +65,10 @@ def test_settings_made_in_code_do_not_read_the_environment(monkeypatch: pytest.M
 
 def test_secrets_never_show_in_the_settings_repr() -> None:
     settings = Settings(secret_key="s3cret-" * 6, owner_header_secret="pr0xy-" * 7,
-                        provider={"GENKEEP_OPENAI_API_KEY": "sk-private"})
+                        openai_api_key="sk-private", dashscope_api_key="sk-other", comfyui_api_key="bearer-x")
     shown = repr(settings)
     assert "s3cret" not in shown and "pr0xy" not in shown and "sk-private" not in shown
+    assert "sk-other" not in shown and "bearer-x" not in shown
 
 
 def _readme_settings_rows() -> list[str]:

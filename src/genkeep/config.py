@@ -1,8 +1,8 @@
-"""Settings, read once from the environment (GENKEEP_*) and validated by pydantic-settings.
+"""Settings, read once from the environment (GENKEEP_*) and validated by pydantic.
 
-Each setting is declared once, below, with its variable, default and meaning: start-up reads and checks them,
-every error names the variable, and the README's settings table is generated from the same declarations
-(`genkeep settings`; a test compares the two).
+Each setting is declared once, below, with its variable, default and meaning (the engines' own settings too):
+start-up reads each from its variable and checks them, every error names the variable, and the README's settings
+table is generated from the same declarations (`genkeep settings`; a test compares the two).
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-# The generation types' names, as GENKEEP_ENGINE_<TYPE> spells them (the task model owns the types themselves).
-TYPE_NAMES = ("CREATE", "WHITE_BACKGROUND", "CLOTHING_CHANGE")
 # Owner cookies and signed image links are HMACs under this key: a shorter one is guessable offline.
 MIN_SECRET_KEY_CHARS = 32
 SECRET_KEY_FILE = "secret_key"
@@ -28,8 +25,6 @@ SECRET_KEY_FILE = "secret_key"
 PROXY_SECRET_HEADER = "X-Genkeep-Proxy-Secret"
 MAKE_A_KEY = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 PREFIX = "GENKEEP_"
-# The engines' own settings (GENKEEP_OPENAI_*, ...): passed to them whole, each engine checks its own.
-PROVIDER_PREFIXES = ("GENKEEP_OPENAI_", "GENKEEP_DASHSCOPE_", "GENKEEP_COMFYUI_")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -53,8 +48,7 @@ class Settings(BaseSettings):
 
     `Settings(...)` is exactly what it is given (tests, embedding); `Settings.from_env()` reads the environment."""
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, frozen=True, extra="forbid",
-                                      validate_by_name=True, validate_by_alias=True)
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
 
     database_url: str = setting("", "any SQLAlchemy URL; `postgresql://…` to scale out",
                                 shown="SQLite file in the data folder")
@@ -121,8 +115,51 @@ class Settings(BaseSettings):
     metrics_address: str = setting("", "`host:port` where `genkeep worker` serves Prometheus metrics at /metrics, "
                                    "e.g. `0.0.0.0:9464` (`genkeep serve` always serves them at its own /metrics)",
                                    shown="(none)")
-    # The engines' own GENKEEP_OPENAI_* / _DASHSCOPE_* / _COMFYUI_* variables, whole (not a setting of its own).
-    provider: dict[str, str] = Field(default_factory=dict, repr=False)
+    # The engines' own settings, read only when the engine is used (see the README's Engines section). An empty
+    # prompt template means the engine's built-in one (engines/prompts.py).
+    openai_api_key: str = setting("", "the OpenAI engine's API key", shown="(required)", secret=True)
+    openai_base_url: str = setting("", "base URL of an OpenAI-compatible gateway, e.g. `https://gateway.example/v1`",
+                                   shown="OpenAI")
+    openai_model: str = setting("gpt-image-1", "OpenAI's image model")
+    openai_size: str = setting("1024x1024", "OpenAI's output size")
+    openai_timeout: float = setting(180.0, "seconds to wait for one OpenAI generation (while streaming: for the next "
+                                    "event)", unit="seconds", gt=0.0)
+    openai_stream: bool = setting(True, "0: one plain OpenAI call, for gateways that cannot stream (no previews "
+                                  "then)", shown="1")
+    openai_partial_images: int = setting(2, "partial images to ask OpenAI for while streaming, 1 to 3 (each costs "
+                                         "about 100 output tokens)", ge=1, le=3)
+    openai_prompt_create: str = setting("", "OpenAI's prompt template for CREATE; `{prompt}` is the user's words",
+                                        shown="built in")
+    openai_prompt_white_background: str = setting("", "OpenAI's prompt template for WHITE_BACKGROUND",
+                                                  shown="built in")
+    openai_prompt_clothing_change: str = setting("", "OpenAI's prompt template for CLOTHING_CHANGE", shown="built in")
+    dashscope_api_key: str = setting("", "the DashScope engine's API key", shown="(required)", secret=True)
+    dashscope_base_url: str = setting("https://dashscope.aliyuncs.com/api/v1", "DashScope's API base (Singapore: "
+                                      "https://dashscope-intl.aliyuncs.com/api/v1)")
+    dashscope_workspace: str = setting("", "DashScope workspace id, sent as X-DashScope-WorkSpace", shown="(none)")
+    dashscope_create_model: str = setting("wan2.2-t2i-flash", "DashScope's text-to-image model for CREATE")
+    dashscope_reference_model: str = setting("wan2.5-i2i-preview", "DashScope's model for CREATE with reference "
+                                             "images (the first 3 are sent)")
+    dashscope_white_background_model: str = setting("wanx2.1-imageedit", "DashScope's image-edit model "
+                                                     "(`description_edit`) for WHITE_BACKGROUND")
+    dashscope_clothing_change_model: str = setting("aitryon", "DashScope's virtual try-on model for CLOTHING_CHANGE "
+                                                   "(`aitryon-plus` for higher quality; it takes no prompt)")
+    dashscope_size: str = setting("1024*1024", "DashScope's text-to-image size")
+    dashscope_timeout: float = setting(30.0, "seconds per HTTP request to DashScope", unit="seconds", gt=0.0)
+    dashscope_prompt_create: str = setting("", "DashScope's prompt template for CREATE; `{prompt}` is the user's "
+                                           "words", shown="built in")
+    dashscope_prompt_white_background: str = setting("", "DashScope's prompt template for WHITE_BACKGROUND",
+                                                     shown="built in")
+    comfyui_url: str = setting("http://127.0.0.1:8188", "the ComfyUI server")
+    comfyui_workflows: str = setting("", "folder holding the three ComfyUI workflow files",
+                                     shown="bundled `comfyui_workflows/`")
+    comfyui_api_key: str = setting("", "Bearer token, for a ComfyUI behind an authenticating proxy", shown="(none)",
+                                   secret=True)
+    comfyui_timeout: float = setting(30.0, "seconds per HTTP request to ComfyUI", unit="seconds", gt=0.0)
+    comfyui_prompt_create: str = setting("", "the template ComfyUI's workflows get as `{{prompt}}` for CREATE",
+                                         shown="built in")
+    comfyui_prompt_white_background: str = setting("", "the same for WHITE_BACKGROUND", shown="built in")
+    comfyui_prompt_clothing_change: str = setting("", "the same for CLOTHING_CHANGE", shown="built in")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -228,28 +265,20 @@ class Settings(BaseSettings):
         (serve, worker, sweep, db upgrade), and from here on the files it makes are private."""
         if environ is None:
             keep_files_private()
-        env = dict(os.environ if environ is None else environ)
-        values = _Environment(cls, env)()
-        values.pop("provider", None)
-        provider = {key: value for key, value in env.items() if key.startswith(PROVIDER_PREFIXES)}
+        env = os.environ if environ is None else environ
+        # Each setting from its own variable; an empty (or blank) one keeps the default.
+        values = {name: env[variable] for name, variable in variables().items() if env.get(variable, "").strip()}
         try:
-            settings = cls(**values, provider=provider)
+            settings = cls.model_validate(values)
         except ValidationError as error:
             raise SettingsError(explain(error)) from None
         check_owner_header(settings)
         return settings
 
 
-class _Environment(EnvSettingsSource):
-    """pydantic-settings' reading of GENKEEP_* variables, from a given mapping instead of os.environ (so tests
-    and start-up read the same way)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+def variables() -> dict[str, str]:
+    """Every setting's field name and the environment variable it is read from."""
+    return {name: variable_of(name, field) for name, field in Settings.model_fields.items()}
 
 
 def variable_of(name: str, field: FieldInfo) -> str:
@@ -283,8 +312,12 @@ def explain(error: ValidationError) -> str:
             rule = f"must be a whole number, not {raw!r}."
         elif kind in ("float_parsing", "float_type"):
             rule = f"must be a number{' of ' + unit if unit else ''}, not {raw!r}."
-        elif kind in ("greater_than_equal", "greater_than"):
-            rule = f"must be at least {context.get('ge', context.get('gt'))}, not {raw}."
+        elif kind == "greater_than_equal":
+            rule = f"must be at least {context.get('ge')}, not {raw}."
+        elif kind == "greater_than":
+            rule = f"must be more than {context.get('gt')}{' ' + unit if unit else ''}, not {raw}."
+        elif kind == "less_than_equal":
+            rule = f"must be at most {context.get('le')}, not {raw}."
         elif kind in ("bool_parsing", "bool_type"):
             rule = f"must be 1 or 0 (true or false), not {raw!r}."
         elif kind == "literal_error":

@@ -29,7 +29,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from genkeep import __version__
-from genkeep.tasks.backends import TaskBackend
+from genkeep.tasks.backends.base import UnfinishedCount
 from genkeep.tasks.errors import Unavailable
 from genkeep.tasks.model import TaskType
 from genkeep.tasks.transitions import Actor, Step, Transition
@@ -110,9 +110,9 @@ class TaskMetrics:
 class UnfinishedTasks(Collector):
     """Unfinished tasks by type, status and state (waiting for a worker, or running), counted at scrape time."""
 
-    def __init__(self, backend: Callable[[], TaskBackend]) -> None:
-        # Asked for at each scrape: the studio's backend as it is then.
-        self.backend = backend
+    def __init__(self, count: Callable[[], list[UnfinishedCount]]) -> None:
+        # Asked at each scrape (the studio's task manager counts).
+        self.count = count
 
     def describe(self) -> Iterable[Metric]:
         # Nothing to read at registration: the database is counted only when scraped.
@@ -121,7 +121,7 @@ class UnfinishedTasks(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("genkeep_database_up", "1 when the task database answered this scrape's count.")
         try:
-            counts = self.backend().unfinished_counts()
+            counts = self.count()
         except Exception as error:
             # The rest of the scrape is still worth having; the gauge below says the count is missing.
             if not isinstance(error, Unavailable):
@@ -165,10 +165,10 @@ class Metrics:
         for kind, engine in engines.items():
             self.engines.labels(kind.value, engine).set(1)
 
-    def count_unfinished(self, backend: Callable[[], TaskBackend]) -> None:
+    def count_unfinished(self, count: Callable[[], list[UnfinishedCount]]) -> None:
         """Count unfinished tasks in the database at each scrape (once per process)."""
         if self._database is None:
-            self._database = UnfinishedTasks(backend)
+            self._database = UnfinishedTasks(count)
             self.registry.register(self._database)
 
     def exposition(self) -> bytes:

@@ -3,8 +3,6 @@
 - `format: binary` (the form's reference_images): real small pictures in each accepted format, sized like the
   studio accepts them. The schema says "PNG, JPEG or WebP, at least 64 pixels a side" in words only; without
   this, schema-valid requests would carry bytes no image decoder reads.
-- `format: genkeep-cursor` (the list's cursor): cursors of the form genkeep hands out, for tasks that may or may
-  not exist. Only a `next_cursor` is valid, which no schema can say.
 
 And one filter, for negative (schema-breaking) multipart bodies that do not break the schema once sent: a form
 field is text on the wire, so a prompt mutated into the integer 255 arrives as the valid text "255"; and
@@ -25,8 +23,6 @@ from hypothesis import strategies as st
 from PIL import Image
 from schemathesis.transport.serialization import Binary
 
-from genkeep.tasks.manager import encode_cursor
-
 FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 
 
@@ -41,13 +37,7 @@ def pictures(draw: st.DrawFn) -> bytes:
     return out.getvalue()
 
 
-@st.composite
-def cursors(draw: st.DrawFn) -> str:
-    return encode_cursor(draw(st.integers(0, 2**62 - 1)), draw(st.text("0123456789abcdef", min_size=32, max_size=32)))
-
-
 schemathesis.openapi.format("binary", pictures())
-schemathesis.openapi.format("genkeep-cursor", cursors())
 
 
 _VALIDATORS: dict[tuple[int, str], Any] = {}

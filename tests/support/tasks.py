@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -9,11 +10,12 @@ from sqlalchemy import update
 from genkeep.config import Settings
 from genkeep.engines.base import Engine
 from genkeep.studio import Studio
-from genkeep.tasks import database
+from genkeep.tasks.backends.memory import MemoryBackend
 from genkeep.tasks.model import Task, TaskType, now, to_millis
 from genkeep.tasks.new_task import NewTask
 from genkeep.tasks.schema import tasks
 from genkeep.workers.pool import WorkerPool
+from tests.support.database import connect as connect_database
 
 
 def accept(studio: Studio, prompt: str | None = "a kite", owner: str = "owner-a",
@@ -27,13 +29,18 @@ def row(studio: Studio, task_id: str) -> Task | None:
     return studio.backend.get(task_id)
 
 
-def age(settings: Settings, task_id: str, minutes: float) -> None:
-    """Pretend the task was accepted `minutes` ago (a test's own SQL, outside the manager)."""
-    engine = database.connect(settings.resolved_database_url)
+def age(studio: Studio, task_id: str, minutes: float) -> None:
+    """Pretend the task was accepted `minutes` ago (the test's own write, outside the manager)."""
+    created_at = to_millis(now() - timedelta(minutes=minutes))
+    if isinstance(studio.backend, MemoryBackend):
+        with studio.backend._lock:
+            task = studio.backend.tasks[task_id]
+            studio.backend.tasks[task_id] = dataclasses.replace(task, created_at=created_at)
+        return
+    engine = connect_database(studio.settings.resolved_database_url)
     try:
         with engine.begin() as conn:
-            conn.execute(update(tasks).where(tasks.c.id == task_id)
-                         .values(created_at=to_millis(now() - timedelta(minutes=minutes))))
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(created_at=created_at))
     finally:
         engine.dispose()
 

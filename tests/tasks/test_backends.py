@@ -18,6 +18,7 @@ from genkeep.tasks.backends.base import Caps
 from genkeep.tasks.model import ReferenceImage, Task, TaskStatus, TaskType
 from genkeep.tasks.new_task import new_task_id
 from genkeep.tasks.view import TaskView, task_json
+from tests.support.database import connect as connect_database
 from tests.support.loop import run
 
 ROOMY = Caps(per_owner=1000, studio=10_000)
@@ -35,7 +36,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskBack
     else:
         url = request.getfixturevalue("postgres_url")
         database.upgrade(url, tmp_path)
-        engine = database.connect(url)
+        engine = connect_database(url)
         with engine.begin() as conn:
             conn.execute(text("TRUNCATE tasks"))
         engine.dispose()

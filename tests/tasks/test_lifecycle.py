@@ -1,7 +1,11 @@
-"""Final states are final; cancel, retry, delete and the Idempotency-Key behave as API.md says."""
+"""Final states are final; cancel, retry, delete and the Idempotency-Key behave as API.md says.
+
+The task manager's lifecycle, on the in-memory backend (milliseconds): that each database does what the manager
+asks of it is the backend contract's to show (tests/tasks/test_backends.py, on all three backends)."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from genkeep.config import Settings
@@ -14,6 +18,11 @@ from tests.support.api import submit, wait_final
 from tests.support.storage import folder_of
 from tests.support.tasks import accept, age, pool_of, row
 from tests.support.waiting import wait_for
+
+
+@pytest.fixture
+def database_url() -> str:
+    return "memory:"
 
 
 class LateEngine(RunToCompletionEngine):
@@ -45,7 +54,7 @@ def test_a_late_result_after_a_timeout_changes_nothing(studio: Studio) -> None:
     task = accept(studio)
 
     def time_out(task_id: str) -> None:
-        age(studio.settings, task_id, 6)
+        age(studio, task_id, 6)
         studio.manager.sweep()
 
     pool_of(studio, LateEngine(time_out)).run_burst()

@@ -10,11 +10,12 @@ from alembic.migration import MigrationContext
 
 from genkeep.tasks import database
 from genkeep.tasks.schema import metadata
+from tests.support.database import connect as connect_database
 
 
 def test_migrations_match_the_declared_schema(database_url: str, tmp_path: Path) -> None:
     database.upgrade(database_url, tmp_path)
-    engine = database.connect(database_url)
+    engine = connect_database(database_url)
     try:
         with engine.connect() as conn:
             differences = compare_metadata(MigrationContext.configure(conn), metadata)

@@ -47,7 +47,7 @@ def test_r1_3_an_engine_crash_is_failed_with_a_sentence(client: TestClient) -> N
 def test_r3_1_a_task_processing_over_the_timeout_fails_with_a_timeout(studio: Studio) -> None:
     young = accept(studio, "a young task")
     old = accept(studio, "an old task")
-    age(studio.settings, old.id, 5.1)
+    age(studio, old.id, 5.1)
     swept = studio.manager.sweep()
     assert swept == [old.id]
     failed = row(studio, old.id)
@@ -60,7 +60,7 @@ def test_r3_1_a_task_processing_over_the_timeout_fails_with_a_timeout(studio: St
 
 def test_r3_1_a_reader_sees_the_timeout_as_soon_as_it_is_due(studio: Studio) -> None:
     old = accept(studio, "an old task")
-    age(studio.settings, old.id, 5.01)
+    age(studio, old.id, 5.01)
     # No sweep has run: reading the task is enough.
     assert run(studio.manager.get("owner-a", old.id)).status == "failed"
 
@@ -68,7 +68,7 @@ def test_r3_1_a_reader_sees_the_timeout_as_soon_as_it_is_due(studio: Studio) -> 
 def test_r3_2_startup_cleans_up_tasks_processing_over_5_minutes(studio: Studio) -> None:
     stale = accept(studio, "left over from before a restart")
     fresh = accept(studio, "just accepted")
-    age(studio.settings, stale.id, 30)
+    age(studio, stale.id, 30)
     restarted = Studio.open(studio.settings)
     try:
         stale_row = row(restarted, stale.id)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import zlib
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.studio import Studio
 from tests.support.images import png_bytes
 from tests.support.storage import folder_of
@@ -79,7 +82,8 @@ def test_an_unknown_task_id_is_404(client: TestClient) -> None:
     assert client.get("/files/0123456789abcdef0123456789abcdef/result.png").status_code == 404
 
 
-@pytest.mark.parametrize("cursor", ["not-a-cursor", "!!!", "MTIz"])
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "!!!", "MTIz", "", "12-abc", "-1-" + "a" * 32,
+                                    "12:" + "a" * 32, "12-" + "A" * 32, "12-" + "a" * 32 + "\n"])
 def test_a_malformed_cursor_is_422(client: TestClient, cursor: str) -> None:
     answer = client.get("/api/tasks", params={"cursor": cursor})
     assert answer.status_code == 422
@@ -150,11 +154,18 @@ def test_odd_task_ids_are_404_not_500(client: TestClient, task_id: str) -> None:
 
 
 def test_a_cursor_with_a_huge_number_is_422(client: TestClient) -> None:
-    import base64
-
-    cursor = base64.urlsafe_b64encode(b"99999999999999999999999:abc").decode().rstrip("=")
-    answer = client.get("/api/tasks", params={"cursor": cursor})
+    answer = client.get("/api/tasks", params={"cursor": "9" * 19 + "-" + "a" * 32})
     assert answer.status_code == 422 and answer.json()["field"] == "cursor"
+
+
+def test_any_cursor_of_the_published_form_is_a_page(client: TestClient) -> None:
+    """The document's pattern is exact: a well-formed cursor of a task that never existed still pages (after that
+    moment), as schema-led clients and fuzzers expect."""
+    client.post("/api/tasks", data={"type": "CREATE", "prompt": "a kite"})
+    future = client.get("/api/tasks", params={"cursor": "999999999999999999-" + "f" * 32})
+    past = client.get("/api/tasks", params={"cursor": "0-" + "0" * 32})
+    assert future.status_code == 200 and len(future.json()["items"]) == 1
+    assert past.status_code == 200 and past.json()["items"] == []
 
 
 def test_a_chunked_upload_over_the_cap_is_413_and_leaves_nothing(client: TestClient) -> None:
@@ -182,3 +193,16 @@ def test_too_many_form_parts_is_422(client: TestClient) -> None:
     answer = client.post("/api/tasks", data={"type": "CREATE", "prompt": "x"}, files=files)
     assert answer.status_code == 422
     assert "at most 4" in answer.json()["detail"]
+
+
+def test_the_page_offers_exactly_the_image_formats_the_server_accepts(client: TestClient) -> None:
+    """One list: the file pickers, the page's own check of a dropped file, the form's schema and the server."""
+    served = [media_type for media_type, _ in ACCEPTED_FORMATS.values()]
+    page = client.get("/white-background").text
+    config = json.loads(re.search(r'<script type="application/json" id="genkeep-config">(.*?)</script>', page,
+                                  re.S).group(1))  # type: ignore[union-attr]
+    assert config["acceptedTypes"] == served
+    assert set(re.findall(r'accept="([^"]*)"', page)) == {",".join(served)}
+    encoding = client.get("/openapi.json").json()["paths"]["/api/tasks"]["post"]["requestBody"]["content"][
+        "multipart/form-data"]["encoding"]["reference_images"]["contentType"]
+    assert encoding.split(", ") == served

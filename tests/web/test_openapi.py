@@ -1,11 +1,14 @@
 """The OpenAPI document says what the server does: its examples fit its schemas, the task JSON fits Task, the
 form's schema accepts exactly what the task rules accept, every error is a declared problem, 405 names the
-methods, and docs/api.md is the document as published."""
+methods, docs/api.md is the document as published, and Redocly's recommended lint finds nothing in it."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from genkeep.config import Settings
 from genkeep.tasks.errors import InvalidInput
+from genkeep.tasks.manager import decode_cursor
 from genkeep.tasks.model import ReferenceImage, Task, TaskError, TaskStatus, TaskType
 from genkeep.tasks.new_task import TASK_ID_PATTERN, NewTask, is_task_id
 from genkeep.tasks.view import task_json
@@ -24,6 +28,8 @@ from tests.support.images import png_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 PROBLEM_JSON = "application/problem+json"
+# Installed by `make redocly` (a step of `make test`), at the version the Makefile pins.
+REDOCLY = REPO / ".cache" / "redocly" / "node_modules" / ".bin" / "redocly"
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +193,37 @@ def test_a_reference_image_is_served_as_the_document_says(client: TestClient, do
                                   "g123456789abcdef0123456789abcdef"])
 def test_the_published_task_id_pattern_is_what_the_server_reads_as_an_id(text: str) -> None:
     assert bool(re.fullmatch(TASK_ID_PATTERN.strip("^$"), text)) == is_task_id(text)
+
+
+@pytest.mark.parametrize("text", ["0-" + "0" * 32, "1767225600000-" + "9f" * 16, "9" * 18 + "-" + "a" * 32,
+                                  "9" * 19 + "-" + "a" * 32, "12-" + "A" * 32, "12-" + "a" * 31, "-12-" + "a" * 32,
+                                  "12-" + "a" * 32 + "\n", "", "12:" + "a" * 32])
+def test_the_published_cursor_pattern_is_exactly_what_the_server_pages_after(document: dict[str, Any],
+                                                                             text: str) -> None:
+    (cursor,) = [parameter for parameter in document["paths"]["/api/tasks"]["get"]["parameters"]
+                 if parameter["name"] == "cursor"]
+    published = jsonschema_rs.validator_for(cursor["schema"]).is_valid(text)
+    try:
+        decode_cursor(text)
+        accepted = True
+    except InvalidInput:
+        accepted = False
+    assert published == accepted
+
+
+def test_redoclys_recommended_lint_finds_nothing(document: dict[str, Any], tmp_path: Path) -> None:
+    """Linters API teams run in CI (Redocly's recommended rules) accept the document: 0 errors, 0 warnings."""
+    if not REDOCLY.exists():
+        reason = f"Redocly CLI is not installed in {REDOCLY.parents[3].name}/ (make redocly needs npm)"
+        if os.environ.get("GENKEEP_REQUIRE_NODE") == "1":
+            pytest.fail(reason + " and GENKEEP_REQUIRE_NODE=1")
+        pytest.skip(reason)
+    path = tmp_path / "openapi.json"
+    path.write_text(json.dumps(document))
+    # Run where no redocly.yaml is, so the recommended rules apply; no usage report or update check leaves.
+    env = os.environ | {"REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"}
+    done = subprocess.run([str(REDOCLY), "lint", "--format=json", str(path)], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+    report = json.loads(done.stdout)
+    problems = [f"{problem['ruleId']}: {problem['message']}" for problem in report["problems"]]
+    assert report["totals"]["errors"] == report["totals"]["warnings"] == 0, problems

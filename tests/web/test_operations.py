@@ -116,7 +116,7 @@ def test_timeouts_and_takeovers_are_counted(settings: Settings) -> None:
     studio = Studio.open(settings.with_overrides(lease_seconds=0.5))
     try:
         waited_too_long = accept(studio, "a kite")
-        age(studio.settings, waited_too_long.id, minutes=10)
+        age(studio, waited_too_long.id, minutes=10)
         studio.manager.sweep()
         taken = accept(studio, "a boat")
         engines = {TaskType.CREATE: "scripted"}
@@ -202,16 +202,16 @@ def test_readyz_answers_503_naming_the_database_when_it_is_unreachable(postgres_
                         secret_key="test-secret-key-" + "x" * 16)
     with TestClient(create_app(settings)) as client:
         assert client.get("/readyz").json() == {"status": "ok"}
-        studio = studio_of(client)
-        reachable = studio.backend
-        # The same studio, now pointed at a port where no database listens.
-        studio.backend = open_backend(f"postgresql://postgres@127.0.0.1:{free_port()}/genkeep", pool_size=1)
+        manager = studio_of(client).manager
+        reachable = manager.backend
+        # The same studio's manager, now pointed at a port where no database listens.
+        manager.backend = open_backend(f"postgresql://postgres@127.0.0.1:{free_port()}/genkeep", pool_size=1)
         try:
             answer = client.get("/readyz")
             _, samples = scrape(client)
         finally:
-            studio.backend.close()
-            studio.backend = reachable
+            manager.backend.close()
+            manager.backend = reachable
         assert client.get("/readyz").status_code == 200
     assert answer.status_code == 503
     assert answer.headers["retry-after"]
@@ -239,7 +239,7 @@ def test_api_engines_says_what_each_type_runs_on(settings: Settings) -> None:
 
 def test_api_engines_names_a_hosted_model_per_type(settings: Settings) -> None:
     hosted = settings.with_overrides(engine="local", engine_create="openai", engine_clothing_change="dashscope",
-                                     workers=0, provider={"GENKEEP_OPENAI_MODEL": "gpt-image-1.5"})
+                                     workers=0, openai_model="gpt-image-1.5")
     with TestClient(create_app(hosted)) as client:
         items = {item["type"]: item for item in client.get("/api/engines").json()["items"]}
         page = client.get("/create", headers={"Accept-Language": "zh-CN"}).text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from genkeep.tasks.backends.memory import MemoryBackend
 from genkeep.tasks.errors import DatabaseUnavailable, StorageUnavailable
 from genkeep.tasks.model import TaskStatus
 from genkeep.workers import runner
+from genkeep.workers.pool import KEEPER_DIED_STATUS
 from tests.support.storage import folder_of
 from tests.support.tasks import accept, pool_of, row
 from tests.support.waiting import wait_for
@@ -171,3 +174,71 @@ def test_a_lease_that_cannot_be_renewed_stops_the_engine_before_another_worker_m
     finally:
         studio.manager.cancel("owner-a", task.id)
         pool.stop(grace=0)
+
+
+def test_a_cancel_while_an_outcome_waits_out_a_fault_ends_the_wait_at_once(
+        studio: Studio, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backoff between tries of recording wakes on a stop: a canceled task's worker is free at once, not after
+    the backoff (a minute here)."""
+    monkeypatch.setattr(runner, "FIRST_BACKOFF_S", 60.0)
+    tries = threading.Event()
+
+    def down(*args: object, **kwargs: object) -> int | None:
+        tries.set()
+        raise DatabaseUnavailable("blip")
+
+    monkeypatch.setattr(memory(studio), "complete", down)
+    pool = pool_of(studio, StepEngine(), studio.settings.with_overrides(lease_seconds=600.0))
+    pool.start()
+    try:
+        task = accept(studio)
+        wait_for(tries.is_set, message="the first try to record the result")
+        studio.manager.cancel("owner-a", task.id)
+        wait_for(lambda: not pool._runs, timeout=10, message="the run to give up waiting")
+        final = row(studio, task.id)
+        assert final is not None and final.error is not None and final.error.code == "canceled"
+    finally:
+        pool.stop(grace=0)
+
+
+def test_a_keeper_thread_that_dies_is_logged_and_ends_the_process(studio: Studio,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    pool = pool_of(studio, StepEngine())
+    died: list[str] = []
+    pool.keeper_died = died.append
+
+    def broken(until: threading.Event) -> None:
+        raise RuntimeError("a bug in the reporter")
+
+    pool._report_loop = broken  # type: ignore[method-assign]
+    pool.start()
+    try:
+        wait_for(lambda: died, message="the keeper's death to be noticed")
+    finally:
+        pool.stop(grace=0)
+    assert died == ["genkeep-reports"]
+    assert any(record.levelname == "CRITICAL" and "genkeep-reports died" in record.getMessage()
+               for record in caplog.records)
+
+
+def test_a_process_whose_keeper_died_exits_non_zero_for_its_supervisor(tmp_path: Path) -> None:
+    script = f"""
+import time
+from genkeep.config import Settings
+from genkeep.studio import Studio
+from tests.support.tasks import pool_of
+from tests.workers.test_faults import StepEngine
+
+studio = Studio.open(Settings(data_dir={str(tmp_path / "data")!r}, database_url="memory:", workers=1,
+                              secret_key="test-secret-key-" + "x" * 24))
+pool = pool_of(studio, StepEngine())
+def broken(until):
+    raise RuntimeError("a bug in the heartbeat")
+pool._heartbeat_loop = broken
+pool.start()
+time.sleep(60)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == KEEPER_DIED_STATUS != 0
+    assert "genkeep-heartbeat died" in done.stderr

@@ -33,7 +33,6 @@ from genkeep.engines.prompts import render, template_for
 from genkeep.engines.provider_http import (
     ErrorDetail,
     Provider,
-    ProviderSettings,
     ResultLinks,
     download_image,
     field,
@@ -45,9 +44,7 @@ from genkeep.engines.provider_http import (
 from genkeep.tasks.model import TaskType
 
 PREFIX = "GENKEEP_COMFYUI_"
-DEFAULT_URL = "http://127.0.0.1:8188"
 BUNDLED_WORKFLOWS = Path(__file__).parent / "comfyui_workflows"
-DEFAULT_TIMEOUT = 30.0
 # ComfyUI runs next to genkeep: poll briskly, it costs nothing.
 FIRST_POLL_DELAY = 0.5
 MAX_POLL_DELAY = 3.0
@@ -86,17 +83,16 @@ class ComfyUIEngine(SubmitPollEngine):
     name = "comfyui"
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = ProviderSettings(settings, PREFIX)
-        folder = Path(self.settings.text("WORKFLOWS", str(BUNDLED_WORKFLOWS))).expanduser()
+        self.settings = settings
+        folder = Path(settings.comfyui_workflows.strip() or BUNDLED_WORKFLOWS).expanduser()
         self.workflows = {task_type: _load_workflow(folder, task_type) for task_type in TaskType}
         self._headers: dict[str, str] = {}
-        api_key = self.settings.text("API_KEY")
+        api_key = settings.comfyui_api_key.strip()
         if api_key:
             # For a ComfyUI behind an authenticating proxy; ComfyUI itself has no keys.
             self._headers["Authorization"] = f"Bearer {api_key}"
-        base_url = self.settings.text("URL", DEFAULT_URL).rstrip("/") + "/"
-        self._api = httpx.Client(base_url=base_url, headers=self._headers,
-                                 timeout=self.settings.seconds("TIMEOUT", DEFAULT_TIMEOUT))
+        base_url = settings.comfyui_url.strip().rstrip("/") + "/"
+        self._api = httpx.Client(base_url=base_url, headers=self._headers, timeout=settings.comfyui_timeout)
         self._links = ResultLinks(base_url)
 
     def submit(self, job: EngineJob, ctx: EngineContext) -> str:
@@ -107,7 +103,7 @@ class ComfyUIEngine(SubmitPollEngine):
             return prompt_id
         workflow = self.workflows[job.type]
         values: dict[str, Any] = {
-            "prompt": render(template_for(self.settings, job.type), job.prompt),
+            "prompt": render(template_for(self.settings, self.name, job.type), job.prompt),
             "user_prompt": (job.prompt or "").strip(),
             "seed": _seed(job.task_id),
             "task_id": job.task_id,

@@ -20,7 +20,6 @@ from genkeep.engines.prompts import render, template_for
 from genkeep.engines.provider_http import (
     ErrorDetail,
     Provider,
-    ProviderSettings,
     ResultLinks,
     download_image,
     field,
@@ -32,15 +31,6 @@ from genkeep.engines.provider_http import (
 from genkeep.tasks.model import TaskType
 
 PREFIX = "GENKEEP_DASHSCOPE_"
-DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
-DEFAULT_MODELS = {
-    "CREATE_MODEL": "wan2.2-t2i-flash",
-    "REFERENCE_MODEL": "wan2.5-i2i-preview",
-    "WHITE_BACKGROUND_MODEL": "wanx2.1-imageedit",
-    "CLOTHING_CHANGE_MODEL": "aitryon",
-}
-DEFAULT_SIZE = "1024*1024"
-DEFAULT_TIMEOUT = 30.0
 
 TEXT_TO_IMAGE = "services/aigc/text2image/image-synthesis"
 IMAGE_TO_IMAGE = "services/aigc/image2image/image-synthesis"
@@ -60,24 +50,32 @@ PROVIDER = Provider(
 )
 
 
+def models(settings: Settings) -> dict[str, str]:
+    """DashScope's model for each use, as configured."""
+    return {"CREATE_MODEL": settings.dashscope_create_model.strip(),
+            "REFERENCE_MODEL": settings.dashscope_reference_model.strip(),
+            "WHITE_BACKGROUND_MODEL": settings.dashscope_white_background_model.strip(),
+            "CLOTHING_CHANGE_MODEL": settings.dashscope_clothing_change_model.strip()}
+
+
 class DashScopeEngine(SubmitPollEngine):
     """Makes images with DashScope's asynchronous image-synthesis API."""
 
     name = "dashscope"
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = ProviderSettings(settings, PREFIX)
-        api_key = self.settings.text("API_KEY")
+        self.settings = settings
+        api_key = settings.dashscope_api_key.strip()
         if not api_key:
             raise SettingsError(f"{PREFIX}API_KEY is not set: GENKEEP_ENGINE=dashscope needs an API key.")
-        self.models = {key: self.settings.text(key, default) for key, default in DEFAULT_MODELS.items()}
-        self.size = self.settings.text("SIZE", DEFAULT_SIZE)
-        timeout = self.settings.seconds("TIMEOUT", DEFAULT_TIMEOUT)
+        self.models = models(settings)
+        self.size = settings.dashscope_size.strip()
+        timeout = settings.dashscope_timeout
         headers = {"Authorization": f"Bearer {api_key}"}
-        workspace = self.settings.text("WORKSPACE")
+        workspace = settings.dashscope_workspace.strip()
         if workspace:
             headers["X-DashScope-WorkSpace"] = workspace
-        base_url = self.settings.text("BASE_URL", DEFAULT_BASE_URL).rstrip("/") + "/"
+        base_url = settings.dashscope_base_url.strip().rstrip("/") + "/"
         self._api = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
         # Result URLs are pre-signed object-storage URLs: they must not carry genkeep's API key. Redirects are
         # followed by download_image, which checks every hop.
@@ -129,7 +127,7 @@ class DashScopeEngine(SubmitPollEngine):
                 "DashScope downloads the reference images from genkeep, so genkeep needs an address "
                 "reachable from the internet: set GENKEEP_PUBLIC_BASE_URL.",
             )
-        prompt = render(template_for(self.settings, job.type), job.prompt)
+        prompt = render(template_for(self.settings, self.name, job.type), job.prompt)
         if job.type is TaskType.CLOTHING_CHANGE:
             # The try-on model takes no prompt: the person and the garment say it all.
             return IMAGE_TO_IMAGE, {

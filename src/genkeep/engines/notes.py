@@ -158,16 +158,11 @@ def _note(task_type: TaskType, engine: str, kind: str, generative: bool | None, 
 
 
 def _provider_model(settings: Settings, engine: str, task_type: TaskType) -> str:
-    from genkeep.engines.provider_http import ProviderSettings
-
     if engine == "openai":
-        from genkeep.engines import openai_images
-
-        return ProviderSettings(settings, openai_images.PREFIX).text("MODEL", openai_images.DEFAULT_MODEL)
+        return settings.openai_model.strip()
     from genkeep.engines import dashscope
 
-    values = ProviderSettings(settings, dashscope.PREFIX)
-    models = {key: values.text(key, default) for key, default in dashscope.DEFAULT_MODELS.items()}
+    models = dashscope.models(settings)
     if task_type is TaskType.CREATE:
         return f"{models['CREATE_MODEL']} / {models['REFERENCE_MODEL']}"
     return models[f"{task_type.value}_MODEL"]

@@ -27,7 +27,6 @@ from genkeep.engines.prompts import render, template_for
 from genkeep.engines.provider_http import (
     ErrorDetail,
     Provider,
-    ProviderSettings,
     ResultLinks,
     download_image,
     image_result,
@@ -36,13 +35,6 @@ from genkeep.engines.provider_http import (
 
 PREFIX = "GENKEEP_OPENAI_"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_MODEL = "gpt-image-1"
-DEFAULT_SIZE = "1024x1024"
-# gpt-image-1 often needs one to two minutes for an edit; the task itself may last 5 minutes. While streaming,
-# this is the longest wait for the next event.
-DEFAULT_TIMEOUT = 180.0
-# Each partial image costs about 100 output tokens more; the API allows 0 to 3.
-DEFAULT_PARTIAL_IMAGES = 2
 # Where the progress bar stands once the request is out, and once the image is in.
 SENT = 0.05
 RECEIVED = 0.95
@@ -68,15 +60,15 @@ class OpenAIImagesEngine(RunToCompletionEngine):
     rerun_safe = False
 
     def __init__(self, settings: Settings, client: openai.OpenAI | None = None) -> None:
-        self.settings = ProviderSettings(settings, PREFIX)
-        self.model = self.settings.text("MODEL", DEFAULT_MODEL)
-        self.size = self.settings.text("SIZE", DEFAULT_SIZE)
-        self.timeout = self.settings.seconds("TIMEOUT", DEFAULT_TIMEOUT)
-        self.base_url = self.settings.text("BASE_URL") or None
-        self.stream = self.settings.switch("STREAM", True)
-        self.partial_images = self.settings.whole_number("PARTIAL_IMAGES", DEFAULT_PARTIAL_IMAGES, 1, 3)
+        self.settings = settings
+        self.model = settings.openai_model.strip()
+        self.size = settings.openai_size.strip()
+        self.timeout = settings.openai_timeout
+        self.base_url = settings.openai_base_url.strip() or None
+        self.stream = settings.openai_stream
+        self.partial_images = settings.openai_partial_images
         if client is None:
-            api_key = self.settings.text("API_KEY")
+            api_key = settings.openai_api_key.strip()
             if not api_key:
                 raise SettingsError(f"{PREFIX}API_KEY is not set: GENKEEP_ENGINE=openai needs an API key.")
             # max_retries=0: a retried POST generates, and bills, a second image.
@@ -90,7 +82,7 @@ class OpenAIImagesEngine(RunToCompletionEngine):
 
     def run(self, job: EngineJob, ctx: EngineContext) -> EngineResult:
         """Generate or edit, and return the image."""
-        prompt = render(template_for(self.settings, job.type), job.prompt)
+        prompt = render(template_for(self.settings, self.name, job.type), job.prompt)
         if not prompt:
             raise EngineError("invalid_input", "This task needs a prompt for OpenAI; add one and retry.")
         images = [_image_file(path) for path in job.reference_paths]

@@ -1,12 +1,12 @@
 """The prompts genkeep sends to image models, one template per task type, overridable per provider.
 
 A template holds `{prompt}` where the user's own words go (empty when the user gave none). Providers read
-overrides from GENKEEP_<PROVIDER>_PROMPT_CREATE, _WHITE_BACKGROUND and _CLOTHING_CHANGE.
+overrides from GENKEEP_<ENGINE>_PROMPT_CREATE, _WHITE_BACKGROUND and _CLOTHING_CHANGE (settings in config.py).
 """
 
 from __future__ import annotations
 
-from genkeep.engines.provider_http import ProviderSettings
+from genkeep.config import Settings
 from genkeep.tasks.model import TaskType
 
 DEFAULT_TEMPLATES: dict[TaskType, str] = {
@@ -24,9 +24,11 @@ DEFAULT_TEMPLATES: dict[TaskType, str] = {
 }
 
 
-def template_for(settings: ProviderSettings, task_type: TaskType) -> str:
-    """The provider's template for this type: GENKEEP_<PROVIDER>_PROMPT_<TYPE>, else the default."""
-    return settings.text(f"PROMPT_{task_type.value}", DEFAULT_TEMPLATES[task_type])
+def template_for(settings: Settings, engine: str, task_type: TaskType) -> str:
+    """The engine's template for this type: GENKEEP_<ENGINE>_PROMPT_<TYPE>, else the default (an engine may have
+    no setting for a type whose model takes no prompt)."""
+    override = getattr(settings, f"{engine}_prompt_{task_type.value.lower()}", "")
+    return override.strip() or DEFAULT_TEMPLATES[task_type]
 
 
 def render(template: str, user_prompt: str | None) -> str:

@@ -1,4 +1,4 @@
-"""What every provider adapter shares: its settings, its HTTP failures as EngineErrors, and result downloads.
+"""What every provider adapter shares: its HTTP failures as EngineErrors, and result downloads.
 
 One mapping for all providers, so the same failure reads the same whatever engine runs:
 - provider_error: the provider refused (bad key, refused content, a request it rejects, a job it failed);
@@ -32,8 +32,8 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from genkeep.config import Settings, SettingsError
 from genkeep.engines.base import EngineContext, EngineError, EngineResult
+from genkeep.reference_images import ACCEPTED_FORMATS
 
 log = logging.getLogger(__name__)
 # httpx logs every request's full URL at INFO, user:password included; genkeep logs what matters itself.
@@ -54,64 +54,8 @@ MAX_POLL_FAILURES = 3
 
 T = TypeVar("T")
 
-_ON = {"1", "true", "yes", "on"}
-_OFF = {"0", "false", "no", "off"}
-
 # Formats stored as they come; anything else is converted to PNG so every stored result displays in a browser.
-_KEPT_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-
-
-class ProviderSettings:
-    """The GENKEEP_<PROVIDER>_* settings of one provider, with defaults."""
-
-    def __init__(self, settings: Settings, prefix: str) -> None:
-        self._values = settings.provider
-        self.prefix = prefix
-
-    def name(self, suffix: str) -> str:
-        """The full environment variable name of a setting."""
-        return f"{self.prefix}{suffix}"
-
-    def text(self, suffix: str, default: str = "") -> str:
-        """A string setting; empty means the default."""
-        return self._values.get(self.name(suffix), "").strip() or default
-
-    def seconds(self, suffix: str, default: float) -> float:
-        """A positive number of seconds."""
-        raw = self.text(suffix)
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{self.name(suffix)} must be a number of seconds, not {raw!r}.") from None
-        if value <= 0:
-            raise SettingsError(f"{self.name(suffix)} must be more than 0 seconds, not {raw!r}.")
-        return value
-
-    def switch(self, suffix: str, default: bool) -> bool:
-        """An on/off setting: 1, true, yes, on or 0, false, no, off."""
-        raw = self.text(suffix).lower()
-        if not raw:
-            return default
-        if raw in _ON:
-            return True
-        if raw in _OFF:
-            return False
-        raise SettingsError(f"{self.name(suffix)} must be 1 (on) or 0 (off), not {raw!r}.")
-
-    def whole_number(self, suffix: str, default: int, lowest: int, highest: int) -> int:
-        """A whole number from `lowest` to `highest`."""
-        raw = self.text(suffix)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = lowest - 1
-        if not lowest <= value <= highest:
-            raise SettingsError(f"{self.name(suffix)} must be a whole number from {lowest} to {highest}, not {raw!r}.")
-        return value
+_KEPT_FORMATS = {image_format: media_type for image_format, (media_type, _) in ACCEPTED_FORMATS.items()}
 
 
 def without_userinfo(url: str | httpx.URL) -> str:

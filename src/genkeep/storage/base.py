@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.tasks.errors import StorageUnavailable
 
-CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
+# A stored image is in an accepted format (results and previews too: see provider_http and previews).
+CONTENT_TYPES = {extension: media_type for media_type, extension in ACCEPTED_FORMATS.values()}
 EXTENSIONS = {value: key for key, value in CONTENT_TYPES.items()}
 # How long a signed link to a reference image works: long enough for a provider to fetch it when the job starts,
 # short enough that a link seen in a provider's logs is useless soon after.

@@ -1,4 +1,4 @@
-"""Connecting to the task database and migrating it: SQLite by default, PostgreSQL to scale out."""
+"""The task database's URL and its migrations: SQLite by default, PostgreSQL to scale out."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -29,35 +28,6 @@ def normalize_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets status polls read while a worker writes; the busy timeout makes writers queue, not fail.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
-def connect(url: str, *, pool_size: int = 8) -> Engine:
-    """A SQLAlchemy engine for the task database, tuned for its backend."""
-    url = normalize_url(url)
-    if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            pool_size=pool_size,
-            max_overflow=pool_size * 4,
-            connect_args={"check_same_thread": False, "timeout": 10},
-        )
-        event.listen(engine, "connect", _sqlite_pragmas)
-        # Autocommit at the driver level: genkeep's writes are single statements or explicit transactions.
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 4, pool_pre_ping=True)
 
 
 def alembic_config(url: str) -> Config:

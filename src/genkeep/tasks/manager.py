@@ -16,11 +16,10 @@ PostgreSQL); this process passes only durations, and records the moments the bac
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import dataclasses
 import logging
+import re
 import secrets
 import threading
 import time
@@ -36,7 +35,7 @@ from genkeep.previews import PREVIEW_EXTENSION, PREVIEW_PREFIX, encode_preview
 from genkeep.reference_images import CleanImage
 from genkeep.storage import ABANDONED_AFTER_SECONDS, EXTENSIONS, ImageStorage
 from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend
-from genkeep.tasks.backends.base import Caps
+from genkeep.tasks.backends.base import Caps, UnfinishedCount
 from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
 from genkeep.tasks.model import ReferenceImage, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.new_task import NewTask, is_task_id, new_task_id
@@ -67,21 +66,25 @@ class Page:
     next_cursor: str | None
 
 
+# A page's cursor is the last task it showed, `<created_at in epoch milliseconds>-<task id>` (keyset: newest first
+# by creation, then id). Every string of this form is a meaningful cursor (the page after such a task, whether or
+# not it exists), so the published pattern says exactly which ones genkeep accepts. 18 digits stay below 2**62.
+CURSOR_PATTERN = "^[0-9]{1,18}-[0-9a-f]{32}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def encode_cursor(created_at: int, task_id: str) -> str:
-    """The cursor of the page that continues after this task (keyset: newest first by creation, then id)."""
-    return base64.urlsafe_b64encode(f"{created_at}:{task_id}".encode()).decode().rstrip("=")
+    """The cursor of the page that continues after this task."""
+    return f"{created_at}-{task_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        millis, task_id = raw.split(":", 1)
-        if not is_task_id(task_id) or not 0 <= int(millis) < 2**62:
-            raise ValueError(task_id)
-        return int(millis), task_id
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise InvalidInput("The cursor is not one genkeep gave out; start again without it.",
-                           field="cursor") from None
+    if not _CURSOR.fullmatch(cursor):
+        shown = cursor[:60].encode("unicode_escape").decode()
+        raise InvalidInput(f"The cursor {shown!r} is not a next_cursor genkeep gives out "
+                           "(<milliseconds>-<task id>); start again without it.", field="cursor")
+    millis, task_id = cursor.split("-")
+    return int(millis), task_id
 
 
 class TaskEvents:
@@ -126,6 +129,30 @@ class TaskManager:
         # The backend's clock minus this process's, learned at each sweep (see clock_now).
         self._clock_offset_ms = 0
 
+    # ---- the database, for the web app's lifespan, /readyz, /metrics and the pool ---------------------------
+
+    async def open_async(self) -> None:
+        await self.backend.open_async()
+
+    async def close_async(self) -> None:
+        await self.backend.close_async()
+
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers (readiness)."""
+        await self.backend.aping()
+
+    def unfinished_counts(self) -> list[UnfinishedCount]:
+        return self.backend.unfinished_counts()
+
+    @property
+    def hears_other_processes(self) -> bool:
+        """Whether other processes' events reach this one (`listen`); else the heartbeat and polls find out."""
+        return self.backend.notifies_across_processes
+
+    def listen(self, on_event: Callable[[str], None], stopped: Callable[[], bool]) -> None:
+        """Deliver other processes' task events until `stopped()`."""
+        self.backend.listen(on_event, stopped)
+
     # ---- the user's side: reading ---------------------------------------------------------------------------
 
     def _not_found(self, task_id: str) -> TaskNotFound:
@@ -160,7 +187,7 @@ class TaskManager:
                          cursor: str | None = None) -> Page:
         if not 1 <= limit <= PAGE_SIZE_MAX:
             raise InvalidInput(f"limit must be between 1 and {PAGE_SIZE_MAX}, not {limit}.", field="limit")
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor is not None else None
         rows = await self.backend.alist(ListQuery(owner_id, task_type, tuple(statuses), limit, after))
         items = rows[:limit]
         return Page(items, encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None)
@@ -295,7 +322,7 @@ class TaskManager:
         self._notify_others(EVENT_FINISHED + task_id)
 
     def _notify_others(self, event: str) -> None:
-        if not self.backend.notifies_across_processes:
+        if not self.hears_other_processes:
             return
         try:
             self.backend.notify(event)

@@ -228,9 +228,10 @@ def _statuses(raw: list[str]) -> list[TaskStatus]:
                      "content": {"application/json": {"example": {
                          "items": [contract.TASK_EXAMPLE], "next_cursor": None}}}},
         **answers(401, 503),
-        422: answer(422, "A parameter is not one of its values (or out of range), or the cursor is not one genkeep "
-                         "gave out.", example=("invalid_input", "Unknown status 'done'; use pending, processing, "
-                                                                "completed or failed.", "status"))},
+        422: answer(422, "A parameter is not one of its values (or out of range), or the cursor is not of the "
+                         "form genkeep gives out.",
+                    example=("invalid_input", "Unknown status 'done'; use pending, processing, completed or failed.",
+                             "status"))},
     openapi_extra={"parameters": contract.query_parameters(contract.TaskListQuery)},
 )
 async def list_tasks(request: Request) -> Response:
@@ -250,7 +251,7 @@ async def list_tasks(request: Request) -> Response:
         task_type=parse_type(raw_type) if raw_type is not None else None,
         statuses=_statuses(query.getlist("status")),
         limit=limit,
-        cursor=query.get("cursor") or None,
+        cursor=query.get("cursor"),
     )
     items = ",".join([task.json for task in page.items])
     return json_bytes(f'{{"items":[{items}],"next_cursor":{json.dumps(page.next_cursor)}}}'.encode(),
@@ -388,7 +389,7 @@ async def healthz() -> JSONResponse:
 async def readyz(studio: StudioDep) -> JSONResponse:
     failed = []
     try:
-        await studio.backend.aping()
+        await studio.manager.ping()
     except Unavailable:
         failed.append("database")
     if not await run_in_threadpool(studio.storage.ready):

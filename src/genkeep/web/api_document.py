@@ -7,7 +7,9 @@ sent, an example each) and the models of web/contract.py. Finishing the document
   unproven login proxy), so no status a route can answer is left undeclared;
 - every 4xx and 5xx body as application/problem+json, FastAPI's own validation answer included (its handler in
   problems.py answers a Problem, not FastAPI's default shape);
-- query parameters that are absent rather than null.
+- query parameters that are absent rather than null;
+- the owner as a security scheme (the cookie, or the login proxy's header) that no operation requires: a client
+  without it is a new owner, not refused, but clients and generators learn to keep it; and the server (this one).
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from starlette.routing import BaseRoute
 from genkeep.config import Settings
 from genkeep.tasks.model import TaskStatus, TaskType
 from genkeep.web import contract
+from genkeep.web.owner import COOKIE_NAME, SECURE_COOKIE_NAME
 from genkeep.web.problems import every_route, problem_body
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
+# genkeep is not published under an open licence; the document says so rather than leave clients to guess.
+LICENSE = {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}
 
 DESCRIPTION = """\
 An AI image-generation studio whose generation tasks are never lost: start a generation, then poll it (or list the
@@ -164,7 +169,22 @@ def finish(document: dict[str, Any], settings: Settings, routes: Sequence[BaseRo
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     document["components"]["schemas"] = dict(sorted(schemas.items()))
+    document["components"]["securitySchemes"] = {"owner": owner_scheme(settings)}
+    # Optional: the empty requirement first, since no request is refused for lacking an owner.
+    document["security"] = [{}, {"owner": []}]
+    # Relative: the document describes the studio that serves it, whatever its address.
+    document.setdefault("servers", [{"url": "/", "description": "The studio that serves this document."}])
     return document
+
+
+def owner_scheme(settings: Settings) -> dict[str, Any]:
+    """How a request names its owner: the login proxy's header where one is configured, else the owner cookie."""
+    if settings.owner_header:
+        return {"type": "apiKey", "in": "header", "name": settings.owner_header,
+                "description": "The user id your login proxy sets (with its proof, see the description above)."}
+    name = SECURE_COOKIE_NAME if settings.served_over_https else COOKIE_NAME
+    return {"type": "apiKey", "in": "cookie", "name": name,
+            "description": "The owner cookie the server sets on the first answer; send it back to see your tasks."}
 
 
 def _restore_examples(document: dict[str, Any], routes: Sequence[BaseRoute]) -> None:

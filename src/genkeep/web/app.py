@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await studio.backend.open_async()
+        await studio.manager.open_async()
         if engines is not None:
             studio.start_workers(engines=engines)
         studio.start_sweeper()
@@ -49,13 +49,14 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
         try:
             yield
         finally:
-            await studio.backend.close_async()
+            await studio.manager.close_async()
             studio.close()
 
     app = FastAPI(
         title="genkeep",
         version=__version__,
         description=api_document.DESCRIPTION,
+        license_info=api_document.LICENSE,
         lifespan=lifespan,
         # /docs is served by api_docs from installed files, not from a CDN; /redoc, a second viewer, is off.
         docs_url=None,

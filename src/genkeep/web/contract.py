@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from genkeep.config import Settings
 from genkeep.reference_images import ACCEPTED_FORMATS
-from genkeep.tasks.manager import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from genkeep.tasks.manager import CURSOR_PATTERN, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from genkeep.tasks.model import IMAGE_COUNTS, TaskStatus, TaskType
 from genkeep.tasks.new_task import (
     NOT_BLANK_PATTERN,
@@ -27,9 +27,6 @@ from genkeep.tasks.new_task import (
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 IDEMPOTENCY_KEY_MAX_CHARS = 255
-# A cursor is opaque; the schema names its kind so tools can tell it from free text (schemathesis generates real
-# ones in the tests).
-CURSOR_FORMAT = "genkeep-cursor"
 IMAGE_MEDIA_TYPES = tuple(media_type for media_type, _ in ACCEPTED_FORMATS.values())
 # Fields (and, separately, files) Starlette's parser reads before it gives up on a form: far beyond ours.
 MAX_FORM_FIELDS = 16
@@ -174,8 +171,10 @@ class TaskListQuery(BaseModel):
         "Only tasks in these statuses; repeat the parameter for several (status=pending&status=processing)."))
     limit: int = Field(PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX, description="How many tasks per page.",
                        examples=[20])
-    cursor: str | None = Field(None, description="A `next_cursor` from the previous page; nothing else.",
-                               json_schema_extra={"format": CURSOR_FORMAT})
+    cursor: str | None = Field(None, pattern=CURSOR_PATTERN,
+                               examples=["1767225600000-9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f"],
+                               description="The previous page's `next_cursor`: the page after its last task "
+                                           "(`<created_at in epoch milliseconds>-<task id>`).")
 
 
 def absent_not_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +192,10 @@ def _per_type_rules() -> list[dict[str, Any]]:
     """The domain's rules for each type (image counts, a required prompt) as JSON Schema conditions."""
     rules = []
     for task_type, (fewest, most) in IMAGE_COUNTS.items():
-        then: dict[str, Any] = {"properties": {"reference_images": {"minItems": fewest, "maxItems": most}}}
+        # Open in words as it is by default: linters that check examples (Redocly's) take a subschema that says
+        # nothing as closed, and would refuse every form's other fields. The form itself is closed.
+        then: dict[str, Any] = {"properties": {"reference_images": {"minItems": fewest, "maxItems": most}},
+                                "additionalProperties": True}
         required = ["reference_images"] if fewest else []
         if task_type in PROMPT_REQUIRED:
             required.append("prompt")

@@ -124,6 +124,6 @@ def route_template(scope: Scope) -> str:
 def install(app: FastAPI, studio: Studio) -> None:
     """The routes, the engine notes they serve, and the request timing (outermost: it times every middleware)."""
     app.state.engine_notes = engine_notes(studio.settings)
-    studio.metrics.count_unfinished(lambda: studio.backend)
+    studio.metrics.count_unfinished(lambda: studio.manager.unfinished_counts())
     app.include_router(router)
     app.add_middleware(RequestDurations, histogram=studio.metrics.http)

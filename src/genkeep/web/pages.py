@@ -22,6 +22,7 @@ from starlette.types import Scope
 
 from genkeep.config import Settings
 from genkeep.engines.notes import stand_in_engines
+from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.tasks.model import IMAGE_COUNTS, TaskType
 
 WEB_DIR = Path(__file__).parent
@@ -32,7 +33,8 @@ LANG_COOKIE = "genkeep_lang"
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "en"
 DEFAULT_MAX_PROMPT_CHARS = 2000
-ACCEPTED_IMAGE_TYPES = "image/png,image/jpeg,image/webp"
+# What the file pickers offer and the page checks a dropped file against: the formats the server accepts.
+ACCEPTED_IMAGE_TYPES = [media_type for media_type, _ in ACCEPTED_FORMATS.values()]
 
 
 @dataclass(frozen=True)
@@ -423,6 +425,7 @@ def _render(request: Request, template: str, *, title: str, page: TypePage | Non
         "type": page.type.value if page else None,
         "maxPromptChars": _max_prompt_chars(request),
         "imageCounts": {kind.value: list(counts) for kind, counts in IMAGE_COUNTS.items()},
+        "acceptedTypes": ACCEPTED_IMAGE_TYPES,
         "typePaths": {p.type.value: p.path for p in TYPE_PAGES},
         "langCookie": LANG_COOKIE,
         **limits,
@@ -440,7 +443,7 @@ def _render(request: Request, template: str, *, title: str, page: TypePage | Non
         "title": title,
         "page": page,
         "type_pages": TYPE_PAGES,
-        "accepted_types": ACCEPTED_IMAGE_TYPES,
+        "accepted_types": ",".join(ACCEPTED_IMAGE_TYPES),
         "max_prompt_chars": config["maxPromptChars"],
         "strings_json": _script_json(strings),
         "config_json": _script_json(config),

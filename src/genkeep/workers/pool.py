@@ -4,7 +4,8 @@ Idle threads wake at once when a task is accepted (in this process through the m
 through the backend's notifications). A canceled or timed-out task's engine is told to stop the same way, within a
 moment; the heartbeat is the fallback. A lease that cannot be renewed for most of its length is treated as lost:
 the engine stops before another worker can take the task, so two runs of one task never overlap. A burst keeps
-the runs it holds with the same threads (the keepers) for as long as it lasts.
+the runs it holds with the same threads (the keepers) for as long as it lasts. A keeper that dies would leave
+leases to run out and cancels unheard, so the process exits non-zero instead, for its supervisor to restart it.
 """
 
 from __future__ import annotations
@@ -23,17 +24,25 @@ from genkeep.tasks.errors import Unavailable
 from genkeep.tasks.manager import EVENT_ACCEPTED, EVENT_FINISHED, EVENT_SWEPT, TaskManager
 from genkeep.tasks.model import TaskType
 from genkeep.workers.heap import give_back_freed_memory
-from genkeep.workers.runner import PROGRESS_WRITE_INTERVAL, Runner, TaskRun, write_reports
+from genkeep.workers.runner import PROGRESS_WRITE_INTERVAL, Runner, StopReason, TaskRun, write_reports
 
 log = logging.getLogger(__name__)
 
 # Share of the lease after which a lease that could not be renewed counts as lost (the rest is the margin).
 LEASE_SAFETY = 0.8
 MAX_IDLE_BACKOFF_S = 5.0
+# The exit status of a process whose keeper thread died (EX_SOFTWARE: an internal error).
+KEEPER_DIED_STATUS = 70
 
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()[:24]}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def exit_for_restart(keeper: str) -> None:
+    """End the process with a failure status: its supervisor starts it anew (and its tasks' leases run out)."""
+    logging.shutdown()
+    os._exit(KEEPER_DIED_STATUS)
 
 
 class WorkerPool:
@@ -51,8 +60,12 @@ class WorkerPool:
         self._runs: dict[str, TaskRun] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        # Set once the grace is over: every run held then, or registered later by a claim already under way, stops.
+        self._handing_back = False
         self._finished = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Called with the keeper's name when one dies (tests replace it).
+        self.keeper_died: Callable[[str], None] = exit_for_restart
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
 
@@ -78,7 +91,7 @@ class WorkerPool:
             with self._lock:
                 run = self._runs.get(event[len(EVENT_FINISHED):])
             if run is not None:
-                run.halt()
+                run.halt(StopReason.FINISHED)
 
     def stop(self, grace: float | None = None) -> None:
         """Stop claiming; let running tasks finish within `grace` seconds, then hand back the rest."""
@@ -89,10 +102,10 @@ class WorkerPool:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._lock:
+            self._handing_back = True
             leftovers = list(self._runs.values())
         for run in leftovers:
-            run.handing_back = True
-            run.halt()
+            run.halt(StopReason.SHUTDOWN)
         for thread in self._threads:
             thread.join(timeout=5)
         self._stop_keepers(self._finished)
@@ -123,17 +136,25 @@ class WorkerPool:
         """The threads that keep the runs this pool holds until `until` is set: the heartbeat, the lease guard,
         the reporter and (where the backend has them) other processes' events."""
         self.manager.events.subscribe(self.on_event)
-        threads = [threading.Thread(target=self._heartbeat_loop, args=(until,), name="genkeep-heartbeat",
-                                    daemon=True),
-                   threading.Thread(target=self._lease_guard_loop, args=(until,), name="genkeep-lease-guard",
-                                    daemon=True),
-                   threading.Thread(target=self._report_loop, args=(until,), name="genkeep-reports", daemon=True)]
-        if self.manager.backend.notifies_across_processes:
-            threads.append(threading.Thread(target=self.manager.backend.listen, name="genkeep-listen",
-                                            args=(self.on_event, until.is_set), daemon=True))
+        keepers: dict[str, Callable[[], None]] = {
+            "genkeep-heartbeat": lambda: self._heartbeat_loop(until),
+            "genkeep-lease-guard": lambda: self._lease_guard_loop(until),
+            "genkeep-reports": lambda: self._report_loop(until),
+        }
+        if self.manager.hears_other_processes:
+            keepers["genkeep-listen"] = lambda: self.manager.listen(self.on_event, until.is_set)
+        threads = [threading.Thread(target=self._keep, args=(name, loop), name=name, daemon=True)
+                   for name, loop in keepers.items()]
         for thread in threads:
             thread.start()
         return threads
+
+    def _keep(self, name: str, loop: Callable[[], None]) -> None:
+        try:
+            loop()
+        except BaseException:
+            log.critical("%s died; the process exits for its supervisor to restart it", name, exc_info=True)
+            self.keeper_died(name)
 
     def _stop_keepers(self, until: threading.Event) -> None:
         """Tell the keepers started with `until` to stop: each does at its next look at it."""
@@ -152,6 +173,8 @@ class WorkerPool:
         run = TaskRun(claimed[0], renewed_at=asked_at)
         with self._lock:
             self._runs[run.task.id] = run
+            if self._handing_back:
+                run.halt(StopReason.SHUTDOWN)
         return run
 
     def _idle(self, seconds: float) -> None:
@@ -217,7 +240,7 @@ class WorkerPool:
                 if not run.lease_lost and moment - run.renewed_at > margin:
                     log.warning("task %s: lease not renewed for %.1f s; stopping its engine", run.task.id,
                                 moment - run.renewed_at)
-                    run.halt(lease_lost=True)
+                    run.halt(StopReason.LEASE_LOST)
 
     def _heartbeat_loop(self, until: threading.Event) -> None:
         lease = self.settings.lease_seconds
@@ -240,4 +263,4 @@ class WorkerPool:
                     run.renewed_at = moment
                 else:
                     # Canceled, timed out or taken over: its engine must stop, its result is not wanted.
-                    run.halt()
+                    run.halt(StopReason.FINISHED)

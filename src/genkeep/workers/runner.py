@@ -8,6 +8,7 @@ its own code; a fault before the engine starts hands the attempt back.
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import threading
 import time
@@ -46,15 +47,26 @@ STORAGE_FAILURE = ("storage_unavailable", "The image was generated but could not
                    "storage is full or unavailable. Retry in a few minutes.")
 
 
+class StopReason(enum.Enum):
+    """Why a run's engine was told to stop."""
+
+    #: The task was canceled or timed out (finished by someone else): its result is no longer wanted.
+    FINISHED = "finished"
+    #: This worker could not renew its lease in time, so another worker may hold the task now.
+    LEASE_LOST = "lease_lost"
+    #: This worker is shutting down: the attempt is handed back for another worker to take.
+    SHUTDOWN = "shutdown"
+
+
 @dataclass
 class TaskRun:
-    """A task this worker holds, and the flags that tell its engine to stop and why."""
+    """A task this worker holds, why its engine must stop (once it must), and whether it was handed back."""
 
     task: Task
+    stop_reason: StopReason | None = None
+    # Set with the reason: what the engine's waits wake on.
     stop: threading.Event = field(default_factory=threading.Event)
-    handing_back: bool = False
     handed_back: bool = False
-    lease_lost: bool = False
     renewed_at: float = field(default_factory=time.monotonic)
     # What the engine reported and the pool's reporter has not written yet (see Reporter).
     progress: float | None = None
@@ -63,19 +75,27 @@ class TaskRun:
     last_preview_write: float = 0.0
     preview_name: str | None = None
     report_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Not the report lock: a stop must not wait behind a report's write.
+    halt_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def halt(self, *, lease_lost: bool = False) -> None:
-        self.lease_lost = self.lease_lost or lease_lost
+    def halt(self, reason: StopReason) -> None:
+        """Tell the engine to stop. The first reason stands, except that a lost lease overrides any: this worker
+        no longer holds the task, whatever it was stopping for."""
+        with self.halt_lock:
+            if self.stop_reason is None or reason is StopReason.LEASE_LOST:
+                self.stop_reason = reason
         self.stop.set()
+
+    @property
+    def lease_lost(self) -> bool:
+        return self.stop_reason is StopReason.LEASE_LOST
 
 
 class TaskContext:
     """The EngineContext a worker gives the engine running one task."""
 
-    def __init__(self, run: TaskRun, manager: TaskManager, worker_id: str) -> None:
+    def __init__(self, run: TaskRun) -> None:
         self._run = run
-        self._manager = manager
-        self._worker_id = worker_id
 
     # Reports are only noted here: the pool's reporter thread writes them. An engine never waits on the database
     # or the storage for a report, so a fault there cannot hold it past its lease (it stops when told to).
@@ -159,7 +179,7 @@ class Runner:
 
     def _run_engine(self, run: TaskRun, engine: Engine, paths: list[Path]) -> None:
         task = run.task
-        ctx = TaskContext(run, self.manager, self.worker_id)
+        ctx = TaskContext(run)
         try:
             urls = tuple(self.signed_url(task.id, image.name) for image in task.reference_images) \
                 if self.signed_url else ()
@@ -167,12 +187,12 @@ class Runner:
                             reference_urls=urls, provider_job_id=task.provider_job_id, attempt=task.attempts)
             result = self._generate(run, engine, job, ctx)
         except EngineStopped:
-            if run.handing_back:
+            if run.stop_reason is StopReason.SHUTDOWN:
                 # A run-to-completion engine that is not rerun-safe may already have billed: its attempt counts,
                 # so the next worker fails it "interrupted" instead of paying again.
                 self._hand_back(run, refund=rerun_free(engine))
                 log.info("task %s handed back on shutdown", task.id)
-            elif not run.lease_lost:
+            elif run.stop_reason is StopReason.FINISHED:
                 self._drop_provider_job(task, engine)
             return
         except Unavailable as fault:
@@ -231,12 +251,25 @@ class Runner:
                 log.warning("task %s: storage fault (%s); trying again", run.task.id, fault.reason)
             except Unavailable as fault:
                 log.warning("task %s: database fault (%s); trying again", run.task.id, fault.code)
-            if run.lease_lost:
-                log.warning("task %s: outcome not recorded and the lease is lost; another worker takes it",
-                            run.task.id)
+            if self._backoff(run, backoff):
                 return
-            time.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _backoff(self, run: TaskRun, seconds: float) -> bool:
+        """Wait before the next try, waking when the engine is told to stop; True when no try is worth making."""
+        if run.stop_reason is None:
+            run.stop.wait(seconds)
+        if run.stop_reason is StopReason.LEASE_LOST:
+            log.warning("task %s: outcome not recorded and the lease is lost; another worker takes it", run.task.id)
+            return True
+        if run.stop_reason is StopReason.FINISHED:
+            # Canceled or timed out meanwhile: recording is compare-and-set, so it would change nothing.
+            log.info("task %s: finished elsewhere while its outcome waited on a fault; not recorded", run.task.id)
+            return True
+        if run.stop_reason is StopReason.SHUTDOWN:
+            # Shutting down: the stop no longer paces the tries, so back off here (the result is worth saving).
+            time.sleep(seconds)
+        return False
 
     def _storage_failure(self, run: TaskRun) -> Callable[[], bool]:
         code, message = STORAGE_FAILURE

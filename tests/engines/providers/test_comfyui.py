@@ -37,7 +37,7 @@ def fake() -> Iterator[FakeComfyUI]:
 
 def settings_for(fake: FakeComfyUI, **extra: str) -> Settings:
     provider = {"GENKEEP_COMFYUI_URL": fake.base_url, "GENKEEP_COMFYUI_TIMEOUT": "5"}
-    return Settings(engine="comfyui", provider={**provider, **extra})
+    return Settings.from_env({"GENKEEP_ENGINE": "comfyui", **provider, **extra})
 
 
 @pytest.fixture

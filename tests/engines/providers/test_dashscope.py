@@ -28,7 +28,7 @@ def fake() -> Iterator[FakeDashScope]:
 def settings_for(fake: FakeDashScope, **extra: str) -> Settings:
     provider = {"GENKEEP_DASHSCOPE_API_KEY": API_KEY, "GENKEEP_DASHSCOPE_BASE_URL": f"{fake.base_url}/api/v1",
                 "GENKEEP_DASHSCOPE_TIMEOUT": "5"}
-    return Settings(engine="dashscope", provider={**provider, **extra})
+    return Settings.from_env({"GENKEEP_ENGINE": "dashscope", **provider, **extra})
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def fake() -> Iterator[FakeOpenAI]:
 def settings_for(fake: FakeOpenAI, **extra: str) -> Settings:
     provider = {"GENKEEP_OPENAI_API_KEY": API_KEY, "GENKEEP_OPENAI_BASE_URL": f"{fake.base_url}/v1",
                 "GENKEEP_OPENAI_TIMEOUT": "5"}
-    return Settings(engine="openai", provider={**provider, **extra})
+    return Settings.from_env({"GENKEEP_ENGINE": "openai", **provider, **extra})
 
 
 @pytest.fixture

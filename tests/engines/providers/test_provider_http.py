@@ -10,26 +10,33 @@ from PIL import Image
 from genkeep.config import Settings, SettingsError
 from genkeep.engines.base import EngineError
 from genkeep.engines.prompts import render, template_for
-from genkeep.engines.provider_http import Provider, ProviderSettings, image_result
+from genkeep.engines.provider_http import Provider, image_result
 from genkeep.tasks.model import TaskType
 
 PROVIDER = Provider("Acme", url_setting="GENKEEP_ACME_URL", timeout_setting="GENKEEP_ACME_TIMEOUT")
 
 
-def test_settings_fall_back_to_defaults_and_refuse_nonsense() -> None:
-    settings = ProviderSettings(Settings(provider={"GENKEEP_ACME_TIMEOUT": "soon", "GENKEEP_ACME_MODEL": " "}),
-                                "GENKEEP_ACME_")
-    assert settings.text("MODEL", "m-1") == "m-1"
-    assert settings.seconds("OTHER", 7.0) == 7.0
-    with pytest.raises(SettingsError, match="GENKEEP_ACME_TIMEOUT must be a number of seconds"):
-        settings.seconds("TIMEOUT", 30.0)
+@pytest.mark.parametrize(("environ", "sentence"), [
+    ({"GENKEEP_OPENAI_TIMEOUT": "soon"}, "GENKEEP_OPENAI_TIMEOUT must be a number of seconds, not 'soon'"),
+    ({"GENKEEP_DASHSCOPE_TIMEOUT": "0"}, "GENKEEP_DASHSCOPE_TIMEOUT must be more than 0.0 seconds, not 0"),
+    ({"GENKEEP_OPENAI_PARTIAL_IMAGES": "4"}, "GENKEEP_OPENAI_PARTIAL_IMAGES must be at most 3, not 4"),
+    ({"GENKEEP_OPENAI_STREAM": "maybe"}, "GENKEEP_OPENAI_STREAM must be 1 or 0 (true or false), not 'maybe'"),
+])
+def test_engine_settings_refuse_nonsense_naming_their_variable(environ: dict[str, str], sentence: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(environ)
+    assert sentence in str(refused.value)
+
+
+def test_blank_engine_settings_keep_their_defaults() -> None:
+    settings = Settings.from_env({"GENKEEP_OPENAI_MODEL": " ", "GENKEEP_COMFYUI_TIMEOUT": ""})
+    assert settings.openai_model == Settings().openai_model and settings.comfyui_timeout == 30.0
 
 
 def test_templates_take_the_users_words() -> None:
-    settings = ProviderSettings(Settings(provider={"GENKEEP_ACME_PROMPT_CREATE": 'Poster {"style": 1}: {prompt}'}),
-                                "GENKEEP_ACME_")
-    assert render(template_for(settings, TaskType.CREATE), "  a fox  ") == 'Poster {"style": 1}: a fox'
-    white = render(template_for(settings, TaskType.WHITE_BACKGROUND), None)
+    settings = Settings.from_env({"GENKEEP_OPENAI_PROMPT_CREATE": 'Poster {"style": 1}: {prompt}'})
+    assert render(template_for(settings, "openai", TaskType.CREATE), "  a fox  ") == 'Poster {"style": 1}: a fox'
+    white = render(template_for(settings, "openai", TaskType.WHITE_BACKGROUND), None)
     assert white.startswith("Place this exact product on a pure white (#FFFFFF) background")
     assert not white.endswith(" ")
 

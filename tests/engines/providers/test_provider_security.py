@@ -50,14 +50,12 @@ def internal() -> Iterator[InternalService]:
 
 
 def dashscope_engine(fake: FakeDashScope) -> DashScopeEngine:
-    return DashScopeEngine(Settings(engine="dashscope", provider={
-        "GENKEEP_DASHSCOPE_API_KEY": API_KEY, "GENKEEP_DASHSCOPE_BASE_URL": f"{fake.base_url}/api/v1",
-        "GENKEEP_DASHSCOPE_TIMEOUT": "5"}))
+    return DashScopeEngine(Settings(engine="dashscope", dashscope_api_key=API_KEY,
+                                    dashscope_base_url=f"{fake.base_url}/api/v1", dashscope_timeout=5))
 
 
 def comfyui_engine(url: str) -> ComfyUIEngine:
-    return ComfyUIEngine(Settings(engine="comfyui", provider={"GENKEEP_COMFYUI_URL": url,
-                                                              "GENKEEP_COMFYUI_TIMEOUT": "5"}))
+    return ComfyUIEngine(Settings(engine="comfyui", comfyui_url=url, comfyui_timeout=5))
 
 
 def generate(engine: DashScopeEngine | ComfyUIEngine) -> bytes:

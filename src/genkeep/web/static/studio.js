@@ -9,7 +9,7 @@ import {ResultViewer} from "./viewer.js";
 
 const TYPE = config.type;
 const HISTORY_PAGE = 12;
-const ACCEPTED = ["image/png", "image/jpeg", "image/webp"];
+const ACCEPTED = config.acceptedTypes;
 const [, MAX_IMAGES] = config.imageCounts[TYPE];
 const MAX_PROMPT = config.maxPromptChars;
 // How long a finished card stays in place, showing its image, before it glides to the top of the history.
