@@ -42,8 +42,6 @@ from genkeep.tasks.view import TaskView
 log = logging.getLogger(__name__)
 
 EVENT_ACCEPTED = "accepted"
-# How old the studio-wide count of unfinished tasks may be when a new request is checked against the cap.
-STUDIO_COUNT_TTL_S = 1.0
 EVENT_SWEPT = "swept"
 EVENT_FINISHED = "finished:"
 # Tasks per page of the owner's list.
@@ -117,8 +115,6 @@ class TaskManager:
         # Metrics and the transition log watch every change here, in one place (see transitions.py).
         self.transitions = Transitions()
         self.caps = Caps(per_owner=settings.max_unfinished_per_owner, studio=settings.max_unfinished)
-        self._studio_count = 0
-        self._studio_count_at = -STUDIO_COUNT_TTL_S
 
     # ---- the user's side: reading ---------------------------------------------------------------------------
 
@@ -162,18 +158,12 @@ class TaskManager:
     async def check_room(self, owner_id: str) -> None:
         """Refuse early, before a request's body is read or any image decoded, when a cap is already reached.
 
-        The owner's cap is checked again atomically when the task is inserted; the studio-wide cap is a guard
-        against floods (dropped cookies), read from a count at most STUDIO_COUNT_TTL_S old, so concurrent
-        accepts within that second may pass it by a few."""
+        Both caps are enforced by the insert itself (an accept's or a retry's), atomically, on every process;
+        this is only the early refusal that spares reading the body. Both counts stop at their cap, so a full
+        studio costs a bounded read per refusal, whatever the backlog."""
         if await self.backend.acount_unfinished(owner_id, self.caps.per_owner) >= self.caps.per_owner:
             raise self._cap_error(CapReached("owner", self.caps.per_owner))
-        moment = time.monotonic()
-        if moment - self._studio_count_at > STUDIO_COUNT_TTL_S:
-            self._studio_count = await self.backend.acount_unfinished(None, self.caps.studio)
-            self._studio_count_at = moment
-        else:
-            self._studio_count += 1  # this request, if it is accepted
-        if self._studio_count >= self.caps.studio:
+        if await self.backend.acount_unfinished(None, self.caps.studio) >= self.caps.studio:
             raise self._cap_error(CapReached("studio", self.caps.studio))
 
     def _cap_error(self, reached: CapReached) -> TooManyUnfinished:

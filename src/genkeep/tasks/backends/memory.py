@@ -52,6 +52,8 @@ class MemoryBackend(TaskBackend):
                 raise DuplicateIdempotencyKey(task.idempotency_key)
             if sum(1 for t in self._unfinished() if t.owner_id == task.owner_id) >= caps.per_owner:
                 raise CapReached("owner", caps.per_owner)
+            if sum(1 for _ in self._unfinished()) >= caps.studio:
+                raise CapReached("studio", caps.studio)
             self.tasks[task.id] = dataclasses.replace(task, attempts=0, lease_expires_at=0)
 
     def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
