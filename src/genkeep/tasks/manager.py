@@ -19,7 +19,6 @@ import contextlib
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
