@@ -65,7 +65,7 @@ def empty_postgres(url: str, tmp_path: Path) -> str:
     database.upgrade(url, tmp_path)
     engine = database.connect(url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE tasks"))
+        conn.execute(text("TRUNCATE tasks, removals"))
     engine.dispose()
     return url
 

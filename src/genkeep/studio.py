@@ -55,6 +55,8 @@ class Studio:
         except StorageUnavailable as fault:
             # Serve anyway (/readyz says the storage is away); the next start finishes the recovery.
             log.warning("could not look for staged images left by a crash (%s)", fault.reason)
+        # Images of tasks deleted while the storage failed (the storage's own faults are kept for the sweeper).
+        manager.finish_removals()
         return cls(settings, secret, backend, storage, manager, metrics=metrics)
 
     def signed_url(self, task_id: str, name: str) -> str:

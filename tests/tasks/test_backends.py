@@ -37,7 +37,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskBack
         database.upgrade(url, tmp_path)
         engine = database.connect(url)
         with engine.begin() as conn:
-            conn.execute(text("TRUNCATE tasks"))
+            conn.execute(text("TRUNCATE tasks, removals"))
         engine.dispose()
     opened = open_backend(url)
     yield opened
@@ -309,7 +309,7 @@ def test_cancel_sweep_and_delete(backend: TaskBackend) -> None:
     swept = backend.get(stale.id)
     assert swept is not None and swept.error is not None and swept.error.code == "timeout"
     assert backend.sweep_timed_out(T0 + 10, "too long", T0, task_id=fresh.id) == [fresh.id]
-    assert not backend.delete_finished(canceled.id, "owner-b")
-    assert backend.delete_finished(canceled.id, "owner-a")
+    assert not backend.delete_finished(canceled.id, "owner-b", T0)
+    assert backend.delete_finished(canceled.id, "owner-a", T0)
     assert backend.existing_ids([canceled.id, stale.id, "f" * 32]) == {stale.id}
     run(backend.aping())

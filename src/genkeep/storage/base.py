@@ -150,7 +150,8 @@ class ImageStorage(abc.ABC):
 
     @abc.abstractmethod
     def remove_task(self, task_id: str) -> None:
-        """Remove every file of a task whose row is gone. Never raises: what a fault leaves is cleaned later."""
+        """Remove every file of a task whose row is gone (none left is no error). Raises StorageUnavailable if some
+        may remain: the task manager keeps the removal pending and the sweeper finishes it later."""
 
     @abc.abstractmethod
     def ready(self) -> bool:

@@ -252,9 +252,32 @@ class TaskManager:
         task = self.get_sync(owner_id, task_id)
         if not task.is_final:
             raise WrongState("The task is still in progress; cancel it first, then delete it.")
-        if not self.backend.delete_finished(task_id, owner_id):
+        # The row goes together with a durable note that its images are due for removal: a storage fault now
+        # leaves the note, and the sweeper finishes the removal (finish_removals), so no image outlives its task.
+        if not self.backend.delete_finished(task_id, owner_id, now_millis()):
             raise self._not_found(task_id)
-        self.storage.remove_task(task_id)
+        self._remove_images(task_id)
+
+    def _remove_images(self, task_id: str) -> bool:
+        """Remove a deleted task's images now; False if the storage failed (the removal stays pending)."""
+        try:
+            self.storage.remove_task(task_id)
+        except Unavailable as fault:
+            log.warning("task %s: images not removed yet (%s); the sweeper tries again", task_id, fault.code)
+            return False
+        with contextlib.suppress(Unavailable):
+            # If this fails the removal is simply done again, finding nothing.
+            self.backend.removal_done(task_id)
+        return True
+
+    def finish_removals(self, batch: int = 100) -> int:
+        """Remove the images of deleted tasks that a storage fault (or a crash) left behind; how many were."""
+        removed = 0
+        for task_id in self.backend.pending_removals(batch):
+            if not self._remove_images(task_id):
+                break  # the storage is still away: the next sweep tries again
+            removed += 1
+        return removed
 
     def _announce_finished(self, task_id: str) -> None:
         """A running engine of this task stops at once: in this process, and in others through the database."""
@@ -463,8 +486,8 @@ class TaskManager:
         removed = 0
         while ids := self.backend.expired_finished(cutoff, batch):
             for task_id in ids:
-                if self.backend.delete_expired(task_id):
-                    self.storage.remove_task(task_id)
+                if self.backend.delete_expired(task_id, now_millis()):
+                    self._remove_images(task_id)
                     removed += 1
             if len(ids) < batch:
                 break

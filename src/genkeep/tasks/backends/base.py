@@ -144,7 +144,9 @@ class TaskBackend(abc.ABC):
         """Unfinished tasks of one owner, or of the whole studio (None), counted no further than `upto`."""
 
     @abc.abstractmethod
-    def delete_finished(self, task_id: str, owner_id: str) -> bool: ...
+    def delete_finished(self, task_id: str, owner_id: str, now: int) -> bool:
+        """Remove one of the owner's finished tasks' row and, in the same transaction, record its images as due
+        for removal (see pending_removals)."""
 
     @abc.abstractmethod
     def existing_ids(self, task_ids: Sequence[str]) -> set[str]: ...
@@ -154,8 +156,16 @@ class TaskBackend(abc.ABC):
         """Ids of tasks finished before the cut-off (retention)."""
 
     @abc.abstractmethod
-    def delete_expired(self, task_id: str) -> bool:
-        """Remove a finished task's row (retention), whoever owns it."""
+    def delete_expired(self, task_id: str, now: int) -> bool:
+        """Remove a finished task's row (retention), whoever owns it, recording its images as due for removal."""
+
+    @abc.abstractmethod
+    def pending_removals(self, limit: int) -> list[str]:
+        """Ids of deleted tasks whose images the storage has not removed yet, oldest first."""
+
+    @abc.abstractmethod
+    def removal_done(self, task_id: str) -> None:
+        """The storage removed this task's images."""
 
     # ---- the worker's side ----------------------------------------------------------------------------------
 
@@ -328,15 +338,28 @@ class SqlBackend(TaskBackend):
             rows = await self.arows(self.sql["count_unfinished_of_owner"], {"owner_id": owner_id})
         return min(int(rows[0][0]), upto)
 
-    def delete_finished(self, task_id: str, owner_id: str) -> bool:
-        return self.count("delete_finished", {"id": task_id, "owner_id": owner_id}) == 1
+    def _delete_recording_removal(self, name: str, params: Mapping[str, Any], now: int) -> bool:
+        with self.transaction(write=True) as conn:
+            if conn.count(self.sql[name], params) != 1:
+                return False
+            conn.count(self.sql["record_removal"], {"id": params["id"], "now": now})
+            return True
+
+    def delete_finished(self, task_id: str, owner_id: str, now: int) -> bool:
+        return self._delete_recording_removal("delete_finished", {"id": task_id, "owner_id": owner_id}, now)
+
+    def pending_removals(self, limit: int) -> list[str]:
+        return [row[0] for row in self.rows("pending_removals", {"limit": limit})]
+
+    def removal_done(self, task_id: str) -> None:
+        self.count("removal_done", {"id": task_id})
 
     def expired_finished(self, finished_before: int, limit: int) -> list[str]:
         return [row[0] for row in self.rows("expired_finished", {"finished_before": finished_before,
                                                                  "limit": limit})]
 
-    def delete_expired(self, task_id: str) -> bool:
-        return self.count("delete_one_finished", {"id": task_id}) == 1
+    def delete_expired(self, task_id: str, now: int) -> bool:
+        return self._delete_recording_removal("delete_one_finished", {"id": task_id}, now)
 
     def existing_ids(self, task_ids: Sequence[str]) -> set[str]:
         if not task_ids:

@@ -135,6 +135,16 @@ WHERE (SELECT count(*) FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_crea
 -- delete_finished --
 DELETE FROM tasks WHERE id = :id AND owner_id = :owner_id AND status IN ('completed', 'failed')
 
+-- record_removal --
+-- In the transaction that deletes the row: the task's images are due for removal even if the storage fails now.
+INSERT INTO removals (task_id, recorded_at) VALUES (:id, :now)
+
+-- pending_removals --
+SELECT task_id FROM removals ORDER BY recorded_at LIMIT :limit
+
+-- removal_done --
+DELETE FROM removals WHERE task_id = :id
+
 -- claim --
 -- Oldest first among the claimable (never claimed: lease 0; abandoned: lease run out), so a task whose worker
 -- died is taken over before newer tasks, and only while enough of its time is left to be worth starting.
