@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import time
 import zlib
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from genkeep.config import Settings
 from genkeep.studio import Studio
+from genkeep.web.app import create_app
 from tests.support.images import png_bytes
 from tests.support.storage import folder_of
 
@@ -182,3 +185,41 @@ def test_too_many_form_parts_is_422(client: TestClient) -> None:
     answer = client.post("/api/tasks", data={"type": "CREATE", "prompt": "x"}, files=files)
     assert answer.status_code == 422
     assert "at most 4" in answer.json()["detail"]
+
+
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options")
+
+
+@pytest.mark.parametrize("case", ["non-ASCII owner cookie", "non-ASCII signature", "limit of 4,301 digits"])
+def test_unreadable_unauthenticated_input_is_4xx_or_ignored_never_500(client: TestClient, case: str) -> None:
+    task_id = "a" * 32
+    if case == "non-ASCII owner cookie":
+        cookie = "genkeep_owner=\u00e9t\u00e9.sign\u00e9".encode("latin-1")
+        answer = client.get("/api/tasks", headers={"cookie": cookie})
+        # A cookie that is not genkeep's is no cookie: a new owner, with nothing.
+        assert answer.status_code == 200 and answer.json()["items"] == []
+    elif case == "non-ASCII signature":
+        expires = int(time.time()) + 60
+        answer = client.get(f"/files/{task_id}/reference-1.png", params={"expires": expires, "sig": "\u00e9" * 32})
+        assert answer.status_code == 404
+    else:
+        answer = client.get("/api/tasks", params={"limit": "1" * 4301})
+        assert answer.status_code == 422 and answer.json()["field"] == "limit"
+    for name in SECURITY_HEADERS:
+        assert name in answer.headers, name
+
+
+def test_an_unexpected_error_is_a_500_problem_with_the_security_headers(settings: Settings) -> None:
+    app = create_app(settings.with_overrides(workers=0))
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/broken")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "try again" in answer.json()["detail"]
+    for name in SECURITY_HEADERS:
+        assert name in answer.headers, name

@@ -10,16 +10,14 @@ without any address or credential in it.
 from __future__ import annotations
 
 import abc
-import base64
 import contextlib
-import hashlib
-import hmac
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from genkeep.signing import Signer
 from genkeep.tasks.errors import StorageUnavailable
 
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}
@@ -53,7 +51,7 @@ class ImageStorage(abc.ABC):
     presigns = False
 
     def __init__(self, secret: str) -> None:
-        self._secret = secret.encode()
+        self._signer = Signer(secret.encode())
 
     # ---- faults ----------------------------------------------------------------------------------------------
 
@@ -160,9 +158,7 @@ class ImageStorage(abc.ABC):
     # ---- short-lived signed genkeep URLs for providers that fetch reference images themselves (never results) --
 
     def sign(self, task_id: str, name: str, expires: int) -> str:
-        message = f"{task_id}/{name}/{expires}".encode()
-        digest = hmac.new(self._secret, message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+        return self._signer.sign(f"{task_id}/{name}/{expires}")
 
     def signed_query(self, task_id: str, name: str, ttl_seconds: int = SIGNED_URL_SECONDS) -> str:
         expires = int(time.time()) + ttl_seconds
@@ -173,4 +169,4 @@ class ImageStorage(abc.ABC):
         # A link made to last longer than genkeep makes them was not made by this version: refuse it too.
         if not moment <= expires <= moment + SIGNED_URL_SECONDS + 60:
             return False
-        return hmac.compare_digest(self.sign(task_id, name, expires), sig)
+        return self._signer.verify(f"{task_id}/{name}/{expires}", sig)

@@ -223,8 +223,9 @@ async def list_tasks(request: Request) -> Response:
     raw_limit = query.get("limit")
     limit = PAGE_SIZE_DEFAULT
     if raw_limit is not None:
-        # Digits only, as the schema's integer: no sign, spaces or underscores that int() would let through.
-        if not (raw_limit.isascii() and raw_limit.isdigit()):
+        # Digits only, as the schema's integer: no sign, spaces or underscores that int() would let through, and
+        # not so many that int() refuses them (over 4,300).
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or len(raw_limit) > len(str(PAGE_SIZE_MAX)):
             raise InvalidInput(f"limit must be a whole number between 1 and {PAGE_SIZE_MAX}, not "
                                f"{raw_limit[:40]!r}.", field="limit")
         limit = int(raw_limit)

@@ -12,7 +12,6 @@ whichever cookie a planting site arranged to come first, and clearing would dele
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import ipaddress
@@ -25,6 +24,7 @@ from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genkeep.config import PROXY_SECRET_HEADER
+from genkeep.signing import Signer
 from genkeep.web.problems import RequestRefused, problem
 from genkeep.web.same_origin import from_another_origin
 
@@ -52,19 +52,15 @@ class OwnerCookies:
     """Mints and checks signed owner ids."""
 
     def __init__(self, secret: str) -> None:
-        self._key = hashlib.sha256(b"genkeep-owner:" + secret.encode()).digest()
-
-    def _sign(self, owner_id: str) -> str:
-        digest = hmac.new(self._key, owner_id.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+        self._signer = Signer.for_purpose(secret, "owner")
 
     def mint(self) -> tuple[str, str]:
         owner_id = secrets.token_urlsafe(18)
-        return owner_id, f"{owner_id}.{self._sign(owner_id)}"
+        return owner_id, f"{owner_id}.{self._signer.sign(owner_id)}"
 
     def verify(self, value: str) -> str | None:
         owner_id, _, signature = value.rpartition(".")
-        if owner_id and hmac.compare_digest(self._sign(owner_id), signature):
+        if owner_id and self._signer.verify(owner_id, signature):
             return owner_id
         return None
 

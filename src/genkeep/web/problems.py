@@ -70,6 +70,10 @@ def problem(status: int, code: str, detail: str, field: str | None = None,
                         media_type="application/problem+json", headers=headers)
 
 
+def internal_error() -> JSONResponse:
+    return problem(500, "internal", "Something went wrong on the server; try again in a moment.")
+
+
 def every_route(routes: Sequence[BaseRoute]) -> Iterator[Any]:
     """Each route of the app, those of included routers too (FastAPI 0.16x keeps them inside the router)."""
     try:
@@ -140,4 +144,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=error)
-        return problem(500, "internal", "Something went wrong on the server; try again in a moment.")
+        return internal_error()
