@@ -39,14 +39,16 @@ def _serve(settings: Settings, host: str, port: int, processes: int) -> None:
         from genkeep.tasks import database
 
         database.upgrade(settings.resolved_database_url, settings.data_dir)
-        uvicorn.run("genkeep.web.app:create_app", factory=True, workers=processes, **options)  # type: ignore[arg-type]
+        uvicorn.run("genkeep.web.app:create_process_app", factory=True, workers=processes, **options)  # type: ignore[arg-type]
         return
     uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
 
 
 def _worker(settings: Settings, burst: bool) -> None:
+    from genkeep.reference_images import give_back_freed_memory
     from genkeep.studio import Studio
 
+    give_back_freed_memory()
     studio = Studio.open(settings)
     concurrency = settings.workers or 1
     if burst:

@@ -34,6 +34,10 @@ PROVIDER_PREFIXES = ("GENKEEP_OPENAI_", "GENKEEP_DASHSCOPE_", "GENKEEP_COMFYUI_"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+# One full-size image at a time (GENKEEP_MAX_IMAGE_PIXELS's default), or several smaller ones.
+DEFAULT_DECODE_PIXELS = 25_000_000
+
+
 class SettingsError(ValueError):
     """A setting has a value genkeep cannot use."""
 
@@ -92,8 +96,18 @@ class Settings(BaseSettings):
     retention_days: float = setting(0.0, "finished tasks and their images older than this are removed (checked "
                                     "hourly)", shown="0 (keep all)", unit="days", ge=0.0)
     max_upload_bytes: int = setting(15 * 1024 * 1024, "bytes per uploaded image (413 above)", ge=1024)
-    max_image_pixels: int = setting(40_000_000, "pixels per uploaded image, checked before decoding (422 above)",
+    # 25 megapixels: every phone's and most cameras' full-size photos (6000x4000 is 24), far more than any engine
+    # works at; decoding one takes about 100-400 MB depending on its format.
+    max_image_pixels: int = setting(25_000_000, "pixels per uploaded image, checked before decoding (422 above)",
                                     ge=10_000)
+    decode_pixels: int = setting(DEFAULT_DECODE_PIXELS, "pixels of uploaded images one process decodes at once: "
+                                 "this bounds the memory uploads take, whatever their number (an upload waits for "
+                                 "room, and after 10 s answers 503 with Retry-After); each of `serve --processes "
+                                 "N` has its own", ge=10_000)
+    client_rate: int = setting(120, "new generations (submissions and retries) one client address may send per "
+                               "minute, refused ones included; more answers 429 with Retry-After (behind a proxy, "
+                               "set GENKEEP_TRUSTED_PROXIES so the address is the browser's); 0 turns it off",
+                               unit="per minute", ge=0)
     min_image_side: int = setting(64, "pixels an uploaded image's shorter side must have (422 below)", ge=1)
     max_prompt_chars: int = setting(2000, "characters per prompt", ge=1)
     secret_key: str = setting("", "signs owner cookies and providers' image URLs, at least 32 characters; if "
@@ -106,8 +120,9 @@ class Settings(BaseSettings):
                                        f"`{PROXY_SECRET_HEADER}`; a user header without it answers 403",
                                        shown="(unset)", secret=True)
     trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = setting(
-        (), "your login proxy's addresses or networks, e.g. `10.0.0.0/8,127.0.0.1`; a user header from elsewhere "
-        "answers 403", shown="(unset)")
+        (), "your proxies' addresses or networks, e.g. `10.0.0.0/8,127.0.0.1`: their X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; with GENKEEP_OWNER_HEADER, a user header from elsewhere answers 403",
+        shown="(unset)")
     public_base_url: str = setting("", "genkeep's public address, for providers that fetch reference images by "
                                    "URL; also accepted as the studio's own origin", shown="(unset)")
     # None: as the public URL says (see served_over_https).

@@ -195,7 +195,7 @@ def test_unreadable_unauthenticated_input_is_4xx_or_ignored_never_500(client: Te
     task_id = "a" * 32
     if case == "non-ASCII owner cookie":
         cookie = "genkeep_owner=\u00e9t\u00e9.sign\u00e9".encode("latin-1")
-        answer = client.get("/api/tasks", headers={"cookie": cookie})
+        answer = client.get("/api/tasks", headers={b"cookie": cookie})
         # A cookie that is not genkeep's is no cookie: a new owner, with nothing.
         assert answer.status_code == 200 and answer.json()["items"] == []
     elif case == "non-ASCII signature":

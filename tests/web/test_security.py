@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import io
+import ipaddress
 import os
 import re
 import stat
@@ -31,6 +32,7 @@ from genkeep.config import PROXY_SECRET_HEADER, Settings, SettingsError, load_se
 from genkeep.reference_images import MAX_JPEG_SCANS, clean_image
 from genkeep.storage import SIGNED_URL_SECONDS
 from genkeep.web.app import create_app
+from genkeep.web.clients import client_address
 from genkeep.web.security_headers import relative_location
 from tests.conftest import SCRIPTED_ENGINE
 from tests.support.api import submit, wait_final
@@ -553,3 +555,44 @@ def test_concurrent_decodes_are_bounded_by_the_cores(monkeypatch: pytest.MonkeyP
     for thread in threads:
         thread.join(20)
     assert state["most"] == cores
+
+
+# ---- 7. what one client's uploads may take -------------------------------------------------------------------
+
+def test_new_generations_are_rated_per_address_refused_ones_included(base_settings: Settings) -> None:
+    with TestClient(create_app(base_settings.with_overrides(client_rate=3, workers=0))) as web:
+        # Refused requests count too: they cost the server their body and their decode.
+        for _ in range(3):
+            assert_problem(stranger(web).post("/api/tasks", data={"type": "PAINT"}), 422, "invalid_input")
+        # A new cookie is no new client: the address is the same.
+        refused = assert_problem(submit(stranger(web), prompt="a kite"), 429, "too_many_requests")
+        assert "minute" in refused["detail"]
+        # Reading is not rated.
+        assert web.get("/api/tasks").status_code == 200
+
+
+def test_the_client_address_is_a_trusted_proxys_forwarded_one_only() -> None:
+    trusted = (ipaddress.ip_network("10.0.0.0/8"),)
+
+    def scope(peer: str, forwarded: str | None = None) -> dict[str, Any]:
+        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+        return {"client": (peer, 5000), "headers": headers}
+
+    assert client_address(scope("203.0.113.9", "198.51.100.1"), trusted) == "203.0.113.9"
+    assert client_address(scope("10.0.0.2", "198.51.100.1"), trusted) == "198.51.100.1"
+    # Hops a client wrote itself, left of the last untrusted one, are not believed.
+    assert client_address(scope("10.0.0.2", "1.2.3.4, 198.51.100.1, 10.0.0.3"), trusted) == "198.51.100.1"
+    assert client_address(scope("10.0.0.2"), trusted) == "10.0.0.2"
+
+
+def test_the_pixel_budget_admits_pixels_not_requests() -> None:
+    budget = reference_images.PixelBudget(1_000_000)
+    with budget.hold(600_000):
+        with budget.hold(400_000):
+            assert budget.in_flight == 1_000_000
+        with pytest.raises(reference_images.DecodesBusy), budget.hold(600_000, wait=0.05):
+            pass
+    # An image larger than the whole budget waits to be alone, then goes.
+    with budget.hold(5_000_000):
+        assert budget.in_flight == 1_000_000
+    assert budget.in_flight == 0

@@ -185,7 +185,7 @@ def _accept(studio: Studio, owner: str, raw_type: str | None, prompt: str | None
         label = image_label(new.type, index)
         data = read_capped(upload.file, settings.max_upload_bytes, label)
         images.append(clean_image(data, label, max_pixels=settings.max_image_pixels,
-                                  min_side=settings.min_image_side))
+                                  min_side=settings.min_image_side, budget=studio.decodes))
     return studio.manager.accept(owner, new, images, key)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genkeep.config import PROXY_SECRET_HEADER
 from genkeep.signing import Signer
+from genkeep.web.clients import Network, is_trusted, peer_address
 from genkeep.web.problems import RequestRefused, problem
 from genkeep.web.same_origin import from_another_origin
 
@@ -37,8 +37,6 @@ MAX_PLAIN_USER_CHARS = 100
 DIGEST_PREFIX = "sha256:"
 HEADER_OWNER_PREFIX = "h:"
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class MissingOwnerHeader(RequestRefused):
@@ -56,7 +54,11 @@ class OwnerCookies:
 
     def mint(self) -> tuple[str, str]:
         owner_id = secrets.token_urlsafe(18)
-        return owner_id, f"{owner_id}.{self._signer.sign(owner_id)}"
+        return owner_id, self.value_for(owner_id)
+
+    def value_for(self, owner_id: str) -> str:
+        """The cookie's value for this owner id."""
+        return f"{owner_id}.{self._signer.sign(owner_id)}"
 
     def verify(self, value: str) -> str | None:
         owner_id, _, signature = value.rpartition(".")
@@ -182,17 +184,7 @@ class OwnerMiddleware:
     def _from_the_proxy(self, scope: Scope, proof: bytes | None) -> bool:
         if self.proxy_secret and (proof is None or not hmac.compare_digest(proof.strip(), self.proxy_secret)):
             return False
-        if self.trusted_proxies:
-            client = scope.get("client")
-            try:
-                address = ipaddress.ip_address(client[0]) if client else None
-            except ValueError:
-                address = None
-            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-                address = address.ipv4_mapped  # an IPv4 proxy reaching a server that listens on IPv6
-            if address is None or not any(address in network for network in self.trusted_proxies):
-                return False
-        return True
+        return not self.trusted_proxies or is_trusted(peer_address(scope), self.trusted_proxies)
 
 
 def owner_of(request: Request) -> str:

@@ -35,7 +35,7 @@ TITLES = {
     413: "Too large",
     415: "Unsupported image",
     422: "Invalid input",
-    429: "Too many unfinished tasks",
+    429: "Too many requests",
     500: "Internal error",
     503: "Unavailable",
 }
