@@ -15,6 +15,7 @@ from sqlalchemy import text
 from genkeep.config import Settings
 from genkeep.studio import Studio
 from genkeep.tasks import database
+from genkeep.web import hosts
 from genkeep.web.app import create_app
 from tests.support.s3 import AWS_VARIABLES_CLEARED, aws_env, new_bucket, s3_server
 
@@ -22,6 +23,15 @@ POSTGRES_ADMIN_URL = os.environ.get("GENKEEP_TEST_POSTGRES_URL", "postgresql://p
 REQUIRE_POSTGRES = os.environ.get("GENKEEP_REQUIRE_POSTGRES") == "1"
 TESTS_DIR = Path(__file__).parent
 SCRIPTED_ENGINE = "tests.support.engines:create_engine"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_client_host() -> Iterator[None]:
+    """Starlette's TestClient addresses the app as http://testserver: in tests that name is one of the studio's own
+    (the host check itself is tested with other names)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hosts, "LOOPBACK_NAMES", hosts.LOOPBACK_NAMES | {"testserver"})
+        yield
 
 
 def _postgres_reason() -> str | None:

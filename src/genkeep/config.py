@@ -125,6 +125,10 @@ class Settings(BaseSettings):
         shown="(unset)")
     public_base_url: str = setting("", "genkeep's public address, for providers that fetch reference images by "
                                    "URL; also accepted as the studio's own origin", shown="(unset)")
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = setting(
+        (), "host names the studio answers to besides loopback names and addresses and GENKEEP_PUBLIC_BASE_URL's "
+        "host, separated by commas, e.g. `studio.lan,192.168.1.20`; `*` answers to any (other hosts answer 400: "
+        "DNS rebinding)", shown="(none)")
     # None: as the public URL says (see served_over_https).
     https: bool | None = setting(None, "browsers reach the studio over https: the owner cookie is then "
                                  "`__Host-genkeep_owner`, Secure", shown="1 if GENKEEP_PUBLIC_BASE_URL is https")
@@ -153,6 +157,13 @@ class Settings(BaseSettings):
                     raise ValueError(f"must list IP addresses or networks (CIDR) separated by commas, like "
                                      f"127.0.0.1,10.0.0.0/8; {part.strip()!r} is neither.") from None
         return tuple(networks)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("owner_header", mode="after")
     @classmethod

@@ -448,8 +448,10 @@ def test_docs_are_served_from_installed_files(web: TestClient) -> None:
     assert web.get("/redoc").status_code == 404
 
 
-def test_redirects_are_relative_and_never_repeat_the_host(web: TestClient) -> None:
-    answer = web.get("/create/", headers={"Host": "evil.example"}, follow_redirects=False)
+def test_redirects_are_relative_and_never_repeat_the_host(base_settings: Settings) -> None:
+    # With the host check off (GENKEEP_ALLOWED_HOSTS=*), as a deployment may choose; otherwise evil.example is 400.
+    with TestClient(create_app(base_settings.with_overrides(allowed_hosts=("*",), workers=0))) as web:
+        answer = web.get("/create/", headers={"Host": "evil.example"}, follow_redirects=False)
     assert answer.status_code in (301, 302, 307, 308)
     assert answer.headers["location"] == "/create"
     assert relative_location("http://evil.example//evil.example/x?a=1") == "/evil.example/x?a=1"
@@ -596,3 +598,35 @@ def test_the_pixel_budget_admits_pixels_not_requests() -> None:
     with budget.hold(5_000_000):
         assert budget.in_flight == 1_000_000
     assert budget.in_flight == 0
+
+
+# ---- 8. DNS rebinding: only the studio's own host names ------------------------------------------------------
+
+REBOUND = {"Host": "attacker.example:8000", "Origin": "http://attacker.example:8000",
+           "Sec-Fetch-Site": "same-origin"}
+
+
+@pytest.mark.parametrize("public_base_url", ["", "https://studio.example.com"])
+def test_a_rebound_host_name_is_refused_with_the_setting_named(base_settings: Settings, public_base_url: str) -> None:
+    settings = base_settings.with_overrides(public_base_url=public_base_url, workers=0)
+    with TestClient(create_app(settings)) as web:
+        for answer in (web.post("/api/tasks", headers=REBOUND, data={"type": "CREATE", "prompt": "pwned"}),
+                       web.get("/metrics", headers={"Host": "attacker.example"}),
+                       web.get("/", headers={"Host": "attacker.example"})):
+            body = assert_problem(answer, 400, "unknown_host")
+            assert "GENKEEP_ALLOWED_HOSTS" in body["detail"]
+            assert "content-security-policy" in answer.headers
+        assert items(web) == []
+        # Probes address a process by its IP: liveness and readiness answer any host.
+        assert web.get("/healthz", headers={"Host": "10.1.2.3:8000"}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "[::1]:8000", "studio.example.com",
+                                  "STUDIO.example.com:8443", "studio.lan"])
+def test_the_studios_own_host_names_are_served(base_settings: Settings, host: str) -> None:
+    # A reverse proxy with `Host $host` sends the public name without its port.
+    settings = base_settings.with_overrides(public_base_url="https://studio.example.com:8443",
+                                            allowed_hosts=("studio.lan",), workers=0)
+    with TestClient(create_app(settings)) as web:
+        assert web.get("/api/tasks", headers={"Host": host}).status_code == 200
+        assert web.get("/", headers={"Host": host}).status_code == 200

@@ -16,6 +16,7 @@ from genkeep.reference_images import give_back_freed_memory
 from genkeep.studio import Studio
 from genkeep.web import api, api_docs, api_document, operations, problems
 from genkeep.web.client_rate import ClientRate
+from genkeep.web.hosts import HostGuard
 from genkeep.web.owner import OwnerMiddleware
 from genkeep.web.same_origin import SameOriginGuard
 from genkeep.web.security_headers import SecurityHeaders
@@ -85,14 +86,16 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     else:
         app.include_router(pages.router)
         pages.mount_static(app)
-    # The last one added runs first: headers on every answer, then the origin check, the client's rate, the owner, the
-    # size cap, which also bounds requests without Content-Length (chunked) that would be spooled whole to disk.
+    # The last one added runs first: headers on every answer, then the host check, the origin check, the client's
+    # rate, the owner, then the size cap, which also bounds requests without Content-Length (chunked) that would be
+    # spooled whole to disk.
     app.add_middleware(RequestSizeCap, max_bytes=settings.max_upload_bytes * 4 + 1024 * 1024)
     app.add_middleware(OwnerMiddleware, secret=studio.secret_key, owner_header=settings.owner_header,
                        secure=settings.served_over_https, proxy_secret=settings.owner_header_secret,
                        trusted_proxies=settings.trusted_proxies)
     app.add_middleware(ClientRate, per_minute=settings.client_rate, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(SameOriginGuard, public_base_url=settings.public_base_url)
+    app.add_middleware(HostGuard, public_base_url=settings.public_base_url, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders, docs_path=api_docs.DOCS_PATH)
     # Last, so that its request timing is outermost and covers every middleware above.
     operations.install(app, studio)
