@@ -28,15 +28,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from genkeep.tasks.errors import InvalidInput, TooLarge, Unavailable, UnsupportedImage
 
 ACCEPTED_FORMATS = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg"), "WEBP": ("image/webp", ".webp")}
 READ_CHUNK = 256 * 1024
 ORIENTATION = 0x0112
-# JPEG segments kept by the lossless path: JFIF and Adobe (they say how to read the colours) and the ICC profile.
-KEPT_JPEG_APP_SEGMENTS = ((0xE0, b"JFIF\0"), (0xEE, b"Adobe"), (0xE2, b"ICC_PROFILE\0"))
+# JPEG segments kept by the lossless path, rewritten to their fixed fields only (a JFIF thumbnail or bytes past
+# Adobe's flags are the uploader's, not the image's): JFIF and Adobe say how to read the colours.
+JFIF_TAG, ADOBE_TAG, ICC_TAG = b"JFIF\0", b"Adobe", b"ICC_PROFILE\0"
+JFIF_FIELDS = 14  # tag, version, units, densities, and a thumbnail of 0x0
+ADOBE_FIELDS = 12  # tag, version, two flag words, transform
+# A colour profile is kept only if it is this small and parses: display profiles are a few KB (sRGB 3 KB, Display
+# P3 0.5 KB); anything far larger is not one a picture needs.
+MAX_ICC_BYTES = 64 * 1024
 # Encoders write 1 scan (baseline) or about 10 (libjpeg's progressive script); far more is a CPU bomb.
 MAX_JPEG_SCANS = 64
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
@@ -213,18 +219,32 @@ def _clean(image: Image.Image, image_format: str, data: bytes, label: str) -> Cl
             field="reference_images",
         ) from None
     content_type, extension = ACCEPTED_FORMATS[image_format]
+    # Pillow writes the decoded profile back unless told otherwise: only a usable one goes.
+    icc = usable_icc(image.info.pop("icc_profile", None))
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     mode = "RGBA" if has_alpha and image_format != "JPEG" else "RGB"
     if image.mode != mode:
         image = image.convert(mode)
     out = io.BytesIO()
+    profile = {"icc_profile": icc} if icc else {}
     if image_format == "JPEG":
-        image.save(out, "JPEG", quality=95, subsampling=0)
+        image.save(out, "JPEG", quality=95, subsampling=0, **profile)
     elif image_format == "WEBP":
-        image.save(out, "WEBP", lossless=True, method=1)
+        image.save(out, "WEBP", lossless=True, method=1, **profile)
     else:
-        image.save(out, "PNG", compress_level=1)
+        image.save(out, "PNG", compress_level=1, **profile)
     return CleanImage(out.getvalue(), image.width, image.height, content_type, extension)
+
+
+def usable_icc(profile: bytes | None) -> bytes | None:
+    """The colour profile if it is small and a real one (it parses); else None, and the picture goes without."""
+    if not profile or len(profile) > MAX_ICC_BYTES:
+        return None
+    try:
+        ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    except (OSError, ValueError, TypeError):
+        return None
+    return profile
 
 
 def _check_decodes(image: Image.Image, label: str, *, fast: bool) -> None:
@@ -244,10 +264,14 @@ def _check_decodes(image: Image.Image, label: str, *, fast: bool) -> None:
 
 def _jpeg_layout(data: bytes) -> _JpegLayout | None:
     """Walk a JPEG's segments to its end-of-image marker: count the scans and keep the image without metadata
-    (EXIF, XMP, IPTC, comments) and without trailing bytes; None if the file is unusual."""
+    (EXIF, XMP, IPTC, comments, thumbnails, an oversized or unreadable colour profile) and without trailing bytes;
+    None if the file is unusual."""
     if data[:2] != b"\xff\xd8":
         return None
     out = bytearray(b"\xff\xd8")
+    # The colour profile's chunks, and where in `out` they go if the whole profile is usable.
+    icc_chunks: list[bytes] = []
+    icc_at: int | None = None
     scans = 0
     position = 2
     while position + 2 <= len(data):
@@ -259,6 +283,8 @@ def _jpeg_layout(data: bytes) -> _JpegLayout | None:
             continue
         if marker == _EOI:
             out += b"\xff\xd9"
+            if icc_at is not None and usable_icc(b"".join(chunk[14:] for chunk in icc_chunks)) is not None:
+                out[icc_at:icc_at] = b"".join(_segment(0xE2, chunk) for chunk in icc_chunks)
             return _JpegLayout(scans, bytes(out))
         if marker == _SOI or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length: not expected here
             return None
@@ -275,9 +301,21 @@ def _jpeg_layout(data: bytes) -> _JpegLayout | None:
             position = following.start()
             continue
         segment = data[position:end]
-        is_metadata = 0xE0 <= marker <= 0xEF or marker == 0xFE
-        if not is_metadata or any(marker == kept and segment[4:4 + len(tag)] == tag
-                                  for kept, tag in KEPT_JPEG_APP_SEGMENTS):
+        payload = segment[4:]
+        if marker == 0xE0 and payload.startswith(JFIF_TAG) and len(payload) >= JFIF_FIELDS:
+            out += _segment(0xE0, payload[:JFIF_FIELDS - 2] + b"\0\0")
+        elif marker == 0xEE and payload.startswith(ADOBE_TAG) and len(payload) >= ADOBE_FIELDS:
+            out += _segment(0xEE, payload[:ADOBE_FIELDS])
+        elif marker == 0xE2 and payload.startswith(ICC_TAG):
+            # Chunks are numbered (byte 12 of 13); written back in order, where the first one was.
+            icc_at = len(out) if icc_at is None else icc_at
+            icc_chunks.append(payload)
+            icc_chunks.sort(key=lambda chunk: chunk[12:13])
+        elif not (0xE0 <= marker <= 0xEF or marker == 0xFE):
             out += segment
         position = end
     return None
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + (len(payload) + 2).to_bytes(2, "big") + payload

@@ -136,6 +136,47 @@ def test_an_upright_jpeg_keeps_its_pixels_and_loses_its_metadata(client: TestCli
     client.post(f"/api/tasks/{task['id']}/cancel")
 
 
+def _stored(client: TestClient, name: str, data: bytes, media_type: str) -> bytes:
+    files = [("reference_images", (name, data, media_type))]
+    task = client.post("/api/tasks", data={"type": "WHITE_BACKGROUND", "prompt": "slow:30"}, files=files).json()
+    stored = client.get(task["reference_images"][0]["url"]).content
+    client.post(f"/api/tasks/{task['id']}/cancel")
+    return stored
+
+
+def test_uploaders_bytes_in_colour_profiles_thumbnails_and_flags_are_not_stored(client: TestClient) -> None:
+    import struct
+
+    from PIL import Image, ImageCms
+
+    padding = b"uploader's bytes " * 800_000  # 13.6 MB
+    photo = Image.new("RGB", (400, 300), (10, 120, 30))
+    out = io.BytesIO()
+    photo.save(out, "JPEG", quality=90, icc_profile=padding)
+    plain = out.getvalue()
+    # The same JPEG with its JFIF segment carrying a payload past its fields, and an Adobe segment with extra bytes.
+    jfif_end = 4 + struct.unpack(">H", plain[4:6])[0]
+    fat_jfif = b"\xff\xe0" + struct.pack(">H", 2 + 14 + 5000) + plain[6:6 + 12] + b"\x00\x00" + b"J" * 5000
+    adobe = b"\xff\xee" + struct.pack(">H", 2 + 12 + 5000) + b"Adobe\x00\x64\x00\x00\x00\x00\x01" + b"A" * 5000
+    upright = plain[:2] + fat_jfif + adobe + plain[jfif_end:]
+    stored = _stored(client, "photo.jpg", upright, "image/jpeg")
+    assert len(stored) < 50_000, f"{len(stored)} bytes stored for a 400x300 picture"
+    assert b"uploader's bytes" not in stored and b"JJJJ" not in stored and b"AAAA" not in stored
+
+    out = io.BytesIO()
+    photo.save(out, "PNG", icc_profile=b"not a profile " * 40_000)
+    stored = _stored(client, "photo.png", out.getvalue(), "image/png")
+    assert b"iCCP" not in stored and len(stored) < 50_000
+
+    # A real, small profile is the picture's own: kept.
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for image_format, media_type in (("JPEG", "image/jpeg"), ("PNG", "image/png")):
+        out = io.BytesIO()
+        photo.save(out, image_format, icc_profile=srgb)
+        stored = _stored(client, "photo", out.getvalue(), media_type)
+        assert Image.open(io.BytesIO(stored)).info.get("icc_profile") == srgb, image_format
+
+
 def test_a_truncated_jpeg_is_422(client: TestClient) -> None:
     from tests.support.images import jpeg_bytes
 
