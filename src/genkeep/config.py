@@ -129,9 +129,11 @@ class Settings(BaseSettings):
         (), "host names the studio answers to besides loopback names and addresses and GENKEEP_PUBLIC_BASE_URL's "
         "host, separated by commas, e.g. `studio.lan,192.168.1.20`; `*` answers to any (other hosts answer 400: "
         "DNS rebinding)", shown="(none)")
-    # None: as the public URL says (see served_over_https).
+    # None: as the public URL says, else as each request says (see served_over_https).
     https: bool | None = setting(None, "browsers reach the studio over https: the owner cookie is then "
-                                 "`__Host-genkeep_owner`, Secure", shown="1 if GENKEEP_PUBLIC_BASE_URL is https")
+                                 "`__Host-genkeep_owner`, Secure",
+                                 shown="1 if GENKEEP_PUBLIC_BASE_URL is https; else as each request says (its "
+                                 "scheme, or X-Forwarded-Proto from GENKEEP_TRUSTED_PROXIES)")
     shutdown_grace: float = setting(10.0, "seconds a stopping worker lets running tasks finish before handing them "
                                     "back", unit="seconds", ge=0.0)
     log_format: Literal["text", "json"] = setting("text", "`json`: one JSON object per log line (each task "
@@ -240,10 +242,14 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'genkeep.db').resolve()}"
 
     @property
-    def served_over_https(self) -> bool:
+    def served_over_https(self) -> bool | None:
+        """True or False when the settings say; None when each request says (its scheme, or a trusted proxy's
+        X-Forwarded-Proto)."""
         if self.https is not None:
             return self.https
-        return self.public_base_url.startswith("https://")
+        if self.public_base_url.startswith("https://"):
+            return True
+        return None
 
     def with_overrides(self, **changes: object) -> Settings:
         return self.model_copy(update=changes)

@@ -192,6 +192,23 @@ def test_over_https_the_owner_cookie_is_host_only_and_secure(base_settings: Sett
         browser.post(f"/api/tasks/{task['id']}/cancel")
 
 
+def test_behind_a_trusted_tls_proxy_the_owner_cookie_is_host_only_and_secure(base_settings: Settings) -> None:
+    settings = base_settings.with_overrides(trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),), workers=0)
+    app = create_app(settings)
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
+    with TestClient(app, client=("10.0.0.2", 40000)) as proxied:
+        header = owner_cookie(proxied.get("/healthz", headers=forwarded))
+        assert header is not None and header.startswith("__Host-genkeep_owner=") and "; Secure" in header
+        # Plain http through the proxy: the plain cookie.
+        header = owner_cookie(stranger(proxied, client=("10.0.0.2", 40001)).get(
+            "/healthz", headers={"X-Forwarded-Proto": "http"}))
+        assert header is not None and header.startswith("genkeep_owner=")
+    # Anyone else saying https is not believed.
+    with TestClient(app, client=("203.0.113.9", 40000)) as direct:
+        header = owner_cookie(direct.get("/healthz", headers=forwarded))
+        assert header is not None and header.startswith("genkeep_owner=") and "Secure" not in header
+
+
 def test_https_is_a_setting_defaulting_from_the_public_address() -> None:
     assert Settings.from_env({"GENKEEP_PUBLIC_BASE_URL": "https://studio.example"}).served_over_https
     assert not Settings.from_env({"GENKEEP_PUBLIC_BASE_URL": "http://studio.example"}).served_over_https

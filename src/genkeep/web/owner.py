@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genkeep.config import PROXY_SECRET_HEADER
 from genkeep.signing import Signer
-from genkeep.web.clients import Network, is_trusted, peer_address
+from genkeep.web.clients import Network, forwarded_https, is_trusted, peer_address
 from genkeep.web.problems import RequestRefused, problem
 from genkeep.web.same_origin import from_another_origin
 
@@ -90,10 +90,20 @@ def _cookie_values(headers: Sequence[tuple[bytes, bytes]], marker: bytes) -> lis
     return values
 
 
+class _CookieKind:
+    """The owner cookie as set over http, or over https (`__Host-`, Secure)."""
+
+    def __init__(self, over_https: bool) -> None:
+        self.name = SECURE_COOKIE_NAME if over_https else COOKIE_NAME
+        self.marker = self.name.encode() + b"="
+        self.attributes = f"Max-Age={COOKIE_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax" + (
+            "; Secure" if over_https else "")
+
+
 class OwnerMiddleware:
     """Puts the owner id in scope["state"]["owner_id"], setting a new owner cookie when there is none."""
 
-    def __init__(self, app: ASGIApp, *, secret: str, owner_header: str = "", secure: bool = False,
+    def __init__(self, app: ASGIApp, *, secret: str, owner_header: str = "", secure: bool | None = False,
                  proxy_secret: str = "", trusted_proxies: Sequence[Network] = ()) -> None:
         self.app = app
         self.cookies = OwnerCookies(secret)
@@ -101,9 +111,9 @@ class OwnerMiddleware:
         self.proxy_secret = proxy_secret.encode()
         self.proxy_secret_header = PROXY_SECRET_HEADER.lower().encode()
         self.trusted_proxies = tuple(trusted_proxies)
-        self.cookie_name = SECURE_COOKIE_NAME if secure else COOKIE_NAME
-        self.marker = self.cookie_name.encode() + b"="
-        self.attributes = f"Max-Age={COOKIE_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+        # None: told per request, by the scheme the browser used (a trusted proxy's X-Forwarded-Proto).
+        self.secure = secure
+        self.kinds = {over_https: _CookieKind(over_https) for over_https in (False, True)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,13 +123,14 @@ class OwnerMiddleware:
             await self._from_header(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        values = _cookie_values(scope["headers"], self.marker)
+        kind = self.kinds[self._over_https(scope)]
+        values = _cookie_values(scope["headers"], kind.marker)
         if len(values) > 1 and len(set(values)) > 1:
             refusal = problem(
                 400, "several_owner_cookies",
-                f"This browser sent {len(set(values))} different {self.cookie_name} cookies (another site under the "
+                f"This browser sent {len(set(values))} different {kind.name} cookies (another site under the "
                 "same domain may have set one), so genkeep cannot tell which studio is yours and did nothing. "
-                f"Remove the {self.cookie_name} cookies of the other sites of this domain, then reload.")
+                f"Remove the {kind.name} cookies of the other sites of this domain, then reload.")
             await refusal(scope, receive, send)
             return
         owner_id = self.cookies.verify(values[0].decode("latin-1")) if values else None
@@ -133,7 +144,7 @@ class OwnerMiddleware:
             # Served as a passer-by: an owner with nothing, kept nowhere, so the user's own cookie stays.
             await self.app(scope, receive, send)
             return
-        set_cookie = (b"set-cookie", f"{self.cookie_name}={cookie}; {self.attributes}".encode())
+        set_cookie = (b"set-cookie", f"{kind.name}={cookie}; {kind.attributes}".encode())
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -141,6 +152,11 @@ class OwnerMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+    def _over_https(self, scope: Scope) -> bool:
+        if self.secure is not None:
+            return self.secure
+        return scope.get("scheme") == "https" or forwarded_https(scope, self.trusted_proxies) is True
 
     async def _from_header(self, scope: Scope, receive: Receive, send: Send) -> None:
         users: list[bytes] = []
