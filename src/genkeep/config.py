@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     metrics_address: str = setting("", "`host:port` where `genkeep worker` serves Prometheus metrics at /metrics, "
                                    "e.g. `0.0.0.0:9464` (`genkeep serve` always serves them at its own /metrics)",
                                    shown="(none)")
+    metrics_token: str = setting("", "when set, `genkeep serve`'s /metrics answers only requests carrying "
+                                 "`Authorization: Bearer <this token>` (Prometheus: its scrape config's bearer "
+                                 "token); unset, anyone who reaches the port can read the counts", shown="(unset)",
+                                 secret=True)
     # The engines' own GENKEEP_OPENAI_* / _DASHSCOPE_* / _COMFYUI_* variables, whole (not a setting of its own).
     provider: dict[str, str] = Field(default_factory=dict, repr=False)
 

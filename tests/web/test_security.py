@@ -647,3 +647,22 @@ def test_the_studios_own_host_names_are_served(base_settings: Settings, host: st
     with TestClient(create_app(settings)) as web:
         assert web.get("/api/tasks", headers={"Host": host}).status_code == 200
         assert web.get("/", headers={"Host": host}).status_code == 200
+
+
+def test_monitors_may_ask_for_pages_with_head(web: TestClient) -> None:
+    for path in ("/", "/create", "/white-background", "/clothing-change"):
+        got, head = web.get(path), web.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+        assert "content-security-policy" in head.headers
+
+
+def test_metrics_can_be_kept_for_the_holder_of_a_token(base_settings: Settings) -> None:
+    token = "scrape-" + "t" * 30
+    with TestClient(create_app(base_settings.with_overrides(metrics_token=token, workers=0))) as web:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer \u00e9".encode()}):
+            refused = web.get("/metrics", headers=headers)  # type: ignore[arg-type]
+            assert_problem(refused, 401, "unauthenticated")
+            assert refused.headers["www-authenticate"] == "Bearer" and "genkeep_" not in refused.text
+        scraped = web.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert scraped.status_code == 200 and "genkeep_tasks_accepted_total" in scraped.text

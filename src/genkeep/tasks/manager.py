@@ -177,10 +177,23 @@ class TaskManager:
 
     # ---- the user's side: changing --------------------------------------------------------------------------
 
-    def existing_for_key(self, owner_id: str, idempotency_key: str) -> Accepted | None:
-        """The task this owner already made with this Idempotency-Key, if any."""
+    def existing_for_key(self, owner_id: str, idempotency_key: str, new: NewTask) -> Accepted | None:
+        """The task this owner already made with this Idempotency-Key, if any; InvalidInput if it was made from
+        another request."""
         existing = self.backend.get_by_idempotency_key(owner_id, idempotency_key)
-        return Accepted(existing, created=False) if existing is not None else None
+        if existing is None:
+            return None
+        self._check_same_request(existing, new.type, new.prompt, new.image_count)
+        return Accepted(existing, created=False)
+
+    @staticmethod
+    def _check_same_request(existing: Task, task_type: TaskType, prompt: str | None, image_count: int) -> None:
+        """A key stands for one request (as the IETF idempotency-key draft has it): the same key with another body
+        is the client's mistake, not a repeat. Compared: the type, the prompt and the number of images (the images'
+        bytes are not kept to compare)."""
+        if (existing.type, existing.prompt, len(existing.reference_images)) != (task_type, prompt, image_count):
+            raise InvalidInput("This Idempotency-Key was already used for a different generation; send a new key "
+                               "with each new generation.", code="idempotency_key_reused")
 
     def accept(self, owner_id: str, new: NewTask, images: Sequence[CleanImage],
                idempotency_key: str | None = None) -> Accepted:
@@ -209,6 +222,7 @@ class TaskManager:
             if existing is None:
                 raise WrongState("That Idempotency-Key was just used for a task that is gone; use a new key.") \
                     from None
+            self._check_same_request(existing, task_type, prompt, len(references))
             return Accepted(existing, created=False)
         except CapReached as reached:
             self.storage.discard_staged(task_id)

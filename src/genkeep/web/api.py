@@ -80,7 +80,8 @@ CREATE_TASK_DOCUMENT = {
     "parameters": [{
         "name": "Idempotency-Key", "in": "header", "required": False,
         "description": "Any unique string (a UUID): the same key again from the same owner answers 200 and the "
-                       "task it made, and makes nothing new. Send one to retry a submission safely.",
+                       "task it made, and makes nothing new. Send one to retry a submission safely. The same key "
+                       "with another type, prompt or number of images answers 422 (idempotency_key_reused).",
         "schema": {"type": "string", "maxLength": contract.IDEMPOTENCY_KEY_MAX_CHARS},
         "example": "5b0f7c1e-2d4a-4c8e-9f1a-0b2c3d4e5f60",
     }],
@@ -112,7 +113,8 @@ CREATE_TASK_DOCUMENT = {
                                                     contract.TASK_EXAMPLE)},
         **answers(401, 413, 415, 429, 503),
         422: answer(422, "A missing, unknown or wrong field, a wrong number of images for the type, or an image too "
-                         "small, too large in pixels or undecodable; or the body is not a form."),
+                         "small, too large in pixels or undecodable; or the body is not a form; or the "
+                         "Idempotency-Key was used for a different generation."),
     },
     openapi_extra=CREATE_TASK_DOCUMENT,
 )
@@ -178,7 +180,7 @@ def _accept(studio: Studio, owner: str, raw_type: str | None, prompt: str | None
     # Type, prompt and counts first: nothing is decoded for a request that is wrong anyway, and a wrong request
     # is refused even with a key already used.
     new = NewTask.build(raw_type, prompt, len(uploads), max_prompt_chars=settings.max_prompt_chars)
-    if key is not None and (existing := studio.manager.existing_for_key(owner, key)) is not None:
+    if key is not None and (existing := studio.manager.existing_for_key(owner, key, new)) is not None:
         return existing
     images: list[CleanImage] = []
     for index, upload in enumerate(uploads):
