@@ -45,10 +45,10 @@ def _serve(settings: Settings, host: str, port: int, processes: int) -> None:
 
 
 def _worker(settings: Settings, burst: bool) -> None:
-    from genkeep.reference_images import give_back_freed_memory
     from genkeep.studio import Studio
+    from genkeep.workers.heap import unmap_large_blocks_when_freed
 
-    give_back_freed_memory()
+    unmap_large_blocks_when_freed()
     studio = Studio.open(settings)
     concurrency = settings.workers or 1
     if burst:

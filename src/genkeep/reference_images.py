@@ -10,18 +10,15 @@ another file) are never stored.
 Memory is bounded by pixels, not requests: a decode starts only when the process's pixel budget (its pixels being
 decoded at once, GENKEEP_DECODE_PIXELS) has room for the image's pixels, read from its header; a burst of uploads
 queues, and one that waits too long is answered 503 with Retry-After. At most one decode per core runs at a time
-(CPU). Freed decode buffers go back to the system (see give_back_freed_memory) rather than staying in the process.
+(CPU). Freed decode buffers go back to the system (workers/heap.py) rather than staying in the process.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import io
 import os
 import re
-import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -61,25 +58,6 @@ def _cores() -> int:
 _DECODES = threading.BoundedSemaphore(_cores())
 # How long an upload waits for room in the pixel budget before it is answered 503 (try again).
 DECODE_WAIT_S = 10.0
-# glibc's mallopt parameter; allocations this large or larger are mapped on their own and unmapped when freed.
-_M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 1024 * 1024
-
-
-def give_back_freed_memory() -> None:
-    """Make large allocations (decoded pixels, encoders' buffers) return to the system when freed.
-
-    glibc raises its mmap threshold to the size of the largest block freed, so after one big decode the next ones
-    are carved from the heap, which it keeps: 24 uploads of a 40-megapixel WebP left 2.9 GB held by an idle
-    server. A fixed threshold turns that adaptation off. Measured in one process (12 decodes, three formats, two at
-    a time): resident memory after them 295 MB without it, 24 MB with it, in about the same time (5.3 s, 4.5 s)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-
-
 class DecodesBusy(Unavailable):
     code = "decodes_busy"
 

@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from genkeep import __version__, logs
 from genkeep.config import Settings, check_owner_header, keep_files_private
 from genkeep.engines import check_engines, load_engines
-from genkeep.reference_images import give_back_freed_memory
 from genkeep.studio import Studio
 from genkeep.web import api, api_docs, api_document, operations, problems
 from genkeep.web.client_rate import ClientRate
@@ -21,6 +20,7 @@ from genkeep.web.owner import OwnerMiddleware
 from genkeep.web.same_origin import SameOriginGuard
 from genkeep.web.security_headers import SecurityHeaders
 from genkeep.web.size_cap import RequestSizeCap
+from genkeep.workers.heap import unmap_large_blocks_when_freed
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def create_process_app() -> FastAPI:
 def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
     """The genkeep app. The database is migrated and swept (R3.2) before the first request is served."""
     keep_files_private()
-    give_back_freed_memory()
+    unmap_large_blocks_when_freed()
     settings = settings or Settings.from_env()
     check_owner_header(settings)
     # A misconfigured engine stops the start here, with a sentence naming its variable, not in the lifespan.
