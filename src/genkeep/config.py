@@ -36,6 +36,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # One full-size image at a time (GENKEEP_MAX_IMAGE_PIXELS's default), or several smaller ones.
 DEFAULT_DECODE_PIXELS = 25_000_000
+DECODE_PIXELS_MIN = 10_000
 
 
 class SettingsError(ValueError):
@@ -100,10 +101,10 @@ class Settings(BaseSettings):
     # works at; decoding one takes about 100-400 MB depending on its format.
     max_image_pixels: int = setting(25_000_000, "pixels per uploaded image, checked before decoding (422 above)",
                                     ge=10_000)
-    decode_pixels: int = setting(DEFAULT_DECODE_PIXELS, "pixels of uploaded images one process decodes at once: "
-                                 "this bounds the memory uploads take, whatever their number (an upload waits for "
-                                 "room, and after 10 s answers 503 with Retry-After); each of `serve --processes "
-                                 "N` has its own", ge=10_000)
+    decode_pixels: int = setting(DEFAULT_DECODE_PIXELS, "pixels of uploaded images one `genkeep serve` decodes at "
+                                 "once (`--processes N` share them): this bounds the memory uploads take, whatever "
+                                 "their number (an upload waits for room, and after 10 s answers 503 with "
+                                 "Retry-After)", ge=DECODE_PIXELS_MIN)
     client_rate: int = setting(120, "new generations (submissions and retries) one client address may send per "
                                "minute, refused ones included; more answers 429 with Retry-After (behind a proxy, "
                                "set GENKEEP_TRUSTED_PROXIES so the address is the browser's); 0 turns it off",
