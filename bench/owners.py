@@ -8,7 +8,7 @@ from genkeep.web.owner import OwnerCookies
 def cookie_for(secret: str, owner: str) -> str:
     """The genkeep_owner cookie value the server would have set for this owner id."""
     cookies = OwnerCookies(secret)
-    value = f"{owner}.{cookies._sign(owner)}"
+    value = cookies.value_for(owner)
     # If signing ever changes shape, fail here rather than benchmark a stream of fresh-owner requests.
     if cookies.verify(value) != owner:
         raise RuntimeError("OwnerCookies no longer verifies the cookies the benchmark mints")

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 def bench_env(database_url: str, data_dir: Path, **overrides: str) -> dict[str, str]:
-    """The serve settings of the HTTP benchmark: no workers, no sweeps, no timeouts, no per-owner cap."""
+    """The serve settings of the HTTP benchmark: no workers, no sweeps, no timeouts, no caps, no client rate."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("GENKEEP_")}
     env.update({
         "GENKEEP_DATABASE_URL": database_url,
@@ -36,6 +36,8 @@ def bench_env(database_url: str, data_dir: Path, **overrides: str) -> dict[str, 
         "GENKEEP_TASK_TIMEOUT": "86400",
         "GENKEEP_MAX_UNFINISHED_PER_OWNER": "1000000",
         "GENKEEP_MAX_UNFINISHED": "10000000",
+        # The load comes from one address: no per-client rate.
+        "GENKEEP_CLIENT_RATE": "0",
         "PYTHONPATH": os.pathsep.join(p for p in (str(BENCH_DIR), env.get("PYTHONPATH", "")) if p),
     })
     env.update(overrides)

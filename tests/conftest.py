@@ -15,6 +15,7 @@ from sqlalchemy import text
 from genkeep.config import Settings
 from genkeep.studio import Studio
 from genkeep.tasks import database
+from genkeep.web import hosts
 from genkeep.web.app import create_app
 from tests.support.database import connect as connect_database
 from tests.support.s3 import AWS_VARIABLES_CLEARED, aws_env, new_bucket, s3_server
@@ -34,6 +35,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         cases = callspec.params.values() if callspec is not None else ()
         if "postgres_url" in getattr(item, "fixturenames", ()) or "postgres" in cases:
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_client_host() -> Iterator[None]:
+    """Starlette's TestClient addresses the app as http://testserver: in tests that name is one of the studio's own
+    (the host check itself is tested with other names)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hosts, "LOOPBACK_NAMES", hosts.LOOPBACK_NAMES | {"testserver"})
+        yield
 
 
 def _postgres_reason() -> str | None:
@@ -77,7 +87,7 @@ def empty_postgres(url: str, tmp_path: Path) -> str:
     database.upgrade(url, tmp_path)
     engine = connect_database(url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE tasks"))
+        conn.execute(text("TRUNCATE tasks, removals"))
     engine.dispose()
     return url
 

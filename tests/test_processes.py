@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from genkeep.studio import Studio
 from genkeep.tasks.schema import tasks
 from tests.conftest import SCRIPTED_ENGINE
 from tests.support.database import connect as connect_database
-from tests.support.processes import genkeep_env, serving, start, stop
+from tests.support.processes import free_port, genkeep_env, serving, start, stop
 from tests.support.tasks import accept, row
 from tests.support.waiting import wait_for
 
@@ -132,3 +133,38 @@ def test_a_new_task_wakes_an_idle_worker_process_at_once(postgres_url: str, tmp_
     finally:
         stop(worker)
         studio.close()
+
+
+def test_every_process_of_serve_logs_json_lines_with_the_transitions(tmp_path: Path) -> None:
+    port = free_port()
+    env = genkeep_env(tmp_path / "data", f"sqlite:///{tmp_path / 'genkeep.db'}", GENKEEP_ENGINE=SCRIPTED_ENGINE,
+                      GENKEEP_LOG_FORMAT="json", GENKEEP_WORKER_POLL_INTERVAL="0.2")
+    log_path = tmp_path / "serve.log"
+    base = f"http://127.0.0.1:{port}"
+    server = start(["serve", "--port", str(port), "--processes", "2"], env, log_path)
+    try:
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, timeout=60, message="genkeep serve --processes 2 to answer")
+        with httpx.Client(base_url=base, timeout=10) as browser:
+            task_id = browser.post("/api/tasks", data={"type": "CREATE", "prompt": "a kite"}).json()["id"]
+            wait_for(lambda: browser.get(f"/api/tasks/{task_id}").json()["status"] == "completed", timeout=60,
+                     message="the task to complete")
+            # An Origin shaped to end the log line and start a forged one.
+            forged = 'http://evil.example"} {"level": "critical", "message": "forged'
+            for _ in range(4):  # the warning is written once per process
+                refused = browser.post("/api/tasks", data={"type": "CREATE", "prompt": "x"},
+                                       headers={"Sec-Fetch-Site": "same-origin", "Origin": forged})
+                assert refused.status_code == 403
+    finally:
+        stop(server)
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    transitions = {record["transition"] for record in records
+                   if record.get("event") == "task_transition" and record.get("task_id") == task_id}
+    assert {"accepted", "started", "completed"} <= transitions
+    assert all(record["level"] != "critical" for record in records)
+    assert any("evil.example" in record["message"] for record in records)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from types import FrameType
 
 from genkeep import logs
-from genkeep.config import Settings, SettingsError, metrics_address, readme_table
+from genkeep.config import DECODE_PIXELS_MIN, Settings, SettingsError, metrics_address, readme_table
 
 
 def _say(settings: Settings, message: str) -> None:
@@ -39,14 +40,18 @@ def _serve(settings: Settings, host: str, port: int, processes: int) -> None:
         from genkeep.tasks import database
 
         database.upgrade(settings.resolved_database_url, settings.data_dir)
-        uvicorn.run("genkeep.web.app:create_app", factory=True, workers=processes, **options)  # type: ignore[arg-type]
+        # The pixel budget is the server's, shared among its processes: N of them must not take N times the memory.
+        os.environ["GENKEEP_DECODE_PIXELS"] = str(max(DECODE_PIXELS_MIN, settings.decode_pixels // processes))
+        uvicorn.run("genkeep.web.app:create_process_app", factory=True, workers=processes, **options)  # type: ignore[arg-type]
         return
     uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
 
 
 def _worker(settings: Settings, burst: bool) -> None:
     from genkeep.studio import Studio
+    from genkeep.workers.heap import unmap_large_blocks_when_freed
 
+    unmap_large_blocks_when_freed()
     studio = Studio.open(settings)
     concurrency = settings.workers or 1
     if burst:

@@ -29,6 +29,11 @@ PREFIX = "GENKEEP_"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+# One full-size image at a time (GENKEEP_MAX_IMAGE_PIXELS's default), or several smaller ones.
+DEFAULT_DECODE_PIXELS = 25_000_000
+DECODE_PIXELS_MIN = 10_000
+
+
 class SettingsError(ValueError):
     """A setting has a value genkeep cannot use."""
 
@@ -86,8 +91,18 @@ class Settings(BaseSettings):
     retention_days: float = setting(0.0, "finished tasks and their images older than this are removed (checked "
                                     "hourly)", shown="0 (keep all)", unit="days", ge=0.0)
     max_upload_bytes: int = setting(15 * 1024 * 1024, "bytes per uploaded image (413 above)", ge=1024)
-    max_image_pixels: int = setting(40_000_000, "pixels per uploaded image, checked before decoding (422 above)",
+    # 25 megapixels: every phone's and most cameras' full-size photos (6000x4000 is 24), far more than any engine
+    # works at; decoding one takes about 100-400 MB depending on its format.
+    max_image_pixels: int = setting(25_000_000, "pixels per uploaded image, checked before decoding (422 above)",
                                     ge=10_000)
+    decode_pixels: int = setting(DEFAULT_DECODE_PIXELS, "pixels of uploaded images one `genkeep serve` decodes at "
+                                 "once (`--processes N` share them): this bounds the memory uploads take, whatever "
+                                 "their number (an upload waits for room, and after 10 s answers 503 with "
+                                 "Retry-After)", ge=DECODE_PIXELS_MIN)
+    client_rate: int = setting(120, "new generations (submissions and retries) one client address may send per "
+                               "minute, refused ones included; more answers 429 with Retry-After (behind a proxy, "
+                               "set GENKEEP_TRUSTED_PROXIES so the address is the browser's); 0 turns it off",
+                               unit="per minute", ge=0)
     min_image_side: int = setting(64, "pixels an uploaded image's shorter side must have (422 below)", ge=1)
     max_prompt_chars: int = setting(2000, "characters per prompt", ge=1)
     secret_key: str = setting("", "signs owner cookies and providers' image URLs, at least 32 characters; if "
@@ -100,13 +115,20 @@ class Settings(BaseSettings):
                                        f"`{PROXY_SECRET_HEADER}`; a user header without it answers 403",
                                        shown="(unset)", secret=True)
     trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = setting(
-        (), "your login proxy's addresses or networks, e.g. `10.0.0.0/8,127.0.0.1`; a user header from elsewhere "
-        "answers 403", shown="(unset)")
+        (), "your proxies' addresses or networks, e.g. `10.0.0.0/8,127.0.0.1`: their X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; with GENKEEP_OWNER_HEADER, a user header from elsewhere answers 403",
+        shown="(unset)")
     public_base_url: str = setting("", "genkeep's public address, for providers that fetch reference images by "
                                    "URL; also accepted as the studio's own origin", shown="(unset)")
-    # None: as the public URL says (see served_over_https).
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = setting(
+        (), "host names the studio answers to besides loopback names and addresses and GENKEEP_PUBLIC_BASE_URL's "
+        "host, separated by commas, e.g. `studio.lan,192.168.1.20`; `*` answers to any (other hosts answer 400: "
+        "DNS rebinding)", shown="(none)")
+    # None: as the public URL says, else as each request says (see served_over_https).
     https: bool | None = setting(None, "browsers reach the studio over https: the owner cookie is then "
-                                 "`__Host-genkeep_owner`, Secure", shown="1 if GENKEEP_PUBLIC_BASE_URL is https")
+                                 "`__Host-genkeep_owner`, Secure",
+                                 shown="1 if GENKEEP_PUBLIC_BASE_URL is https; else as each request says (its "
+                                 "scheme, or X-Forwarded-Proto from GENKEEP_TRUSTED_PROXIES)")
     shutdown_grace: float = setting(10.0, "seconds a stopping worker lets running tasks finish before handing them "
                                     "back", unit="seconds", ge=0.0)
     log_format: Literal["text", "json"] = setting("text", "`json`: one JSON object per log line (each task "
@@ -115,6 +137,10 @@ class Settings(BaseSettings):
     metrics_address: str = setting("", "`host:port` where `genkeep worker` serves Prometheus metrics at /metrics, "
                                    "e.g. `0.0.0.0:9464` (`genkeep serve` always serves them at its own /metrics)",
                                    shown="(none)")
+    metrics_token: str = setting("", "when set, `genkeep serve`'s /metrics answers only requests carrying "
+                                 "`Authorization: Bearer <this token>` (Prometheus: its scrape config's bearer "
+                                 "token); unset, anyone who reaches the port can read the counts", shown="(unset)",
+                                 secret=True)
     # The engines' own settings, read only when the engine is used (see the README's Engines section). An empty
     # prompt template means the engine's built-in one (engines/prompts.py).
     openai_api_key: str = setting("", "the OpenAI engine's API key", shown="(required)", secret=True)
@@ -175,6 +201,13 @@ class Settings(BaseSettings):
                     raise ValueError(f"must list IP addresses or networks (CIDR) separated by commas, like "
                                      f"127.0.0.1,10.0.0.0/8; {part.strip()!r} is neither.") from None
         return tuple(networks)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("owner_header", mode="after")
     @classmethod
@@ -251,10 +284,14 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'genkeep.db').resolve()}"
 
     @property
-    def served_over_https(self) -> bool:
+    def served_over_https(self) -> bool | None:
+        """True or False when the settings say; None when each request says (its scheme, or a trusted proxy's
+        X-Forwarded-Proto)."""
         if self.https is not None:
             return self.https
-        return self.public_base_url.startswith("https://")
+        if self.public_base_url.startswith("https://"):
+            return True
+        return None
 
     def with_overrides(self, **changes: object) -> Settings:
         return self.model_copy(update=changes)

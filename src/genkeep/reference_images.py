@@ -5,29 +5,41 @@ from the header before the pixels are decoded (decompression bombs), and so is a
 of a progressive JPEG is one more pass over every pixel: a small file with hundreds of them costs seconds of CPU);
 orientation is applied and every piece of metadata (EXIF, GPS, ICC, text chunks) is dropped by re-encoding, or for
 an upright JPEG by keeping only its image segments, up to the end-of-image marker: bytes after it (a hidden page,
-another file) are never stored. At most one decode per core runs at a time, so a burst of uploads queues instead of
-multiplying memory and starving the server.
+another file) are never stored.
+
+Memory is bounded by pixels, not requests: a decode starts only when the process's pixel budget (its pixels being
+decoded at once, GENKEEP_DECODE_PIXELS) has room for the image's pixels, read from its header; a burst of uploads
+queues, and one that waits too long is answered 503 with Retry-After. At most one decode per core runs at a time
+(CPU). Freed decode buffers go back to the system (workers/heap.py) rather than staying in the process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from genkeep.tasks.errors import InvalidInput, TooLarge, UnsupportedImage
+from genkeep.tasks.errors import InvalidInput, TooLarge, Unavailable, UnsupportedImage
 
 ACCEPTED_FORMATS = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg"), "WEBP": ("image/webp", ".webp")}
 READ_CHUNK = 256 * 1024
 ORIENTATION = 0x0112
-# JPEG segments kept by the lossless path: JFIF and Adobe (they say how to read the colours) and the ICC profile.
-KEPT_JPEG_APP_SEGMENTS = ((0xE0, b"JFIF\0"), (0xEE, b"Adobe"), (0xE2, b"ICC_PROFILE\0"))
+# JPEG segments kept by the lossless path, rewritten to their fixed fields only (a JFIF thumbnail or bytes past
+# Adobe's flags are the uploader's, not the image's): JFIF and Adobe say how to read the colours.
+JFIF_TAG, ADOBE_TAG, ICC_TAG = b"JFIF\0", b"Adobe", b"ICC_PROFILE\0"
+JFIF_FIELDS = 14  # tag, version, units, densities, and a thumbnail of 0x0
+ADOBE_FIELDS = 12  # tag, version, two flag words, transform
+# A colour profile is kept only if it is this small and parses: display profiles are a few KB (sRGB 3 KB, Display
+# P3 0.5 KB); anything far larger is not one a picture needs.
+MAX_ICC_BYTES = 64 * 1024
 # Encoders write 1 scan (baseline) or about 10 (libjpeg's progressive script); far more is a CPU bomb.
 MAX_JPEG_SCANS = 64
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
@@ -44,6 +56,40 @@ def _cores() -> int:
 
 
 _DECODES = threading.BoundedSemaphore(_cores())
+# How long an upload waits for room in the pixel budget before it is answered 503 (try again).
+DECODE_WAIT_S = 10.0
+class DecodesBusy(Unavailable):
+    code = "decodes_busy"
+
+
+class PixelBudget:
+    """Pixels being decoded at once in this process: a semaphore counted in pixels, not requests."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._free = capacity
+        self._changed = threading.Condition()
+
+    @property
+    def in_flight(self) -> int:
+        with self._changed:
+            return self.capacity - self._free
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int, *, wait: float = DECODE_WAIT_S) -> Iterator[None]:
+        # An image larger than the whole budget (a smaller budget than the pixel limit) waits to be alone.
+        wanted = min(pixels, self.capacity)
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._free >= wanted, timeout=wait):
+                raise DecodesBusy("The studio is busy reading other uploads; send the images again in a few "
+                                  "seconds.")
+            self._free -= wanted
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += wanted
+                self._changed.notify_all()
 
 
 @dataclass(frozen=True)
@@ -79,20 +125,24 @@ class _JpegLayout:
     stripped: bytes
 
 
-def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanImage:
-    """Decode, check and re-encode one uploaded image."""
+def clean_image(data: bytes, label: str, *, max_pixels: int, min_side: int,
+                budget: PixelBudget | None = None) -> CleanImage:
+    """Decode, check and re-encode one uploaded image, within the pixel budget (unbounded without one)."""
     if not data:
         raise InvalidInput(f"{label} is empty (0 bytes); choose the image file again.", field="reference_images",
                            sentence="image_empty", values={"image": label})
-    with _DECODES:
-        return _clean(data, label, max_pixels=max_pixels, min_side=min_side)
+    image, image_format = _open(data, label, max_pixels=max_pixels, min_side=min_side)
+    with budget.hold(image.width * image.height) if budget is not None else contextlib.nullcontext(), _DECODES:
+        return _clean(image, image_format, data, label)
 
 
-def _clean(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanImage:
+def _open(data: bytes, label: str, *, max_pixels: int, min_side: int) -> tuple[Image.Image, str]:
+    """The image's header read and checked; no pixel decoded yet."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image: Image.Image = Image.open(io.BytesIO(data))
+            # Only the accepted formats are tried: no other of Pillow's parsers ever sees an upload.
+            image: Image.Image = Image.open(io.BytesIO(data), formats=tuple(ACCEPTED_FORMATS))
             image_format = image.format or ""
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidInput(
@@ -124,6 +174,11 @@ def _clean(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanI
             field="reference_images", sentence="image_too_small",
             values={"image": label, "width": width, "height": height, "min_side": min_side},
         )
+    return image, image_format
+
+
+def _clean(image: Image.Image, image_format: str, data: bytes, label: str) -> CleanImage:
+    width, height = image.size
     layout = _jpeg_layout(data) if image_format == "JPEG" else None
     if image_format == "JPEG":
         # A file too unusual to walk is counted the blunt way: 0xFF 0xDA never occurs inside scan data.
@@ -147,18 +202,32 @@ def _clean(data: bytes, label: str, *, max_pixels: int, min_side: int) -> CleanI
             field="reference_images", sentence="image_undecodable", values={"image": label},
         ) from None
     content_type, extension = ACCEPTED_FORMATS[image_format]
+    # Pillow writes the decoded profile back unless told otherwise: only a usable one goes.
+    icc = usable_icc(image.info.pop("icc_profile", None))
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     mode = "RGBA" if has_alpha and image_format != "JPEG" else "RGB"
     if image.mode != mode:
         image = image.convert(mode)
     out = io.BytesIO()
+    profile = {"icc_profile": icc} if icc else {}
     if image_format == "JPEG":
-        image.save(out, "JPEG", quality=95, subsampling=0)
+        image.save(out, "JPEG", quality=95, subsampling=0, **profile)
     elif image_format == "WEBP":
-        image.save(out, "WEBP", lossless=True, method=1)
+        image.save(out, "WEBP", lossless=True, method=1, **profile)
     else:
-        image.save(out, "PNG", compress_level=1)
+        image.save(out, "PNG", compress_level=1, **profile)
     return CleanImage(out.getvalue(), image.width, image.height, content_type, extension)
+
+
+def usable_icc(profile: bytes | None) -> bytes | None:
+    """The colour profile if it is small and a real one (it parses); else None, and the picture goes without."""
+    if not profile or len(profile) > MAX_ICC_BYTES:
+        return None
+    try:
+        ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    except (OSError, ValueError, TypeError):
+        return None
+    return profile
 
 
 def _check_decodes(image: Image.Image, label: str, *, fast: bool) -> None:
@@ -178,10 +247,14 @@ def _check_decodes(image: Image.Image, label: str, *, fast: bool) -> None:
 
 def _jpeg_layout(data: bytes) -> _JpegLayout | None:
     """Walk a JPEG's segments to its end-of-image marker: count the scans and keep the image without metadata
-    (EXIF, XMP, IPTC, comments) and without trailing bytes; None if the file is unusual."""
+    (EXIF, XMP, IPTC, comments, thumbnails, an oversized or unreadable colour profile) and without trailing bytes;
+    None if the file is unusual."""
     if data[:2] != b"\xff\xd8":
         return None
     out = bytearray(b"\xff\xd8")
+    # The colour profile's chunks, and where in `out` they go if the whole profile is usable.
+    icc_chunks: list[bytes] = []
+    icc_at: int | None = None
     scans = 0
     position = 2
     while position + 2 <= len(data):
@@ -193,6 +266,8 @@ def _jpeg_layout(data: bytes) -> _JpegLayout | None:
             continue
         if marker == _EOI:
             out += b"\xff\xd9"
+            if icc_at is not None and usable_icc(b"".join(chunk[14:] for chunk in icc_chunks)) is not None:
+                out[icc_at:icc_at] = b"".join(_segment(0xE2, chunk) for chunk in icc_chunks)
             return _JpegLayout(scans, bytes(out))
         if marker == _SOI or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length: not expected here
             return None
@@ -209,9 +284,21 @@ def _jpeg_layout(data: bytes) -> _JpegLayout | None:
             position = following.start()
             continue
         segment = data[position:end]
-        is_metadata = 0xE0 <= marker <= 0xEF or marker == 0xFE
-        if not is_metadata or any(marker == kept and segment[4:4 + len(tag)] == tag
-                                  for kept, tag in KEPT_JPEG_APP_SEGMENTS):
+        payload = segment[4:]
+        if marker == 0xE0 and payload.startswith(JFIF_TAG) and len(payload) >= JFIF_FIELDS:
+            out += _segment(0xE0, payload[:JFIF_FIELDS - 2] + b"\0\0")
+        elif marker == 0xEE and payload.startswith(ADOBE_TAG) and len(payload) >= ADOBE_FIELDS:
+            out += _segment(0xEE, payload[:ADOBE_FIELDS])
+        elif marker == 0xE2 and payload.startswith(ICC_TAG):
+            # Chunks are numbered (byte 12 of 13); written back in order, where the first one was.
+            icc_at = len(out) if icc_at is None else icc_at
+            icc_chunks.append(payload)
+            icc_chunks.sort(key=lambda chunk: chunk[12:13])
+        elif not (0xE0 <= marker <= 0xEF or marker == 0xFE):
             out += segment
         position = end
     return None
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + (len(payload) + 2).to_bytes(2, "big") + payload

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from genkeep.config import Settings, load_secret_key
+from genkeep.config import DEFAULT_DECODE_PIXELS, Settings, load_secret_key
 from genkeep.engines import load_engines
 from genkeep.engines.base import Engine
 from genkeep.logs import TransitionLog
 from genkeep.metrics import Metrics
+from genkeep.reference_images import PixelBudget
 from genkeep.storage import ImageStorage, open_storage
 from genkeep.tasks import database
 from genkeep.tasks.backends import TaskBackend, open_backend
@@ -33,6 +34,8 @@ class Studio:
     pool: WorkerPool | None = None
     sweeper: Sweeper | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    # Pixels of uploads being decoded at once in this process (see reference_images).
+    decodes: PixelBudget = field(default_factory=lambda: PixelBudget(DEFAULT_DECODE_PIXELS))
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Studio:
@@ -55,7 +58,10 @@ class Studio:
         except StorageUnavailable as fault:
             # Serve anyway (/readyz says the storage is away); the next start finishes the recovery.
             log.warning("could not look for staged images left by a crash (%s)", fault.reason)
-        return cls(settings, secret, backend, storage, manager, metrics=metrics)
+        # Images of tasks deleted while the storage failed (the storage's own faults are kept for the sweeper).
+        manager.finish_removals()
+        return cls(settings, secret, backend, storage, manager, metrics=metrics,
+                   decodes=PixelBudget(settings.decode_pixels))
 
     def signed_url(self, task_id: str, name: str) -> str:
         """A short-lived URL a provider can fetch a reference image from: genkeep's own where it has a public

@@ -103,6 +103,8 @@ class Cluster:
             # A steady stream keeps many tasks unfinished at once: the per-owner and studio caps would refuse it.
             GENKEEP_MAX_UNFINISHED_PER_OWNER="100000",
             GENKEEP_MAX_UNFINISHED="100000",
+            # The traffic comes from one address: no per-client rate.
+            GENKEEP_CLIENT_RATE="0",
             # The test stops processes only once every task is final; nothing is left to finish.
             GENKEEP_SHUTDOWN_GRACE="0",
             **self.limits.env(),

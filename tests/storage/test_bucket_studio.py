@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -129,3 +130,24 @@ def test_an_unreachable_bucket_answers_503_and_accepts_nothing(settings: Setting
         assert web.get("/api/tasks").json()["items"] == [], "no task without its images"
         ready = web.get("/readyz")
         assert ready.status_code == 503 and ready.json()["failed"] == ["image storage"]
+
+
+def test_a_delete_while_the_bucket_is_unreachable_removes_the_images_once_it_answers(
+        web: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    task = submit(web, "WHITE_BACKGROUND", prompt="a portrait").json()
+    web.post(f"/api/tasks/{task['id']}/cancel")
+    wait_for(lambda: "reference-1.png" in task_keys(web, task["id"]), message="the photo in the bucket")
+    storage = bucket_of(web)
+
+    def unreachable(*_args: Any, **_kwargs: Any) -> None:
+        raise EndpointConnectionError(endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+
+    with monkeypatch.context() as outage:
+        outage.setattr(storage, "_put", unreachable)
+        outage.setattr(storage, "_delete", unreachable)
+        assert web.delete(f"/api/tasks/{task['id']}").status_code == 204
+        assert web.get(f"/api/tasks/{task['id']}").status_code == 404
+    assert "reference-1.png" in task_keys(web, task["id"]), "the outage kept the photo for now"
+    # What the sweeper runs every interval, once the bucket answers again.
+    web.app.state.studio.manager.finish_removals()  # type: ignore[attr-defined]
+    assert task_keys(web, task["id"]) == []

@@ -4,6 +4,10 @@
   studio accepts them. The schema says "PNG, JPEG or WebP, at least 64 pixels a side" in words only; without
   this, schema-valid requests would carry bytes no image decoder reads.
 
+And, for each valid request, a fresh Idempotency-Key (the schema's example key sent with every generated body would
+be one key reused for different generations, which genkeep rightly refuses: 422, as the IETF draft has it) and
+a real picture in place of the document's example's words "(the product photo's bytes)".
+
 And one filter, for negative (schema-breaking) multipart bodies that do not break the schema once sent: a form
 field is text on the wire, so a prompt mutated into the integer 255 arrives as the valid text "255"; and
 schemathesis skips its own "is this really invalid?" check for bodies that hold files, so a mutation inside the
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from typing import Any
 
 import jsonschema_rs
@@ -22,6 +27,8 @@ import schemathesis
 from hypothesis import strategies as st
 from PIL import Image
 from schemathesis.transport.serialization import Binary
+
+from genkeep.web.api import CREATE_TASK_DOCUMENT
 
 FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 
@@ -83,3 +90,28 @@ def filter_case(context: Any, case: Any) -> bool:
     document = case.operation.schema.raw_schema
     properties = document["components"]["schemas"][reference.rsplit("/", 1)[1]]["properties"]
     return not _validator(document, reference).is_valid(_as_sent(case.body, properties))
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, **kwargs: Any) -> None:
+    meta = case.meta
+    if meta is not None and meta.generation.mode.is_negative:
+        return
+    for name in list(case.headers or {}):
+        if name.lower() == "idempotency-key":
+            case.headers[name] = uuid.uuid4().hex
+    if isinstance(case.body, dict) and isinstance(case.body.get("reference_images"), list):
+        case.body["reference_images"] = [_EXAMPLE_PICTURE if item in _EXAMPLE_WORDS else item
+                                         for item in case.body["reference_images"]]
+
+
+def _picture() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (96, 96), (200, 120, 40)).save(out, "PNG")
+    return out.getvalue()
+
+
+_EXAMPLE_PICTURE = _picture()
+# What the document's example shows in place of each image's bytes.
+_EXAMPLE_BODY: Any = CREATE_TASK_DOCUMENT["requestBody"]
+_EXAMPLE_WORDS = frozenset(_EXAMPLE_BODY["content"]["multipart/form-data"]["example"]["reference_images"])

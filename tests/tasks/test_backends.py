@@ -38,7 +38,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskBack
         database.upgrade(url, tmp_path)
         engine = connect_database(url)
         with engine.begin() as conn:
-            conn.execute(text("TRUNCATE tasks"))
+            conn.execute(text("TRUNCATE tasks, removals"))
         engine.dispose()
     opened = open_backend(url)
     yield opened
@@ -103,6 +103,30 @@ def test_the_owner_cap_holds_under_concurrent_accepts(backend: TaskBackend) -> N
     for thread in threads:
         thread.join()
     assert outcomes.count("accepted") == 5 and outcomes.count("refused") == 15
+
+
+def test_the_studio_cap_holds_at_insert_under_concurrent_accepts_of_many_owners(backend: TaskBackend) -> None:
+    caps = Caps(per_owner=5, studio=6)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def accept(owner: str) -> None:
+        try:
+            backend.insert(new(owner), caps)
+            result = "accepted"
+        except CapReached as reached:
+            result = reached.scope
+        with lock:
+            outcomes.append(result)
+
+    # A new owner per accept, as a flood of throwaway cookies would be.
+    threads = [threading.Thread(target=accept, args=(f"throwaway-{n}",)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("accepted") == 6 and outcomes.count("studio") == 10
+    assert run(backend.acount_unfinished(None, 100)) == 6
 
 
 def test_an_idempotency_key_is_used_once_per_owner(backend: TaskBackend) -> None:

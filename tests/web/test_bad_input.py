@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 import zlib
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from genkeep.config import Settings
 from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.studio import Studio
+from genkeep.web.app import create_app
 from tests.support.images import png_bytes
 from tests.support.storage import folder_of
 
@@ -137,6 +140,47 @@ def test_an_upright_jpeg_keeps_its_pixels_and_loses_its_metadata(client: TestCli
     client.post(f"/api/tasks/{task['id']}/cancel")
 
 
+def _stored(client: TestClient, name: str, data: bytes, media_type: str) -> bytes:
+    files = [("reference_images", (name, data, media_type))]
+    task = client.post("/api/tasks", data={"type": "WHITE_BACKGROUND", "prompt": "slow:30"}, files=files).json()
+    stored = client.get(task["reference_images"][0]["url"]).content
+    client.post(f"/api/tasks/{task['id']}/cancel")
+    return stored
+
+
+def test_uploaders_bytes_in_colour_profiles_thumbnails_and_flags_are_not_stored(client: TestClient) -> None:
+    import struct
+
+    from PIL import Image, ImageCms
+
+    padding = b"uploader's bytes " * 800_000  # 13.6 MB
+    photo = Image.new("RGB", (400, 300), (10, 120, 30))
+    out = io.BytesIO()
+    photo.save(out, "JPEG", quality=90, icc_profile=padding)
+    plain = out.getvalue()
+    # The same JPEG with its JFIF segment carrying a payload past its fields, and an Adobe segment with extra bytes.
+    jfif_end = 4 + struct.unpack(">H", plain[4:6])[0]
+    fat_jfif = b"\xff\xe0" + struct.pack(">H", 2 + 14 + 5000) + plain[6:6 + 12] + b"\x00\x00" + b"J" * 5000
+    adobe = b"\xff\xee" + struct.pack(">H", 2 + 12 + 5000) + b"Adobe\x00\x64\x00\x00\x00\x00\x01" + b"A" * 5000
+    upright = plain[:2] + fat_jfif + adobe + plain[jfif_end:]
+    stored = _stored(client, "photo.jpg", upright, "image/jpeg")
+    assert len(stored) < 50_000, f"{len(stored)} bytes stored for a 400x300 picture"
+    assert b"uploader's bytes" not in stored and b"JJJJ" not in stored and b"AAAA" not in stored
+
+    out = io.BytesIO()
+    photo.save(out, "PNG", icc_profile=b"not a profile " * 40_000)
+    stored = _stored(client, "photo.png", out.getvalue(), "image/png")
+    assert b"iCCP" not in stored and len(stored) < 50_000
+
+    # A real, small profile is the picture's own: kept.
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for image_format, media_type in (("JPEG", "image/jpeg"), ("PNG", "image/png")):
+        out = io.BytesIO()
+        photo.save(out, image_format, icc_profile=srgb)
+        stored = _stored(client, "photo", out.getvalue(), media_type)
+        assert Image.open(io.BytesIO(stored)).info.get("icc_profile") == srgb, image_format
+
+
 def test_a_truncated_jpeg_is_422(client: TestClient) -> None:
     from tests.support.images import jpeg_bytes
 
@@ -206,3 +250,41 @@ def test_the_page_offers_exactly_the_image_formats_the_server_accepts(client: Te
     encoding = client.get("/openapi.json").json()["paths"]["/api/tasks"]["post"]["requestBody"]["content"][
         "multipart/form-data"]["encoding"]["reference_images"]["contentType"]
     assert encoding.split(", ") == served
+
+
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options")
+
+
+@pytest.mark.parametrize("case", ["non-ASCII owner cookie", "non-ASCII signature", "limit of 4,301 digits"])
+def test_unreadable_unauthenticated_input_is_4xx_or_ignored_never_500(client: TestClient, case: str) -> None:
+    task_id = "a" * 32
+    if case == "non-ASCII owner cookie":
+        cookie = "genkeep_owner=\u00e9t\u00e9.sign\u00e9".encode("latin-1")
+        answer = client.get("/api/tasks", headers={b"cookie": cookie})
+        # A cookie that is not genkeep's is no cookie: a new owner, with nothing.
+        assert answer.status_code == 200 and answer.json()["items"] == []
+    elif case == "non-ASCII signature":
+        expires = int(time.time()) + 60
+        answer = client.get(f"/files/{task_id}/reference-1.png", params={"expires": expires, "sig": "\u00e9" * 32})
+        assert answer.status_code == 404
+    else:
+        answer = client.get("/api/tasks", params={"limit": "1" * 4301})
+        assert answer.status_code == 422 and answer.json()["field"] == "limit"
+    for name in SECURITY_HEADERS:
+        assert name in answer.headers, name
+
+
+def test_an_unexpected_error_is_a_500_problem_with_the_security_headers(settings: Settings) -> None:
+    app = create_app(settings.with_overrides(workers=0))
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/broken")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "try again" in answer.json()["detail"]
+    for name in SECURITY_HEADERS:
+        assert name in answer.headers, name

@@ -33,6 +33,23 @@ def test_dropping_cookies_does_not_pass_the_studio_cap(settings: Settings) -> No
             assert owner.post(f"/api/tasks/{answer.json()['id']}/cancel").status_code == 200
 
 
+def test_retrying_failed_tasks_does_not_pass_the_studio_cap(settings: Settings) -> None:
+    with TestClient(create_app(settings.with_overrides(max_unfinished=3, workers=0))) as first:
+        owners = [new_client(first) for _ in range(4)]
+        made = [submit(owner, prompt="slow:30 again") for owner in owners[:3]]
+        assert [answer.status_code for answer in made] == [201, 201, 201]
+        assert submit(owners[3], prompt="slow:30 again").status_code == 429
+        canceled = made[0].json()["id"]
+        assert owners[0].post(f"/api/tasks/{canceled}/cancel").status_code == 200
+        assert submit(owners[3], prompt="slow:30 again").status_code == 201
+        retried = owners[0].post(f"/api/tasks/{canceled}/retry")
+        assert retried.status_code == 429, retried.text
+        assert retried.headers["content-type"] == "application/problem+json" and "busy" in retried.json()["detail"]
+        unfinished = sum(len(owner.get("/api/tasks", params={"status": ["pending", "processing"]}).json()["items"])
+                         for owner in owners)
+        assert unfinished == 3
+
+
 def test_the_owner_cap_holds_under_concurrent_requests(settings: Settings) -> None:
     with TestClient(create_app(settings.with_overrides(max_unfinished_per_owner=4, workers=0))) as client:
         client.get("/healthz")  # the owner cookie first

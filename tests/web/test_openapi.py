@@ -165,6 +165,17 @@ def test_a_used_idempotency_key_does_not_excuse_a_wrong_request(client: TestClie
     assert wrong.status_code == 422 and wrong.json()["field"] == "reference_images"
 
 
+def test_a_used_idempotency_key_with_another_request_is_422_and_makes_nothing(client: TestClient) -> None:
+    key = {"Idempotency-Key": "kite-1"}
+    first = submit(client, prompt="a red kite", headers=key)
+    assert first.status_code == 201
+    for other in (submit(client, prompt="a blue kite", headers=key),
+                  submit(client, "WHITE_BACKGROUND", prompt="a red kite", headers=key)):
+        assert other.status_code == 422 and other.headers["content-type"] == PROBLEM_JSON
+        assert other.json()["code"] == "idempotency_key_reused" and "new key" in other.json()["detail"]
+    assert [task["id"] for task in client.get("/api/tasks").json()["items"]] == [first.json()["id"]]
+
+
 @pytest.mark.parametrize("limit", ["+5", " 5", "5_0", "٥", "5.0", "-1"])
 def test_the_list_limit_is_a_plain_whole_number(client: TestClient, limit: str) -> None:
     answer = client.get("/api/tasks", params={"limit": limit})

@@ -104,7 +104,7 @@ def test_every_answer_is_one_the_document_declares(database: str, tmp_path: Path
     env = genkeep_env(tmp_path / "data", url, GENKEEP_ENGINE="tests.support.engines:create_engine",
                       GENKEEP_WORKERS="1", GENKEEP_TEST_RUN_SECONDS="2",
                       GENKEEP_MAX_UNFINISHED_PER_OWNER="100000", GENKEEP_MAX_UNFINISHED="100000",
-                      GENKEEP_SECRET_KEY=SECRET)
+                      GENKEEP_CLIENT_RATE="0", GENKEEP_SECRET_KEY=SECRET)
     with serving(env, tmp_path / "serve.log") as (_process, base):
         output, events = _run_schemathesis(base, tmp_path)
         # Methods beyond schemathesis's list: refused by the HTTP parser (400) or by genkeep (405), never a 500.

@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import io
+import ipaddress
 import os
 import re
 import stat
@@ -31,6 +32,7 @@ from genkeep.config import PROXY_SECRET_HEADER, Settings, SettingsError, load_se
 from genkeep.reference_images import MAX_JPEG_SCANS, clean_image
 from genkeep.storage import SIGNED_URL_SECONDS
 from genkeep.web.app import create_app
+from genkeep.web.clients import client_address
 from genkeep.web.security_headers import relative_location
 from tests.conftest import SCRIPTED_ENGINE
 from tests.support.api import submit, wait_final
@@ -188,6 +190,23 @@ def test_over_https_the_owner_cookie_is_host_only_and_secure(base_settings: Sett
         planted = stranger(browser, base_url="https://studio.example")
         assert planted.get("/api/tasks", headers={"Cookie": f"genkeep_owner={value}"}).json()["items"] == []
         browser.post(f"/api/tasks/{task['id']}/cancel")
+
+
+def test_behind_a_trusted_tls_proxy_the_owner_cookie_is_host_only_and_secure(base_settings: Settings) -> None:
+    settings = base_settings.with_overrides(trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),), workers=0)
+    app = create_app(settings)
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
+    with TestClient(app, client=("10.0.0.2", 40000)) as proxied:
+        header = owner_cookie(proxied.get("/healthz", headers=forwarded))
+        assert header is not None and header.startswith("__Host-genkeep_owner=") and "; Secure" in header
+        # Plain http through the proxy: the plain cookie.
+        header = owner_cookie(stranger(proxied, client=("10.0.0.2", 40001)).get(
+            "/healthz", headers={"X-Forwarded-Proto": "http"}))
+        assert header is not None and header.startswith("genkeep_owner=")
+    # Anyone else saying https is not believed.
+    with TestClient(app, client=("203.0.113.9", 40000)) as direct:
+        header = owner_cookie(direct.get("/healthz", headers=forwarded))
+        assert header is not None and header.startswith("genkeep_owner=") and "Secure" not in header
 
 
 def test_https_is_a_setting_defaulting_from_the_public_address() -> None:
@@ -446,8 +465,10 @@ def test_docs_are_served_from_installed_files(web: TestClient) -> None:
     assert web.get("/redoc").status_code == 404
 
 
-def test_redirects_are_relative_and_never_repeat_the_host(web: TestClient) -> None:
-    answer = web.get("/create/", headers={"Host": "evil.example"}, follow_redirects=False)
+def test_redirects_are_relative_and_never_repeat_the_host(base_settings: Settings) -> None:
+    # With the host check off (GENKEEP_ALLOWED_HOSTS=*), as a deployment may choose; otherwise evil.example is 400.
+    with TestClient(create_app(base_settings.with_overrides(allowed_hosts=("*",), workers=0))) as web:
+        answer = web.get("/create/", headers={"Host": "evil.example"}, follow_redirects=False)
     assert answer.status_code in (301, 302, 307, 308)
     assert answer.headers["location"] == "/create"
     assert relative_location("http://evil.example//evil.example/x?a=1") == "/evil.example/x?a=1"
@@ -553,3 +574,95 @@ def test_concurrent_decodes_are_bounded_by_the_cores(monkeypatch: pytest.MonkeyP
     for thread in threads:
         thread.join(20)
     assert state["most"] == cores
+
+
+# ---- 7. what one client's uploads may take -------------------------------------------------------------------
+
+def test_new_generations_are_rated_per_address_refused_ones_included(base_settings: Settings) -> None:
+    with TestClient(create_app(base_settings.with_overrides(client_rate=3, workers=0))) as web:
+        # Refused requests count too: they cost the server their body and their decode.
+        for _ in range(3):
+            assert_problem(stranger(web).post("/api/tasks", data={"type": "PAINT"}), 422, "invalid_input")
+        # A new cookie is no new client: the address is the same.
+        refused = assert_problem(submit(stranger(web), prompt="a kite"), 429, "too_many_requests")
+        assert "minute" in refused["detail"]
+        # Reading is not rated.
+        assert web.get("/api/tasks").status_code == 200
+
+
+def test_the_client_address_is_a_trusted_proxys_forwarded_one_only() -> None:
+    trusted = (ipaddress.ip_network("10.0.0.0/8"),)
+
+    def scope(peer: str, forwarded: str | None = None) -> dict[str, Any]:
+        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+        return {"client": (peer, 5000), "headers": headers}
+
+    assert client_address(scope("203.0.113.9", "198.51.100.1"), trusted) == "203.0.113.9"
+    assert client_address(scope("10.0.0.2", "198.51.100.1"), trusted) == "198.51.100.1"
+    # Hops a client wrote itself, left of the last untrusted one, are not believed.
+    assert client_address(scope("10.0.0.2", "1.2.3.4, 198.51.100.1, 10.0.0.3"), trusted) == "198.51.100.1"
+    assert client_address(scope("10.0.0.2"), trusted) == "10.0.0.2"
+
+
+def test_the_pixel_budget_admits_pixels_not_requests() -> None:
+    budget = reference_images.PixelBudget(1_000_000)
+    with budget.hold(600_000):
+        with budget.hold(400_000):
+            assert budget.in_flight == 1_000_000
+        with pytest.raises(reference_images.DecodesBusy), budget.hold(600_000, wait=0.05):
+            pass
+    # An image larger than the whole budget waits to be alone, then goes.
+    with budget.hold(5_000_000):
+        assert budget.in_flight == 1_000_000
+    assert budget.in_flight == 0
+
+
+# ---- 8. DNS rebinding: only the studio's own host names ------------------------------------------------------
+
+REBOUND = {"Host": "attacker.example:8000", "Origin": "http://attacker.example:8000",
+           "Sec-Fetch-Site": "same-origin"}
+
+
+@pytest.mark.parametrize("public_base_url", ["", "https://studio.example.com"])
+def test_a_rebound_host_name_is_refused_with_the_setting_named(base_settings: Settings, public_base_url: str) -> None:
+    settings = base_settings.with_overrides(public_base_url=public_base_url, workers=0)
+    with TestClient(create_app(settings)) as web:
+        for answer in (web.post("/api/tasks", headers=REBOUND, data={"type": "CREATE", "prompt": "pwned"}),
+                       web.get("/metrics", headers={"Host": "attacker.example"}),
+                       web.get("/", headers={"Host": "attacker.example"})):
+            body = assert_problem(answer, 400, "unknown_host")
+            assert "GENKEEP_ALLOWED_HOSTS" in body["detail"]
+            assert "content-security-policy" in answer.headers
+        assert items(web) == []
+        # Probes address a process by its IP: liveness and readiness answer any host.
+        assert web.get("/healthz", headers={"Host": "10.1.2.3:8000"}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "[::1]:8000", "studio.example.com",
+                                  "STUDIO.example.com:8443", "studio.lan"])
+def test_the_studios_own_host_names_are_served(base_settings: Settings, host: str) -> None:
+    # A reverse proxy with `Host $host` sends the public name without its port.
+    settings = base_settings.with_overrides(public_base_url="https://studio.example.com:8443",
+                                            allowed_hosts=("studio.lan",), workers=0)
+    with TestClient(create_app(settings)) as web:
+        assert web.get("/api/tasks", headers={"Host": host}).status_code == 200
+        assert web.get("/", headers={"Host": host}).status_code == 200
+
+
+def test_monitors_may_ask_for_pages_with_head(web: TestClient) -> None:
+    for path in ("/", "/create", "/white-background", "/clothing-change"):
+        got, head = web.get(path), web.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+        assert "content-security-policy" in head.headers
+
+
+def test_metrics_can_be_kept_for_the_holder_of_a_token(base_settings: Settings) -> None:
+    token = "scrape-" + "t" * 30
+    with TestClient(create_app(base_settings.with_overrides(metrics_token=token, workers=0))) as web:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer \u00e9".encode()}):
+            refused = web.get("/metrics", headers=headers)  # type: ignore[arg-type]
+            assert_problem(refused, 401, "unauthenticated")
+            assert refused.headers["www-authenticate"] == "Bearer" and "genkeep_" not in refused.text
+        scraped = web.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert scraped.status_code == 200 and "genkeep_tasks_accepted_total" in scraped.text

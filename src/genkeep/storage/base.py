@@ -10,10 +10,7 @@ without any address or credential in it.
 from __future__ import annotations
 
 import abc
-import base64
 import contextlib
-import hashlib
-import hmac
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +18,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from genkeep.reference_images import ACCEPTED_FORMATS
+from genkeep.signing import Signer
 from genkeep.tasks.errors import StorageUnavailable
 
 # A stored image is in an accepted format (results and previews too: see provider_http and previews).
@@ -55,7 +53,7 @@ class ImageStorage(abc.ABC):
     presigns = False
 
     def __init__(self, secret: str) -> None:
-        self._secret = secret.encode()
+        self._signer = Signer(secret.encode())
 
     # ---- faults ----------------------------------------------------------------------------------------------
 
@@ -152,7 +150,8 @@ class ImageStorage(abc.ABC):
 
     @abc.abstractmethod
     def remove_task(self, task_id: str) -> None:
-        """Remove every file of a task whose row is gone. Never raises: what a fault leaves is cleaned later."""
+        """Remove every file of a task whose row is gone (none left is no error). Raises StorageUnavailable if some
+        may remain: the task manager keeps the removal pending and the sweeper finishes it later."""
 
     @abc.abstractmethod
     def ready(self) -> bool:
@@ -161,9 +160,7 @@ class ImageStorage(abc.ABC):
     # ---- short-lived signed genkeep URLs for providers that fetch reference images themselves (never results) --
 
     def sign(self, task_id: str, name: str, expires: int) -> str:
-        message = f"{task_id}/{name}/{expires}".encode()
-        digest = hmac.new(self._secret, message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+        return self._signer.sign(f"{task_id}/{name}/{expires}")
 
     def signed_query(self, task_id: str, name: str, ttl_seconds: int = SIGNED_URL_SECONDS) -> str:
         expires = int(time.time()) + ttl_seconds
@@ -174,4 +171,4 @@ class ImageStorage(abc.ABC):
         # A link made to last longer than genkeep makes them was not made by this version: refuse it too.
         if not moment <= expires <= moment + SIGNED_URL_SECONDS + 60:
             return False
-        return hmac.compare_digest(self.sign(task_id, name, expires), sig)
+        return self._signer.verify(f"{task_id}/{name}/{expires}", sig)

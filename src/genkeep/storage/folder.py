@@ -123,8 +123,10 @@ class FolderStorage(ImageStorage):
             path.unlink(missing_ok=True)
 
     def remove_task(self, task_id: str) -> None:
-        shutil.rmtree(self.task_dir(task_id), ignore_errors=True)
-        shutil.rmtree(self.incoming / task_id, ignore_errors=True)
+        with self._faults("removing a task's images"):
+            for folder in (self.task_dir(task_id), self.incoming / task_id):
+                with contextlib.suppress(FileNotFoundError):
+                    shutil.rmtree(folder)
 
     def ready(self) -> bool:
         """Whether files can be written and read back right now (readiness)."""

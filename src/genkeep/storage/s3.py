@@ -261,7 +261,9 @@ class S3Storage(ImageStorage):
             with self._faults("removing a task's images"):
                 self._delete(self._marker(task_id))
         except StorageUnavailable as fault:
-            log.warning("task %s: images not removed yet (%s); recovery removes them later", task_id, fault.reason)
+            log.warning("task %s: images not removed yet (%s); the sweeper removes them later", task_id,
+                        fault.reason)
+            raise
 
     def ready(self) -> bool:
         """Whether the bucket answers these credentials (one cheap HEAD request; nothing is written)."""

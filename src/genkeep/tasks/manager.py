@@ -45,8 +45,6 @@ from genkeep.tasks.view import TaskView
 log = logging.getLogger(__name__)
 
 EVENT_ACCEPTED = "accepted"
-# How old the studio-wide count of unfinished tasks may be when a new request is checked against the cap.
-STUDIO_COUNT_TTL_S = 1.0
 EVENT_SWEPT = "swept"
 EVENT_FINISHED = "finished:"
 # Tasks per page of the owner's list.
@@ -124,8 +122,6 @@ class TaskManager:
         # Metrics and the transition log watch every change here, in one place (see transitions.py).
         self.transitions = Transitions()
         self.caps = Caps(per_owner=settings.max_unfinished_per_owner, studio=settings.max_unfinished)
-        self._studio_count = 0
-        self._studio_count_at = -STUDIO_COUNT_TTL_S
         # The backend's clock minus this process's, learned at each sweep (see clock_now).
         self._clock_offset_ms = 0
 
@@ -195,18 +191,12 @@ class TaskManager:
     async def check_room(self, owner_id: str) -> None:
         """Refuse early, before a request's body is read or any image decoded, when a cap is already reached.
 
-        The owner's cap is checked again atomically when the task is inserted; the studio-wide cap is a guard
-        against floods (dropped cookies), read from a count at most STUDIO_COUNT_TTL_S old, so concurrent
-        accepts within that second may pass it by a few."""
+        Both caps are enforced by the insert itself (an accept's or a retry's), atomically, on every process;
+        this is only the early refusal that spares reading the body. Both counts stop at their cap, so a full
+        studio costs a bounded read per refusal, whatever the backlog."""
         if await self.backend.acount_unfinished(owner_id, self.caps.per_owner) >= self.caps.per_owner:
             raise self._cap_error(CapReached("owner", self.caps.per_owner))
-        moment = time.monotonic()
-        if moment - self._studio_count_at > STUDIO_COUNT_TTL_S:
-            self._studio_count = await self.backend.acount_unfinished(None, self.caps.studio)
-            self._studio_count_at = moment
-        else:
-            self._studio_count += 1  # this request, if it is accepted
-        if self._studio_count >= self.caps.studio:
+        if await self.backend.acount_unfinished(None, self.caps.studio) >= self.caps.studio:
             raise self._cap_error(CapReached("studio", self.caps.studio))
 
     def _cap_error(self, reached: CapReached) -> TooManyUnfinished:
@@ -233,10 +223,23 @@ class TaskManager:
 
     # ---- the user's side: changing --------------------------------------------------------------------------
 
-    def existing_for_key(self, owner_id: str, idempotency_key: str) -> Accepted | None:
-        """The task this owner already made with this Idempotency-Key, if any."""
+    def existing_for_key(self, owner_id: str, idempotency_key: str, new: NewTask) -> Accepted | None:
+        """The task this owner already made with this Idempotency-Key, if any; InvalidInput if it was made from
+        another request."""
         existing = self.backend.get_by_idempotency_key(owner_id, idempotency_key)
-        return Accepted(existing, created=False) if existing is not None else None
+        if existing is None:
+            return None
+        self._check_same_request(existing, new.type, new.prompt, new.image_count)
+        return Accepted(existing, created=False)
+
+    @staticmethod
+    def _check_same_request(existing: Task, task_type: TaskType, prompt: str | None, image_count: int) -> None:
+        """A key stands for one request (as the IETF idempotency-key draft has it): the same key with another body
+        is the client's mistake, not a repeat. Compared: the type, the prompt and the number of images (the images'
+        bytes are not kept to compare)."""
+        if (existing.type, existing.prompt, len(existing.reference_images)) != (task_type, prompt, image_count):
+            raise InvalidInput("This Idempotency-Key was already used for a different generation; send a new key "
+                               "with each new generation.", code="idempotency_key_reused")
 
     def accept(self, owner_id: str, new: NewTask, images: Sequence[CleanImage],
                idempotency_key: str | None = None) -> Accepted:
@@ -265,6 +268,7 @@ class TaskManager:
             if existing is None:
                 raise WrongState("That Idempotency-Key was just used for a task that is gone; use a new key.") \
                     from None
+            self._check_same_request(existing, task_type, prompt, len(references))
             return Accepted(existing, created=False)
         except CapReached as reached:
             self.storage.discard_staged(task_id)
@@ -312,9 +316,32 @@ class TaskManager:
         if not task.is_final:
             raise WrongState("The task is still in progress; cancel it first, then delete it.",
                              sentence="delete_unfinished")
+        # The row goes together with a durable note that its images are due for removal: a storage fault now
+        # leaves the note, and the sweeper finishes the removal (finish_removals), so no image outlives its task.
         if not self.backend.delete_finished(task_id, owner_id):
             raise self._not_found(task_id)
-        self.storage.remove_task(task_id)
+        self._remove_images(task_id)
+
+    def _remove_images(self, task_id: str) -> bool:
+        """Remove a deleted task's images now; False if the storage failed (the removal stays pending)."""
+        try:
+            self.storage.remove_task(task_id)
+        except Unavailable as fault:
+            log.warning("task %s: images not removed yet (%s); the sweeper tries again", task_id, fault.code)
+            return False
+        with contextlib.suppress(Unavailable):
+            # If this fails the removal is simply done again, finding nothing.
+            self.backend.removal_done(task_id)
+        return True
+
+    def finish_removals(self, batch: int = 100) -> int:
+        """Remove the images of deleted tasks that a storage fault (or a crash) left behind; how many were."""
+        removed = 0
+        for task_id in self.backend.pending_removals(batch):
+            if not self._remove_images(task_id):
+                break  # the storage is still away: the next sweep tries again
+            removed += 1
+        return removed
 
     def _announce_finished(self, task_id: str) -> None:
         """A running engine of this task stops at once: in this process, and in others through the database."""
@@ -526,7 +553,7 @@ class TaskManager:
         while ids := self.backend.expired_finished(retention_ms, batch):
             for task_id in ids:
                 if self.backend.delete_expired(task_id):
-                    self.storage.remove_task(task_id)
+                    self._remove_images(task_id)
                     removed += 1
             if len(ids) < batch:
                 break

@@ -65,5 +65,15 @@ Index("ix_tasks_unfinished_lease", tasks.c.lease_expires_at, tasks.c.created_at,
 Index("ix_tasks_unfinished_owner_type_created", tasks.c.owner_id, tasks.c.type, tasks.c.created_at, tasks.c.id,
       sqlite_where=text(UNFINISHED_SQL), postgresql_where=text(UNFINISHED_SQL))
 
+# A task's images still to be removed from the image storage: written in the transaction that deletes the task's
+# row (by its owner or by retention), removed once the storage has removed them. A storage fault at that moment
+# leaves the row here, and the sweeper finishes the removal later: no image outlives its task for good.
+removals = Table(
+    "removals",
+    metadata,
+    Column("task_id", String(32), primary_key=True),
+    Column("recorded_at", BigInteger, nullable=False),
+)
+
 # Rows come back in the table's column order: the model reads them by these names.
 assert tuple(column.name for column in tasks.c) == ROW_COLUMNS, "tasks columns and Task.from_row disagree"

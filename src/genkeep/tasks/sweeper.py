@@ -37,6 +37,7 @@ class Sweeper:
         while not self._stop.wait(self.interval):
             try:
                 self.manager.sweep()
+                self.manager.finish_removals()
                 if time.monotonic() >= next_retention:
                     # Hourly: old finished tasks are no hurry, and finding them reads the history. So are images
                     # that a crash elsewhere left staged (a long-running cluster may not restart for months).

@@ -94,7 +94,8 @@ CREATE_TASK_DOCUMENT = {
     "parameters": [{
         "name": "Idempotency-Key", "in": "header", "required": False,
         "description": "Any unique string (a UUID): the same key again from the same owner answers 200 and the "
-                       "task it made, and makes nothing new. Send one to retry a submission safely.",
+                       "task it made, and makes nothing new. Send one to retry a submission safely. The same key "
+                       "with another type, prompt or number of images answers 422 (idempotency_key_reused).",
         "schema": {"type": "string", "maxLength": contract.IDEMPOTENCY_KEY_MAX_CHARS},
         "example": "5b0f7c1e-2d4a-4c8e-9f1a-0b2c3d4e5f60",
     }],
@@ -126,7 +127,8 @@ CREATE_TASK_DOCUMENT = {
                                                     contract.TASK_EXAMPLE)},
         **answers(401, 413, 415, 429, 503),
         422: answer(422, "A missing, unknown or wrong field, a wrong number of images for the type, or an image too "
-                         "small, too large in pixels or undecodable; or the body is not a form."),
+                         "small, too large in pixels or undecodable; or the body is not a form; or the "
+                         "Idempotency-Key was used for a different generation."),
     },
     openapi_extra=CREATE_TASK_DOCUMENT,
 )
@@ -193,14 +195,14 @@ def _accept(studio: Studio, owner: str, raw_type: str | None, prompt: str | None
     # Type, prompt and counts first: nothing is decoded for a request that is wrong anyway, and a wrong request
     # is refused even with a key already used.
     new = NewTask.build(raw_type, prompt, len(uploads), max_prompt_chars=settings.max_prompt_chars)
-    if key is not None and (existing := studio.manager.existing_for_key(owner, key)) is not None:
+    if key is not None and (existing := studio.manager.existing_for_key(owner, key, new)) is not None:
         return existing
     images: list[CleanImage] = []
     for index, upload in enumerate(uploads):
         label = image_label(new.type, index)
         data = read_capped(upload.file, settings.max_upload_bytes, label)
         images.append(clean_image(data, label, max_pixels=settings.max_image_pixels,
-                                  min_side=settings.min_image_side))
+                                  min_side=settings.min_image_side, budget=studio.decodes))
     return studio.manager.accept(owner, new, images, key)
 
 
@@ -240,8 +242,9 @@ async def list_tasks(request: Request) -> Response:
     raw_limit = query.get("limit")
     limit = PAGE_SIZE_DEFAULT
     if raw_limit is not None:
-        # Digits only, as the schema's integer: no sign, spaces or underscores that int() would let through.
-        if not (raw_limit.isascii() and raw_limit.isdigit()):
+        # Digits only, as the schema's integer: no sign, spaces or underscores that int() would let through, and
+        # not so many that int() refuses them (over 4,300).
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or len(raw_limit) > len(str(PAGE_SIZE_MAX)):
             raise InvalidInput(f"limit must be a whole number between 1 and {PAGE_SIZE_MAX}, not "
                                f"{raw_limit[:40]!r}.", field="limit")
         limit = int(raw_limit)

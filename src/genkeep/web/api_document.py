@@ -65,9 +65,10 @@ REASONS: dict[int, str] = {
     413: "A file, or the whole request, is too large.",
     415: "A file is not a PNG, JPEG or WebP image.",
     422: "A missing or wrong field or parameter.",
-    429: "Too many unfinished tasks for this owner, or for the whole studio; try again after Retry-After seconds.",
-    503: "The database or the image storage cannot be reached right now; nothing was changed. Try again after "
-         "Retry-After seconds.",
+    429: "Too many unfinished tasks for this owner, or for the whole studio, or too many new generations from this "
+         "address in a minute; try again after Retry-After seconds.",
+    503: "The database or the image storage cannot be reached right now, or (new generations) the studio is busy "
+         "reading other uploads; nothing was changed. Try again after Retry-After seconds.",
 }
 CROSS_ORIGIN = ("A browser request another site or origin made (refused, nothing changed), or behind a login "
                 "proxy a user header that did not come through it.")

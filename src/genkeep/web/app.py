@@ -9,22 +9,34 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from genkeep import __version__
+from genkeep import __version__, logs
 from genkeep.config import Settings, check_owner_header, keep_files_private
 from genkeep.engines import check_engines, load_engines
 from genkeep.studio import Studio
 from genkeep.web import api, api_docs, api_document, operations, problems
+from genkeep.web.client_rate import ClientRate
+from genkeep.web.hosts import HostGuard
 from genkeep.web.owner import OwnerMiddleware
 from genkeep.web.same_origin import SameOriginGuard
 from genkeep.web.security_headers import SecurityHeaders
 from genkeep.web.size_cap import RequestSizeCap
+from genkeep.workers.heap import unmap_large_blocks_when_freed
 
 log = logging.getLogger(__name__)
+
+
+def create_process_app() -> FastAPI:
+    """The app of each of `genkeep serve --processes N`: a process started afresh, so it sets up its own logging
+    (JSON lines too) before anything logs."""
+    settings = Settings.from_env()
+    logs.configure(settings.log_format)
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None, *, run_workers: bool = True) -> FastAPI:
     """The genkeep app. The database is migrated and swept (R3.2) before the first request is served."""
     keep_files_private()
+    unmap_large_blocks_when_freed()
     settings = settings or Settings.from_env()
     check_owner_header(settings)
     # A misconfigured engine stops the start here, with a sentence naming its variable, not in the lifespan.
@@ -75,13 +87,16 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     else:
         app.include_router(pages.router)
         pages.mount_static(app)
-    # The last one added runs first: headers on every answer, then the origin check, then the owner, then the
-    # size cap, which also bounds requests without Content-Length (chunked) that would be spooled whole to disk.
+    # The last one added runs first: headers on every answer, then the host check, the origin check, the client's
+    # rate, the owner, then the size cap, which also bounds requests without Content-Length (chunked) that would be
+    # spooled whole to disk.
     app.add_middleware(RequestSizeCap, max_bytes=settings.max_upload_bytes * 4 + 1024 * 1024)
     app.add_middleware(OwnerMiddleware, secret=studio.secret_key, owner_header=settings.owner_header,
                        secure=settings.served_over_https, proxy_secret=settings.owner_header_secret,
                        trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(ClientRate, per_minute=settings.client_rate, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(SameOriginGuard, public_base_url=settings.public_base_url)
+    app.add_middleware(HostGuard, public_base_url=settings.public_base_url, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders, docs_path=api_docs.DOCS_PATH)
     # Last, so that its request timing is outermost and covers every middleware above.
     operations.install(app, studio)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -13,11 +14,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genkeep.engines.notes import GUIDE, EngineNote, engine_notes
 from genkeep.studio import Studio
+from genkeep.web.api_document import answer
+from genkeep.web.problems import problem
 
 router = APIRouter()
 # The route label of a request no route matched (a 404): raw paths would make one series per URL anyone tries.
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+METRICS_TOKEN_MISSING = ("These metrics need the token: send Authorization: Bearer <GENKEEP_METRICS_TOKEN> (set it in "
+                         "Prometheus's scrape config as its bearer token).")
 
 
 class EngineOut(BaseModel):
@@ -71,10 +76,17 @@ async def engines(request: Request) -> EnginesOut:
 
 @router.get("/metrics", summary="Prometheus metrics of this process (counts only, no owner data)",
             response_class=Response, tags=["health"],
+            description="With GENKEEP_METRICS_TOKEN set, only for `Authorization: Bearer <the token>`.",
             responses={200: {"description": "The Prometheus text format.",
-                             "content": {"text/plain": {"schema": {"type": "string"}, "example": METRICS_EXAMPLE}}}})
+                             "content": {"text/plain": {"schema": {"type": "string"}, "example": METRICS_EXAMPLE}}},
+                       401: answer(401, "GENKEEP_METRICS_TOKEN is set and the request did not carry it.",
+                                   example=("unauthenticated", METRICS_TOKEN_MISSING, None))})
 async def metrics(request: Request) -> Response:
     studio: Studio = request.app.state.studio
+    token = studio.settings.metrics_token
+    sent = request.headers.get("authorization", "").encode("utf-8", "surrogateescape")
+    if token and not hmac.compare_digest(sent, f"Bearer {token}".encode()):
+        return problem(401, "unauthenticated", METRICS_TOKEN_MISSING, headers={"WWW-Authenticate": "Bearer"})
     # Counting unfinished tasks reads the database: off the event loop.
     body = await run_in_threadpool(studio.metrics.exposition)
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

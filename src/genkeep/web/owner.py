@@ -12,10 +12,8 @@ whichever cookie a planting site arranged to come first, and clearing would dele
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 from collections.abc import Sequence
@@ -25,6 +23,8 @@ from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genkeep.config import PROXY_SECRET_HEADER
+from genkeep.signing import Signer
+from genkeep.web.clients import Network, forwarded_https, is_trusted, peer_address
 from genkeep.web.problems import RequestRefused, problem
 from genkeep.web.same_origin import from_another_origin
 
@@ -38,8 +38,6 @@ DIGEST_PREFIX = "sha256:"
 HEADER_OWNER_PREFIX = "h:"
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 
 class MissingOwnerHeader(RequestRefused):
     """Header mode is on and the trusted header is absent."""
@@ -52,19 +50,19 @@ class OwnerCookies:
     """Mints and checks signed owner ids."""
 
     def __init__(self, secret: str) -> None:
-        self._key = hashlib.sha256(b"genkeep-owner:" + secret.encode()).digest()
-
-    def _sign(self, owner_id: str) -> str:
-        digest = hmac.new(self._key, owner_id.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+        self._signer = Signer.for_purpose(secret, "owner")
 
     def mint(self) -> tuple[str, str]:
         owner_id = secrets.token_urlsafe(18)
-        return owner_id, f"{owner_id}.{self._sign(owner_id)}"
+        return owner_id, self.value_for(owner_id)
+
+    def value_for(self, owner_id: str) -> str:
+        """The cookie's value for this owner id."""
+        return f"{owner_id}.{self._signer.sign(owner_id)}"
 
     def verify(self, value: str) -> str | None:
         owner_id, _, signature = value.rpartition(".")
-        if owner_id and hmac.compare_digest(self._sign(owner_id), signature):
+        if owner_id and self._signer.verify(owner_id, signature):
             return owner_id
         return None
 
@@ -92,10 +90,20 @@ def _cookie_values(headers: Sequence[tuple[bytes, bytes]], marker: bytes) -> lis
     return values
 
 
+class _CookieKind:
+    """The owner cookie as set over http, or over https (`__Host-`, Secure)."""
+
+    def __init__(self, over_https: bool) -> None:
+        self.name = SECURE_COOKIE_NAME if over_https else COOKIE_NAME
+        self.marker = self.name.encode() + b"="
+        self.attributes = f"Max-Age={COOKIE_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax" + (
+            "; Secure" if over_https else "")
+
+
 class OwnerMiddleware:
     """Puts the owner id in scope["state"]["owner_id"], setting a new owner cookie when there is none."""
 
-    def __init__(self, app: ASGIApp, *, secret: str, owner_header: str = "", secure: bool = False,
+    def __init__(self, app: ASGIApp, *, secret: str, owner_header: str = "", secure: bool | None = False,
                  proxy_secret: str = "", trusted_proxies: Sequence[Network] = ()) -> None:
         self.app = app
         self.cookies = OwnerCookies(secret)
@@ -103,9 +111,9 @@ class OwnerMiddleware:
         self.proxy_secret = proxy_secret.encode()
         self.proxy_secret_header = PROXY_SECRET_HEADER.lower().encode()
         self.trusted_proxies = tuple(trusted_proxies)
-        self.cookie_name = SECURE_COOKIE_NAME if secure else COOKIE_NAME
-        self.marker = self.cookie_name.encode() + b"="
-        self.attributes = f"Max-Age={COOKIE_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+        # None: told per request, by the scheme the browser used (a trusted proxy's X-Forwarded-Proto).
+        self.secure = secure
+        self.kinds = {over_https: _CookieKind(over_https) for over_https in (False, True)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,13 +123,14 @@ class OwnerMiddleware:
             await self._from_header(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        values = _cookie_values(scope["headers"], self.marker)
+        kind = self.kinds[self._over_https(scope)]
+        values = _cookie_values(scope["headers"], kind.marker)
         if len(values) > 1 and len(set(values)) > 1:
             refusal = problem(
                 400, "several_owner_cookies",
-                f"This browser sent {len(set(values))} different {self.cookie_name} cookies (another site under the "
+                f"This browser sent {len(set(values))} different {kind.name} cookies (another site under the "
                 "same domain may have set one), so genkeep cannot tell which studio is yours and did nothing. "
-                f"Remove the {self.cookie_name} cookies of the other sites of this domain, then reload.")
+                f"Remove the {kind.name} cookies of the other sites of this domain, then reload.")
             await refusal(scope, receive, send)
             return
         owner_id = self.cookies.verify(values[0].decode("latin-1")) if values else None
@@ -135,7 +144,7 @@ class OwnerMiddleware:
             # Served as a passer-by: an owner with nothing, kept nowhere, so the user's own cookie stays.
             await self.app(scope, receive, send)
             return
-        set_cookie = (b"set-cookie", f"{self.cookie_name}={cookie}; {self.attributes}".encode())
+        set_cookie = (b"set-cookie", f"{kind.name}={cookie}; {kind.attributes}".encode())
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -143,6 +152,11 @@ class OwnerMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+    def _over_https(self, scope: Scope) -> bool:
+        if self.secure is not None:
+            return self.secure
+        return scope.get("scheme") == "https" or forwarded_https(scope, self.trusted_proxies) is True
 
     async def _from_header(self, scope: Scope, receive: Receive, send: Send) -> None:
         users: list[bytes] = []
@@ -186,17 +200,7 @@ class OwnerMiddleware:
     def _from_the_proxy(self, scope: Scope, proof: bytes | None) -> bool:
         if self.proxy_secret and (proof is None or not hmac.compare_digest(proof.strip(), self.proxy_secret)):
             return False
-        if self.trusted_proxies:
-            client = scope.get("client")
-            try:
-                address = ipaddress.ip_address(client[0]) if client else None
-            except ValueError:
-                address = None
-            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-                address = address.ipv4_mapped  # an IPv4 proxy reaching a server that listens on IPv6
-            if address is None or not any(address in network for network in self.trusted_proxies):
-                return False
-        return True
+        return not self.trusted_proxies or is_trusted(peer_address(scope), self.trusted_proxies)
 
 
 def owner_of(request: Request) -> str:

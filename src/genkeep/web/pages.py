@@ -456,7 +456,11 @@ def _render(request: Request, template: str, *, title: str, page: TypePage | Non
     return response
 
 
-@router.get("/", response_class=HTMLResponse)
+# HEAD too (uptime monitors ask with it); Starlette sends the GET answer's headers without its body.
+PAGE_METHODS = ["GET", "HEAD"]
+
+
+@router.api_route("/", methods=PAGE_METHODS, response_class=HTMLResponse)
 def home(request: Request) -> Response:
     """The three generation types, with the owner's recent results."""
     lang = choose_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
@@ -474,7 +478,7 @@ def _type_page(page: TypePage) -> Callable[[Request], Response]:
 
 
 for _page in TYPE_PAGES:
-    router.add_api_route(_page.path, _type_page(_page), methods=["GET"], response_class=HTMLResponse)
+    router.add_api_route(_page.path, _type_page(_page), methods=PAGE_METHODS, response_class=HTMLResponse)
 
 
 class _RevalidatedStaticFiles(StaticFiles):

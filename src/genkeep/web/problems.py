@@ -36,7 +36,7 @@ TITLES = {
     413: "Too large",
     415: "Unsupported image",
     422: "Invalid input",
-    429: "Too many unfinished tasks",
+    429: "Too many requests",
     500: "Internal error",
     503: "Unavailable",
 }
@@ -69,6 +69,21 @@ def problem(status: int, code: str, detail: str, field: str | None = None,
     """A problem+json answer; `members` are extension members a kind of problem adds (NotReady's `failed`)."""
     return JSONResponse(problem_body(status, code, detail, field) | members, status_code=status,
                         media_type="application/problem+json", headers=headers)
+
+
+def internal_error(accept_language: str | None = None) -> JSONResponse:
+    """The 500, in Chinese for a client that asks for it."""
+    return problem(500, "internal", _in_language(accept_language, "internal",
+                                                 "Something went wrong on the server; try again in a moment."))
+
+
+def _asked(request: Request) -> str | None:
+    return request.headers.get("accept-language")
+
+
+def _in_language(accept_language: str | None, code: str, detail: str) -> str:
+    """A problem raised without a named sentence: its code's general sentence for a client that asks for Chinese."""
+    return detail_zh(code) if wants_chinese(accept_language) else detail
 
 
 def every_route(routes: Sequence[BaseRoute]) -> Iterator[Any]:
@@ -118,7 +133,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestRefused)
     async def refused(request: Request, error: RequestRefused) -> JSONResponse:
-        return problem(error.status, error.code, _in_language(request, error.code, error.detail))
+        return problem(error.status, error.code, _in_language(_asked(request), error.code, error.detail))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -127,12 +142,13 @@ def install(app: FastAPI) -> None:
         field = location[0] if location else None
         message = first.get("msg", "invalid value")
         detail = f"{field}: {message}; correct it and send again." if field else f"{message}."
-        return problem(422, "invalid_input", _in_language(request, "invalid_input", detail), field)
+        return problem(422, "invalid_input", _in_language(_asked(request), "invalid_input", detail), field)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 404:
-            return problem(404, "not_found", _in_language(request, "not_found", "Nothing is here; check the address."))
+            return problem(404, "not_found",
+                           _in_language(_asked(request), "not_found", "Nothing is here; check the address."))
         if error.status_code == 405:
             allowed = ", ".join(allowed_methods(request, error))
             return problem(405, "method_not_allowed", f"This address takes {allowed} only.",
@@ -142,10 +158,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=error)
-        return problem(500, "internal", _in_language(request, "internal",
-                                                     "Something went wrong on the server; try again in a moment."))
-
-
-def _in_language(request: Request, code: str, detail: str) -> str:
-    """A problem raised without a named sentence: its code's general sentence for a client that asks for Chinese."""
-    return detail_zh(code) if wants_chinese(request.headers.get("accept-language")) else detail
+        return internal_error(request.headers.get("accept-language"))

@@ -83,9 +83,10 @@ class SameOriginGuard:
                 # The browser says same-origin, yet the Origin is not the address this server sees: most likely
                 # a proxy in front that changes the Host header.
                 self._told_about_proxy = True
-                log.warning("refused a same-origin browser request from %s to host %s: if a proxy in front of "
+                # Quoted and cut: both are the client's words, and must not pass for lines of the log.
+                log.warning("refused a same-origin browser request from %r to host %r: if a proxy in front of "
                             "genkeep changes the Host header, set GENKEEP_PUBLIC_BASE_URL to the studio's public "
-                            "address", origin.decode("latin-1"), (host or b"?").decode("latin-1"))
+                            "address", origin.decode("latin-1")[:200], (host or b"?").decode("latin-1")[:200])
         if foreign and scope["method"] not in SAFE_METHODS:
             refusal = problem(
                 403, "cross_origin",

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genkeep.web.problems import internal_error
+
 PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
     "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -56,8 +58,12 @@ class SecurityHeaders:
         path: str = scope["path"]
         extra = self.docs_headers if path.startswith(self.docs_prefix) else self.page_headers
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 if 300 <= message["status"] < 400:
                     headers = [(name, relative_location(value.decode("latin-1")).encode("latin-1"))
@@ -65,4 +71,13 @@ class SecurityHeaders:
                 message["headers"] = headers + extra
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette answers an unexpected error from its outermost layer, outside this one: the 500 is sent
+            # from here instead, with the headers, and the error goes on up to be logged.
+            if not started:
+                languages = [value.decode("latin-1") for name, value in scope.get("headers", [])
+                             if name == b"accept-language"]
+                await internal_error(languages[0] if languages else None)(scope, receive, send_with_headers)
+            raise

@@ -32,6 +32,7 @@ def _at(now: int | None) -> int:
 class MemoryBackend(TaskBackend):
     def __init__(self) -> None:
         self.tasks: dict[str, Task] = {}
+        self.removals: dict[str, int] = {}
         self.down = False
         self._lock = threading.RLock()
 
@@ -58,6 +59,8 @@ class MemoryBackend(TaskBackend):
                 raise DuplicateIdempotencyKey(task.idempotency_key)
             if sum(1 for t in self._unfinished() if t.owner_id == task.owner_id) >= caps.per_owner:
                 raise CapReached("owner", caps.per_owner)
+            if sum(1 for _ in self._unfinished()) >= caps.studio:
+                raise CapReached("studio", caps.studio)
             self.tasks[task.id] = dataclasses.replace(task, attempts=0, lease_expires_at=0, created_at=moment,
                                                       updated_at=moment)
             return moment
@@ -105,25 +108,35 @@ class MemoryBackend(TaskBackend):
         with self._locked():
             return min(upto, sum(1 for t in self._unfinished() if owner_id in (None, t.owner_id)))
 
-    def delete_finished(self, task_id: str, owner_id: str) -> bool:
+    def delete_finished(self, task_id: str, owner_id: str, *, now: int | None = None) -> bool:
         with self._locked():
             task = self.tasks.get(task_id)
             if task is None or task.owner_id != owner_id or not task.is_final:
                 return False
             del self.tasks[task_id]
+            self.removals[task_id] = _at(now)
             return True
+
+    def pending_removals(self, limit: int) -> list[str]:
+        with self._locked():
+            return sorted(self.removals, key=self.removals.__getitem__)[:limit]
+
+    def removal_done(self, task_id: str) -> None:
+        with self._locked():
+            self.removals.pop(task_id, None)
 
     def expired_finished(self, retention_ms: int, limit: int, *, now: int | None = None) -> list[str]:
         finished_before = _at(now) - retention_ms
         with self._locked():
             return [t.id for t in self.tasks.values() if t.is_final and (t.finished_at or 0) < finished_before][:limit]
 
-    def delete_expired(self, task_id: str) -> bool:
+    def delete_expired(self, task_id: str, *, now: int | None = None) -> bool:
         with self._locked():
             task = self.tasks.get(task_id)
             if task is None or not task.is_final:
                 return False
             del self.tasks[task_id]
+            self.removals[task_id] = _at(now)
             return True
 
     def existing_ids(self, task_ids: Sequence[str]) -> set[str]:

@@ -119,13 +119,15 @@ WHERE owner_id = :owner_id AND status IN ('pending', 'processing')
 -- The studio's unfinished tasks, counted no further than the cap: the cost is bounded by the cap, not the backlog.
 SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status IN ('pending', 'processing') LIMIT :upto) AS capped
 
--- lock_owner@postgresql --
--- Serialises one owner's accepts for the length of the transaction, so the per-owner cap holds under concurrency.
-SELECT pg_advisory_xact_lock(hashtextextended(:owner_id, 7412))
+-- lock_accepts@postgresql --
+-- Serialises every accept (a new task, a retry) for the length of its transaction, on every process, so that both
+-- caps hold under concurrency: a statement's count sees only the rows committed before it started.
+SELECT pg_advisory_xact_lock(7412)
 
 -- insert --
--- Inserts nothing when the owner already has :per_owner unfinished tasks or already used this idempotency key
--- (a NULL key matches no row): the checks and the insert in one statement, one round trip. The casts give the
+-- Inserts nothing when the owner already has :per_owner unfinished tasks, the studio :studio, or the owner already
+-- used this idempotency key (a NULL key matches no row): the checks and the insert in one statement, one round
+-- trip. The studio's count stops at the cap, so its cost is bounded by the cap, not the backlog. The casts give the
 -- parameters used twice one type on PostgreSQL (text in the select list, varchar in the comparisons otherwise).
 INSERT INTO tasks (id, owner_id, type, status, prompt, reference_images, attempts, idempotency_key, created_at,
                    updated_at, lease_expires_at)
@@ -133,6 +135,8 @@ SELECT :id, CAST(:owner_id AS VARCHAR), :type, :status, :prompt, :reference_imag
        CAST(:idempotency_key AS VARCHAR), {now}, {now}, 0
 WHERE (SELECT count(*) FROM tasks WHERE owner_id = :owner_id AND status IN ('pending', 'processing')) < :per_owner
   AND NOT EXISTS (SELECT 1 FROM tasks WHERE owner_id = :owner_id AND idempotency_key = :idempotency_key)
+  AND (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status IN ('pending', 'processing') LIMIT :studio)
+       AS capped) < :studio
 RETURNING created_at
 
 -- insert@sqlite --
@@ -144,10 +148,22 @@ SELECT :id, CAST(:owner_id AS VARCHAR), :type, :status, :prompt, :reference_imag
 WHERE (SELECT count(*) FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created
        WHERE owner_id = :owner_id AND status IN ('pending', 'processing')) < :per_owner
   AND NOT EXISTS (SELECT 1 FROM tasks WHERE owner_id = :owner_id AND idempotency_key = :idempotency_key)
+  AND (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status IN ('pending', 'processing') LIMIT :studio)
+       AS capped) < :studio
 RETURNING created_at
 
 -- delete_finished --
 DELETE FROM tasks WHERE id = :id AND owner_id = :owner_id AND status IN ('completed', 'failed')
+
+-- record_removal --
+-- In the transaction that deletes the row: the task's images are due for removal even if the storage fails now.
+INSERT INTO removals (task_id, recorded_at) VALUES (:id, {now})
+
+-- pending_removals --
+SELECT task_id FROM removals ORDER BY recorded_at LIMIT :limit
+
+-- removal_done --
+DELETE FROM removals WHERE task_id = :id
 
 -- claim --
 -- Oldest first among the claimable (never claimed: lease 0; abandoned: lease run out), so a task whose worker
