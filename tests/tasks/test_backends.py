@@ -15,7 +15,7 @@ from sqlalchemy import text
 from genkeep.tasks import database
 from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend, open_backend
 from genkeep.tasks.backends.base import Caps
-from genkeep.tasks.model import ReferenceImage, Task, TaskStatus, TaskType
+from genkeep.tasks.model import ReferenceImage, ResultNote, Task, TaskStatus, TaskType
 from genkeep.tasks.new_task import new_task_id
 from genkeep.tasks.view import TaskView, task_json
 from tests.support.database import connect as connect_database
@@ -179,7 +179,7 @@ def test_the_database_shows_every_task_exactly_as_task_json_does(backend: TaskBa
     moment = T0 + 86_400_000 * 401 + 42
     assert backend.set_preview(previewing.id, "w1", "preview-1700000000000-ab.webp", 0.35, now=moment)
     assert backend.set_progress(running.id, "w1", 0.5, now=moment)
-    assert backend.complete(done.id, "w1", "result.png", now=moment + 1)
+    assert backend.complete(done.id, "w1", "result.png", (ResultNote.CUT_BY_FRAME,), now=moment + 1)
     assert backend.fail(canceled.id, "canceled", 'You canceled "this" generation — 已取消.', now=moment + 2,
                         owner_id="owner-a")
     assert backend.fail(plain.id, "engine_error", "", now=moment + 3, worker_id="w1")
@@ -191,6 +191,8 @@ def test_the_database_shows_every_task_exactly_as_task_json_does(backend: TaskBa
         assert view is not None and json.loads(view.json) == expected
         assert json.loads(listed[task.id].json) == expected
     assert json.loads(listed[previewing.id].json)["preview_url"].endswith("/preview-1700000000000-ab.webp")
+    assert json.loads(listed[done.id].json)["notes"] == ["cut_by_frame"]
+    assert json.loads(listed[plain.id].json)["notes"] == []
 
 
 def test_concurrent_polls_each_read_their_own_task_and_only_for_its_owner(backend: TaskBackend) -> None:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import PIL.Image
 
-from genkeep.tasks.model import TaskType
+from genkeep.tasks.model import ResultNote, TaskType
 
 
 class EngineError(Exception):
@@ -53,10 +53,11 @@ class EngineJob:
 
 @dataclass(frozen=True)
 class EngineResult:
-    """The generated image, encoded."""
+    """The generated image, encoded, and what the seller should know about it."""
 
     data: bytes
     content_type: str = "image/png"
+    notes: tuple[ResultNote, ...] = ()
 
 
 class EngineContext(Protocol):

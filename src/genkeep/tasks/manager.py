@@ -37,7 +37,7 @@ from genkeep.storage import ABANDONED_AFTER_SECONDS, EXTENSIONS, ImageStorage
 from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend
 from genkeep.tasks.backends.base import Caps, UnfinishedCount
 from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
-from genkeep.tasks.model import ReferenceImage, Task, TaskStatus, TaskType, now_millis
+from genkeep.tasks.model import ReferenceImage, ResultNote, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.new_task import NewTask, is_task_id, new_task_id
 from genkeep.tasks.transitions import Actor, Step, Transition, Transitions
 from genkeep.tasks.view import TaskView
@@ -442,7 +442,8 @@ class TaskManager:
         """A finished task's preview file goes: the result (or the error) replaces it."""
         self._remove_quietly(task_id, name)
 
-    def complete(self, task: Task, worker_id: str, data: bytes, content_type: str) -> bool:
+    def complete(self, task: Task, worker_id: str, data: bytes, content_type: str,
+                 notes: tuple[ResultNote, ...] = ()) -> bool:
         """Publish the result file, then mark the task completed (R1.2); False if it finished meanwhile or was
         taken over (its late result changes nothing and leaves no file). Raises Unavailable on a fault."""
         extension = EXTENSIONS.get(content_type, ".png")
@@ -453,7 +454,7 @@ class TaskManager:
             self._record_fault(task, fault)
             raise
         try:
-            moment = self.backend.complete(task.id, worker_id, name)
+            moment = self.backend.complete(task.id, worker_id, name, notes)
         except BaseException as error:
             self.storage.remove_file(task.id, name)
             if isinstance(error, Unavailable):

@@ -30,6 +30,14 @@ class TaskStatus(enum.StrEnum):
 
 UNFINISHED = (TaskStatus.PENDING, TaskStatus.PROCESSING)
 
+
+class ResultNote(enum.StrEnum):
+    """What a seller should know about a result besides the picture, said by the engine that made it; the pages
+    say it beside the result in the seller's language."""
+
+    # The product runs off the photo's edge, so part of it may be missing from the white-background picture.
+    CUT_BY_FRAME = "cut_by_frame"
+
 # How many reference images each type takes: (fewest, most).
 IMAGE_COUNTS: dict[TaskType, tuple[int, int]] = {
     TaskType.CREATE: (0, 4),
@@ -79,6 +87,7 @@ class Task:
     lease_expires_at: int | None = None
     idempotency_key: str | None = None
     preview_name: str | None = None
+    notes: tuple[ResultNote, ...] = ()
 
     @property
     def is_final(self) -> bool:
@@ -96,6 +105,7 @@ class Task:
                 "status": TaskStatus(values["status"]),
                 "reference_images": tuple(ReferenceImage(**image) for image in json.loads(values["reference_images"])),
                 "error": TaskError(error_code, error_message or "") if error_code else None,
+                "notes": tuple(ResultNote(note) for note in json.loads(values["notes"] or "[]")),
             },
         )
 
@@ -113,7 +123,7 @@ class Task:
 ROW_COLUMNS = (
     "id", "owner_id", "type", "status", "prompt", "reference_images", "result_name", "error_code", "error_message",
     "progress", "engine", "provider_job_id", "attempts", "worker_id", "lease_expires_at", "idempotency_key",
-    "created_at", "updated_at", "finished_at", "preview_name",
+    "created_at", "updated_at", "finished_at", "preview_name", "notes",
 )
 
 

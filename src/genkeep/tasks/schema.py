@@ -47,6 +47,8 @@ tasks = Table(
     Column("finished_at", BigInteger, nullable=True),
     # The latest preview's file name while the task is unfinished (engines that make previews).
     Column("preview_name", String(64), nullable=True),
+    # JSON list of the result's notes (model.ResultNote values); NULL when it has none.
+    Column("notes", String(200), nullable=True),
     UniqueConstraint("owner_id", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
 )
 

@@ -43,6 +43,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "preview_url": file_url(task.id, task.preview_name) if task.preview_name and not task.is_final else None,
         "engine": task.engine,
         "attempts": task.attempts,
+        "notes": [note.value for note in task.notes],
         "created_at": rfc3339(task.created_at),
         "updated_at": rfc3339(task.updated_at),
         "finished_at": rfc3339(task.finished_at),

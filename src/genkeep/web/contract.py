@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from genkeep.config import Settings
 from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.tasks.manager import CURSOR_PATTERN, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
-from genkeep.tasks.model import IMAGE_COUNTS, TaskStatus, TaskType
+from genkeep.tasks.model import IMAGE_COUNTS, ResultNote, TaskStatus, TaskType
 from genkeep.tasks.new_task import (
     NOT_BLANK_PATTERN,
     PROMPT_PATTERN,
@@ -66,6 +66,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "preview_url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/preview-3.webp",
     "engine": "local",
     "attempts": 1,
+    "notes": [],
     "created_at": "2025-05-04T08:15:30.120Z",
     "updated_at": "2025-05-04T08:15:33.871Z",
     "finished_at": None,
@@ -102,6 +103,10 @@ class Task(BaseModel):
     attempts: int = Field(ge=0, description="How many times a worker has started it: 0 while it waits for a free "
                                             "worker, more than 1 once a worker took it over after an interruption "
                                             "(a restart, a lost worker).")
+    notes: list[ResultNote] = Field(description="What the engine said about the result besides the picture, for "
+                                                "the page to tell the seller: `cut_by_frame`, the product runs off "
+                                                "the photo's edge, so part of it may be missing. Empty for most "
+                                                "tasks; new values may be added.")
     created_at: datetime = Field(description="RFC 3339, UTC.")
     updated_at: datetime = Field(description="RFC 3339, UTC.")
     finished_at: datetime | None = Field(description="RFC 3339, UTC; set when completed or failed.")

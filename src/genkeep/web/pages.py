@@ -178,6 +178,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "card.canceled_title": "You canceled this generation",
         "card.stand_in": "Sample, not an AI result",
         "card.stand_in_file": "sample-not-an-AI-result",
+        "note.cut_by_frame": "The product runs off the photo's edge, so part of it may be missing: for a whole "
+                             "product, use a photo with space around it.",
         "engine.details": "Details for the studio's operators",
         "time.limit_minutes": "{m} minutes",
         "time.limit_seconds": "{s} seconds",
@@ -328,6 +330,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "card.canceled_title": "你取消了这次生成",
         "card.stand_in": "示例图，不是 AI 结果",
         "card.stand_in_file": "示例图-非AI结果",
+        "note.cut_by_frame": "商品超出了照片边缘，结果中可能缺少一部分：想要完整的商品，请换一张四周留有空白的照片。",
         "engine.details": "给工作室运维人员的详细信息",
         "time.limit_minutes": "{m} 分钟",
         "time.limit_seconds": "{s} 秒",

@@ -212,7 +212,8 @@ class Runner:
             return
         # No stop check once the image exists: finishing is compare-and-set (a canceled or timed-out task ignores
         # it), and a worker shutting down saves a result rather than paying for it twice.
-        self._record(run, lambda: self.manager.complete(task, self.worker_id, result.data, result.content_type))
+        self._record(run, lambda: self.manager.complete(task, self.worker_id, result.data, result.content_type,
+                                                        result.notes))
 
     def _generate(self, run: TaskRun, engine: Engine, job: EngineJob, ctx: TaskContext) -> EngineResult:
         task = run.task

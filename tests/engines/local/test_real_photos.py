@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from genkeep.config import Settings
+from genkeep.engines.base import EngineJob
+from genkeep.engines.local import LocalEngine
 from genkeep.engines.local.model import SaliencyModel, load_model
 from genkeep.engines.local.segmentation import Cutout, find_subject
 from genkeep.engines.local.white_background import compose_listing
+from genkeep.tasks.model import ResultNote, TaskType
+from tests.engines.local.conftest import FakeContext, save_rgb
 from tests.engines.local.hand_masks import hand_mask
 
 data = pytest.importorskip("skimage.data")
@@ -104,3 +111,14 @@ def test_a_dark_tyre_cut_by_the_photos_side_is_not_taken_for_backdrop(model: Sal
     cutout = find_subject(rgb, model)
     assert cutout.mask[tyre > 0].mean() > 0.95
     assert cutout.cut_by_frame
+
+
+def test_the_local_engine_tells_the_seller_when_the_product_runs_off_the_photo(tmp_path: Path) -> None:
+    """The result of a photo cut through the saucer carries the note the page shows; a whole product has none."""
+    engine = LocalEngine(Settings())
+    notes = {}
+    for name, picture in {"whole": photo("coffee"), "cropped": photo("coffee")[:, :300]}.items():
+        path = save_rgb(tmp_path / f"{name}.png", np.ascontiguousarray(picture))
+        job = EngineJob(task_id=name, type=TaskType.WHITE_BACKGROUND, prompt=None, reference_paths=(path,))
+        notes[name] = engine.run(job, FakeContext()).notes
+    assert notes == {"whole": (), "cropped": (ResultNote.CUT_BY_FRAME,)}

@@ -27,7 +27,7 @@ from genkeep.engines.local.model import SaliencyModel, load_model
 from genkeep.engines.local.pictures import Picture, encode_png, load_picture, preview_on_white
 from genkeep.engines.local.segmentation import Cutout, find_subject
 from genkeep.engines.local.white_background import finish_listing, place_product
-from genkeep.tasks.model import TaskType
+from genkeep.tasks.model import ResultNote, TaskType
 
 # How long each ctx.sleep() slice of GENKEEP_LOCAL_DELAY lasts, so progress moves and a stop is noticed quickly.
 DELAY_SLICE = 0.25
@@ -98,15 +98,15 @@ class LocalEngine(RunToCompletionEngine):
         ctx.check()
         ctx.report_progress(0.0)
         try:
-            image = self._make(job, ctx)
+            image, notes = self._make(job, ctx)
         except (EngineError, EngineStopped):
             raise
         except Exception as error:
             raise EngineError("engine_error", f"The local engine failed ({type(error).__name__}: {error}); "
                                               "try again, or try another photo.") from error
-        return EngineResult(encode_png(image))
+        return EngineResult(encode_png(image), notes=notes)
 
-    def _make(self, job: EngineJob, ctx: EngineContext) -> NDArray[np.uint8]:
+    def _make(self, job: EngineJob, ctx: EngineContext) -> tuple[NDArray[np.uint8], tuple[ResultNote, ...]]:
         paths = job.reference_paths
         if job.type is TaskType.WHITE_BACKGROUND:
             if not paths:
@@ -120,7 +120,7 @@ class LocalEngine(RunToCompletionEngine):
             pacer.stage_done(placement.preview())
             listing = finish_listing(placement)
             pacer.stage_done()
-            return listing.rgb
+            return listing.rgb, (ResultNote.CUT_BY_FRAME,) if listing.cut_by_frame else ()
         if job.type is TaskType.CLOTHING_CHANGE:
             if len(paths) < 2:
                 raise EngineError("invalid_input", "Add a photo of a person and a photo of a garment.")
@@ -133,7 +133,7 @@ class LocalEngine(RunToCompletionEngine):
             pacer.stage_done(fitting.placed())
             result = fitting.blend()
             pacer.stage_done()
-            return result
+            return result, ()
         pacer = Pacer(ctx, self._delay, stages=len(paths) + 3, shown=1)
         pictures = [load_picture(path) for path in paths]
         pacer.stage_done()
@@ -144,4 +144,4 @@ class LocalEngine(RunToCompletionEngine):
         pacer.stage_done(render_draft(job.prompt or "", cutouts))
         scene = render_scene(job.prompt or "", cutouts)
         pacer.stage_done()
-        return scene
+        return scene, ()

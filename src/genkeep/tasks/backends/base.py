@@ -11,6 +11,7 @@ in memory (one machine). Callers pass durations; `now=` makes a backend act at a
 from __future__ import annotations
 
 import abc
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from genkeep.tasks.model import Task, TaskStatus, TaskType, now_millis
+from genkeep.tasks.model import ResultNote, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.schema import tasks
 from genkeep.tasks.view import FILES_PATH, TaskView
 
@@ -207,7 +208,8 @@ class TaskBackend(abc.ABC):
                     now: int | None = None) -> bool: ...
 
     @abc.abstractmethod
-    def complete(self, task_id: str, worker_id: str, result_name: str, *, now: int | None = None) -> int | None: ...
+    def complete(self, task_id: str, worker_id: str, result_name: str, notes: tuple[ResultNote, ...] = (), *,
+                 now: int | None = None) -> int | None: ...
 
     @abc.abstractmethod
     def fail(self, task_id: str, code: str, message: str, *, worker_id: str | None = None,
@@ -433,9 +435,11 @@ class SqlBackend(TaskBackend):
         return self.count("set_preview", {"id": task_id, "worker_id": worker_id, "preview_name": preview_name,
                                           "progress": progress, "now": self.at(now)}) == 1
 
-    def complete(self, task_id: str, worker_id: str, result_name: str, *, now: int | None = None) -> int | None:
-        return self._moment(self.rows("complete", {"id": task_id, "worker_id": worker_id,
-                                                   "result_name": result_name, "now": self.at(now)}, write=True))
+    def complete(self, task_id: str, worker_id: str, result_name: str, notes: tuple[ResultNote, ...] = (), *,
+                 now: int | None = None) -> int | None:
+        return self._moment(self.rows("complete", {"id": task_id, "worker_id": worker_id, "result_name": result_name,
+                                                   "notes": json.dumps(notes) if notes else None,
+                                                   "now": self.at(now)}, write=True))
 
     def fail(self, task_id: str, code: str, message: str, *, worker_id: str | None = None,
              owner_id: str | None = None, now: int | None = None) -> int | None:

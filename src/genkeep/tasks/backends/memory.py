@@ -20,7 +20,7 @@ from genkeep.tasks.backends.base import (
     UnfinishedCount,
 )
 from genkeep.tasks.errors import DatabaseUnavailable
-from genkeep.tasks.model import Task, TaskError, TaskStatus, TaskType, now_millis
+from genkeep.tasks.model import ResultNote, Task, TaskError, TaskStatus, TaskType, now_millis
 from genkeep.tasks.view import TaskView
 
 
@@ -209,12 +209,13 @@ class MemoryBackend(TaskBackend):
                           progress=task.progress if progress is None else progress)
             return True
 
-    def complete(self, task_id: str, worker_id: str, result_name: str, *, now: int | None = None) -> int | None:
+    def complete(self, task_id: str, worker_id: str, result_name: str, notes: tuple[ResultNote, ...] = (), *,
+                 now: int | None = None) -> int | None:
         now = _at(now)
         with self._locked():
             if (task := self._held(task_id, worker_id)) is None:
                 return None
-            self._replace(task, status=TaskStatus.COMPLETED, result_name=result_name, progress=1.0,
+            self._replace(task, status=TaskStatus.COMPLETED, result_name=result_name, progress=1.0, notes=notes,
                           finished_at=now, updated_at=now, worker_id=None, lease_expires_at=None, preview_name=None)
             return now
 

@@ -77,7 +77,7 @@ id, status, created_at, json_object(
     'progress', progress,
     'preview_url', CASE WHEN preview_name <> '' AND status IN ('pending', 'processing')
                         THEN '{files}' || id || '/' || preview_name END,
-    'engine', engine, 'attempts', attempts,
+    'engine', engine, 'attempts', attempts, 'notes', json(COALESCE(notes, '[]')),
     'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1000.0, 'unixepoch'),
     'updated_at', strftime('%Y-%m-%dT%H:%M:%fZ', updated_at / 1000.0, 'unixepoch'),
     'finished_at', strftime('%Y-%m-%dT%H:%M:%fZ', finished_at / 1000.0, 'unixepoch'))
@@ -97,7 +97,7 @@ id, status, created_at, json_build_object(
     'progress', progress,
     'preview_url', CASE WHEN preview_name <> '' AND status IN ('pending', 'processing')
                         THEN '{files}' || id || '/' || preview_name END,
-    'engine', engine, 'attempts', attempts,
+    'engine', engine, 'attempts', attempts, 'notes', COALESCE(notes, '[]')::json,
     -- Integer milliseconds onto the epoch as a timestamp without time zone: exact, and UTC whatever the session.
     'created_at', to_char(TIMESTAMP 'epoch' + created_at * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
     'updated_at', to_char(TIMESTAMP 'epoch' + updated_at * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
@@ -219,7 +219,7 @@ WHERE id = :id AND worker_id = :worker_id AND status = 'processing'
 -- Compare-and-set: a late result after a timeout, a cancel or a takeover changes nothing.
 UPDATE tasks
 SET status = 'completed', result_name = :result_name, progress = 1.0, finished_at = {now}, updated_at = {now},
-    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
+    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL, notes = :notes
 WHERE id = :id AND worker_id = :worker_id AND status IN ('pending', 'processing')
 RETURNING updated_at
 

@@ -68,6 +68,12 @@ export function standInMark() {
   return h("p", {class: "stand-in-mark"}, icon("alert", 14), h("span", {text: t("card.stand_in")}));
 }
 
+/** What the engine said about a result besides the picture (task.notes), each in the seller's words. */
+export function resultNotes(task) {
+  const notes = task.status === "completed" ? task.notes ?? [] : [];
+  return notes.map((note) => h("p", {class: "result-note"}, icon("alert", 14), h("span", {text: t(`note.${note}`)})));
+}
+
 /** The file name a download gets: a stand-in's says so. */
 export function downloadName(task) {
   if (!isStandIn(task)) return "";
@@ -263,7 +269,7 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
   if (busy && phase(task) !== "waiting") card.dataset.ran = "true";
   card.dataset.outcome = isCanceled(task) ? "canceled" : isStandIn(task) ? "stand-in" : status;
   card.querySelector(".card-media").replaceChildren(media(task));
-  card.querySelector(".card-foot").replaceChildren(metaRow(task, now), actions(task, {withType}));
+  card.querySelector(".card-foot").replaceChildren(metaRow(task, now), ...resultNotes(task), actions(task, {withType}));
   // The button the user was on may be gone (cancel becomes download); keep them in the card.
   if (hadFocus) card.querySelector(".card-actions a, .card-actions button, .media-open")?.focus();
 }

@@ -2,8 +2,9 @@
 // divider for results made from a photo, the page's other results one key away, and "Use as …" links into the
 // next generation. Its state (address, position, zoom, divider) lives in viewer-state.js, which has no DOM.
 import {api} from "./api.js";
-import {cardTask, downloadName, h, icon, isBusy, isCanceled, isStandIn, referenceName, resultAlt, standInMark}
-  from "./cards.js";
+import {
+  cardTask, downloadName, h, icon, isBusy, isCanceled, isStandIn, referenceName, resultAlt, resultNotes, standInMark,
+} from "./cards.js";
 import {TARGETS, handoffHref} from "./handoff.js";
 import {formatElapsed, formatTime, t, taskErrorText, typeLabel} from "./i18n.js";
 import {ViewerRoute, ZoomPan, dividerAfterKey, neighbours} from "./viewer-state.js";
@@ -375,6 +376,7 @@ export class ResultViewer {
     if (completed) {
       ui.actions.replaceChildren(...[
         isStandIn(task) ? standInMark() : null,
+        ...resultNotes(task),
         h("a", {class: "button button--primary", href: task.image_url, download: downloadName(task)},
           icon("download", 18), h("span", {text: t("card.download")}))].filter(Boolean));
       ui.useAs.querySelector(".viewer-use-as").replaceChildren(useAsLinks(task, this.#typePaths));
