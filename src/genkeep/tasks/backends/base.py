@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from genkeep.previews import THUMBNAIL_SIDES, thumbnail_name
 from genkeep.tasks.model import Task, TaskStatus, TaskType
 from genkeep.tasks.schema import tasks
 from genkeep.tasks.view import FILES_PATH, TaskView
@@ -21,6 +22,7 @@ from genkeep.tasks.view import FILES_PATH, TaskView
 COLUMNS = [column.name for column in tasks.c]
 QUERIES_FILE = Path(__file__).with_name("queries.sql")
 _HEADER = re.compile(r"^-- ([a-z_]+)(?:@([a-z]+))? --$", re.MULTILINE)
+_THUMBNAILS = re.compile(r"\{thumbnails of ([^}]+)\}")
 
 
 class DuplicateIdempotencyKey(Exception):
@@ -82,7 +84,13 @@ def load_statements(dialect: str) -> dict[str, str]:
             overrides[name] = body
     statements.update(overrides)
     columns = ", ".join(COLUMNS)
-    task_view = statements.pop("task_view").replace("{files}", FILES_PATH)
+    thumbnail = statements.pop("thumbnail")
+
+    def thumbnails(found: re.Match[str]) -> str:
+        return ", ".join(thumbnail.replace("{url}", found.group(1)).replace("{suffix}", thumbnail_name("", side))
+                         .replace("{side}", str(side)) for side in THUMBNAIL_SIDES)
+
+    task_view = _THUMBNAILS.sub(thumbnails, statements.pop("task_view").replace("{files}", FILES_PATH))
     return {name: body.replace("{columns}", columns)
             .replace("{tasks_columns}", ", ".join(f"tasks.{column}" for column in COLUMNS))
             .replace("{task_view}", task_view)
