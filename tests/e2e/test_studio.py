@@ -143,7 +143,10 @@ def test_a_task_survives_a_refresh_and_turns_into_its_image(page: Page, kind: Ki
     result = done.locator(".media-result img")
     expect(result).to_have_attribute("alt", f"Generated image: {kind.prompt}")
     images_loaded(page, f'#history .card[data-id="{task["id"]}"] .media-result img')
-    expect(done.locator("a[download]")).to_have_attribute("href", result.get_attribute("src") or "")
+    # The card shows a thumbnail; the download is the original.
+    original = page.request.get(f"/api/tasks/{task['id']}").json()["image_url"]
+    expect(done.locator("a[download]")).to_have_attribute("href", original)
+    assert (result.get_attribute("src") or "").startswith(f"{original}.")
     if ENGINE == "local":
         expect(done.locator(".card-engine")).to_have_text("by local")
     expect(page.locator("#announcer")).to_contain_text("Image ready")

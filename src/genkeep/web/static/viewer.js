@@ -2,7 +2,7 @@
 // divider for results made from a photo, the page's other results one key away, and "Use as …" links into the
 // next generation. Its state (address, position, zoom, divider) lives in viewer-state.js, which has no DOM.
 import {api} from "./api.js";
-import {cardTask, h, icon, isBusy, referenceName, resultAlt} from "./cards.js";
+import {cardTask, h, icon, isBusy, referenceName, resultAlt, thumbnailImage} from "./cards.js";
 import {TARGETS, handoffHref} from "./handoff.js";
 import {formatElapsed, formatTime, t, taskErrorText, typeLabel} from "./i18n.js";
 import {ViewerRoute, ZoomPan, dividerAfterKey, neighbours} from "./viewer-state.js";
@@ -361,8 +361,9 @@ export class ResultViewer {
       const name = referenceName(task, index);
       return h("li", {},
         h("figure", {},
+          // The thumbnail in the panel; the link opens the original.
           h("a", {href: image.url, target: "_blank", rel: "noopener", title: name},
-            h("img", {src: image.url, alt: name, loading: "lazy", decoding: "async"})),
+            thumbnailImage(image.url, image.thumbnails, {alt: name, sizes: "88px", width: 88, height: 88})),
           h("figcaption", {text: name})));
     }));
   }
@@ -392,7 +393,8 @@ export class ResultViewer {
         h("p", {class: "error-message", text: taskErrorText(task.error)})),
       images.length ? h("ul", {class: "viewer-failure-images"}, images.map((image, index) => h("li", {},
         h("figure", {},
-          h("img", {src: image.url, alt: referenceName(task, index), decoding: "async"}),
+          thumbnailImage(image.url, image.thumbnails,
+            {alt: referenceName(task, index), sizes: "(max-width: 760px) 120px, 160px", lazy: false}),
           h("figcaption", {text: referenceName(task, index)}))))) : null);
   }
 
