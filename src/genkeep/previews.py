@@ -31,9 +31,9 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-# Thumbnails made on demand (tasks older than thumbnails) decode whole pictures: one per core at a time, so a
-# history of old tasks opened at once queues instead of multiplying memory.
-_ON_DEMAND = threading.BoundedSemaphore(_cores())
+# Making thumbnails decodes whole pictures (up to GENKEEP_MAX_IMAGE_PIXELS): one per core at a time, so a burst
+# of uploads, or a history of old tasks opened at once, queues instead of multiplying memory.
+_THUMBNAIL_DECODES = threading.BoundedSemaphore(_cores())
 
 
 def _shrunk(image: bytes | Image.Image, max_side: int) -> Image.Image:
@@ -80,17 +80,12 @@ def encode_thumbnails(data: bytes) -> list[tuple[int, bytes]]:
     """Every thumbnail of a picture (encoded bytes of any format Pillow reads): one decode, largest side first,
     each smaller one shrunk from the one before. Raises what Pillow raises for a picture it cannot read."""
     sides = sorted(THUMBNAIL_SIDES, reverse=True)
-    picture = _shrunk(data, sides[0])
     made = []
-    for side in sides:
-        picture.thumbnail((side, side), Image.Resampling.BILINEAR)
-        # method 2, as previews: a 640 of a photograph came out 29 KB in 24 ms, against 28 KB in 64 ms with
-        # Pillow's default 4 (skimage's astronaut, best of 5 on a busy 2-core box).
-        made.append((side, _webp(picture, THUMBNAIL_QUALITY, method=2)))
+    with _THUMBNAIL_DECODES:
+        picture = _shrunk(data, sides[0])
+        for side in sides:
+            picture.thumbnail((side, side), Image.Resampling.BILINEAR)
+            # method 2, as previews: a 640 of a photograph came out 29 KB in 24 ms, against 28 KB in 64 ms with
+            # Pillow's default 4 (skimage's astronaut, best of 5 on a busy 2-core box).
+            made.append((side, _webp(picture, THUMBNAIL_QUALITY, method=2)))
     return made
-
-
-def encode_thumbnails_on_demand(data: bytes) -> list[tuple[int, bytes]]:
-    """encode_thumbnails for a picture whose thumbnails are missing (made when a page first asks for them)."""
-    with _ON_DEMAND:
-        return encode_thumbnails(data)

@@ -241,6 +241,24 @@ def test_a_late_result_leaves_neither_itself_nor_thumbnails(studio: Studio, stor
     assert not [name for name in leftovers(storage) if claimed.id in name]
 
 
+def test_a_storage_fault_on_a_thumbnail_is_a_fault_and_leaves_no_result(
+        studio: Studio, storage: ImageStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    studio.manager.accept("owner-a", NewTask(TaskType.CREATE, "a kite", 0), [])
+    claimed = studio.manager.claim("w1", {TaskType.CREATE: "scripted"})[0]
+    write = storage.write_result
+
+    def full_disk_for_thumbnails(task_id: str, name: str, data: bytes) -> None:
+        if name.endswith(".webp"):
+            raise StorageUnavailable("saving a result: No space left on device")
+        write(task_id, name, data)
+
+    monkeypatch.setattr(storage, "write_result", full_disk_for_thumbnails)
+    with pytest.raises(StorageUnavailable):
+        studio.manager.complete(claimed, "w1", png_bytes(700, 700), "image/png")
+    assert not [name for name in leftovers(storage) if claimed.id in name]
+    assert studio.manager.get_sync("owner-a", claimed.id).status.value == "processing", "not a failure"
+
+
 def test_a_picture_without_thumbnails_gets_them_made_from_the_stored_original(
         studio: Studio, storage: ImageStorage) -> None:
     # A task accepted before thumbnails existed: only its original is stored.

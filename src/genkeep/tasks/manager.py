@@ -34,7 +34,6 @@ from genkeep.previews import (
     THUMBNAIL_SIDES,
     encode_preview,
     encode_thumbnails,
-    encode_thumbnails_on_demand,
     thumbnail_name,
     thumbnail_of,
 )
@@ -412,7 +411,7 @@ class TaskManager:
                 return False
             data = paths[0].read_bytes()
         try:
-            made = encode_thumbnails_on_demand(data)
+            made = encode_thumbnails(data)
         except Exception as error:
             log.warning("task %s: no thumbnails of %s (%s)", task.id, original, type(error).__name__)
             return False
