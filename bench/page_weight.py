@@ -47,7 +47,12 @@ from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.support.history import seed_finished  # noqa: E402
 
 from genkeep.config import Settings  # noqa: E402
-from genkeep.previews import THUMBNAIL_SIDES, encode_thumbnails, thumbnail_name  # noqa: E402
+from genkeep.previews import (  # noqa: E402
+    REFERENCE_THUMBNAIL_SIDES,
+    THUMBNAIL_SIDES,
+    encode_thumbnails,
+    thumbnail_name,
+)
 from genkeep.tasks.model import TaskType  # noqa: E402
 from genkeep.web.owner import COOKIE_NAME, OwnerCookies  # noqa: E402
 
@@ -134,11 +139,11 @@ class Cost:
 
 
 def thumbnail_cost(pictures: Pictures, data_dir: Path) -> Cost:
-    def median_ms(data: list[bytes]) -> float:
+    def median_ms(data: list[bytes], sides: tuple[int, ...]) -> float:
         times = []
         for picture in data:
             started = time.perf_counter()
-            encode_thumbnails(picture)
+            encode_thumbnails(picture, sides)
             times.append((time.perf_counter() - started) * 1000)
         return statistics.median(times)
 
@@ -146,8 +151,9 @@ def thumbnail_cost(pictures: Pictures, data_dir: Path) -> Cost:
     files = [path for path in (data_dir / "images").rglob("*") if path.is_file()]
     thumbnails = sum(path.stat().st_size for path in files if path.name.endswith(suffixes))
     originals = sum(path.stat().st_size for path in files if not path.name.endswith(suffixes))
-    return Cost(median_ms(pictures.results), median_ms(pictures.uploads[1:]), median_ms(pictures.uploads[:1]),
-                originals / 1e6, thumbnails / 1e6)
+    return Cost(median_ms(pictures.results, THUMBNAIL_SIDES),
+                median_ms(pictures.uploads[1:], REFERENCE_THUMBNAIL_SIDES),
+                median_ms(pictures.uploads[:1], REFERENCE_THUMBNAIL_SIDES), originals / 1e6, thumbnails / 1e6)
 
 
 # ---- the browser ----------------------------------------------------------------------------------------------
@@ -374,6 +380,7 @@ def table(measured: list[Measured]) -> str:
 
 def section(measured: list[Measured], cost: Cost, seconds: float) -> str:
     sides = " and ".join(str(side) for side in THUMBNAIL_SIDES)
+    reference_sides = " and ".join(str(side) for side in REFERENCE_THUMBNAIL_SIDES)
     return "\n".join([
         "", SECTION, "",
         f"{HISTORY} finished tasks per studio page, of scikit-image's sample photographs: results 1024 x 1024 PNG, "
@@ -385,9 +392,10 @@ def section(measured: list[Measured], cost: Cost, seconds: float) -> str:
         "One run, this machine; the \"before\" rows are the studio at the commit before thumbnails, on the "
         "same data.", "",
         table(measured), "",
-        f"Thumbnails ({sides} px WebP on the long side, made when the task is accepted or its result saved): "
-        f"{cost.result_ms:.0f} ms for a 1024 x 1024 PNG result, {cost.upload_ms:.0f} ms for an uploaded JPEG photo "
-        f"and {cost.phone_photo_ms:.0f} ms for the 4000 x 3000 one (medians, one core, while the benchmark ran); "
+        f"Thumbnails (WebP, on the long side: {sides} px of a result, made when it is saved; {reference_sides} px "
+        f"of a reference photo, made when the task is accepted): {cost.result_ms:.0f} ms for a 1024 x 1024 PNG "
+        f"result, {cost.upload_ms:.0f} ms for an uploaded JPEG photo and {cost.phone_photo_ms:.0f} ms for the "
+        "4000 x 3000 one (medians, one core, while the benchmark ran); "
         f"stored: {cost.thumbnails_mb:.1f} MB of thumbnails beside {cost.originals_mb:.0f} MB of originals "
         f"({100 * cost.thumbnails_mb / max(cost.originals_mb, 1e-9):.1f} %). Measured in {seconds:.0f} s.",
     ]) + "\n"

@@ -16,10 +16,14 @@ PREVIEW_QUALITY = 70
 PREVIEW_EXTENSION = ".webp"
 PREVIEW_PREFIX = "preview-"
 
-# Long sides of a picture's thumbnails, for 1x and 2x screens: a card's picture is 170-390 CSS pixels wide (the
-# grid's columns, phone to desktop), so 320 serves a 1x screen and 640 a 2x one; a reference chip (36 px) takes
-# the 320. A photograph's 640 is ~30-45 KB at this quality, its 320 ~10-15 KB (docs/benchmarks.md, page weight).
+# Long sides of a result's thumbnails, for 1x and 2x screens: a card's picture is 170-390 CSS pixels wide (the
+# grid's columns, phone to desktop), so 320 serves a 1x screen and 640 a 2x one. A photograph's 640 is ~10-40 KB
+# at this quality, its 320 ~4-15 KB (docs/benchmarks.md, page weight).
 THUMBNAIL_SIDES = (320, 640)
+# A reference image is never drawn larger than 168 CSS pixels (a card's chip is 36, the viewer's panel 88, a failed
+# task's 168): one 320 serves every screen, and accepting a task makes one thumbnail per photo instead of two (the
+# 640 of a 768 px JPEG cost ~12 of the ~18 ms both took).
+REFERENCE_THUMBNAIL_SIDES = (320,)
 THUMBNAIL_QUALITY = 72
 THUMBNAIL_EXTENSION = ".webp"
 
@@ -76,10 +80,10 @@ def thumbnail_of(name: str) -> tuple[str, int] | None:
     return original, int(side)
 
 
-def encode_thumbnails(data: bytes) -> list[tuple[int, bytes]]:
-    """Every thumbnail of a picture (encoded bytes of any format Pillow reads): one decode, largest side first,
-    each smaller one shrunk from the one before. Raises what Pillow raises for a picture it cannot read."""
-    sides = sorted(THUMBNAIL_SIDES, reverse=True)
+def encode_thumbnails(data: bytes, sides: tuple[int, ...]) -> list[tuple[int, bytes]]:
+    """A picture's thumbnails (encoded bytes of any format Pillow reads): one decode, largest side first, each
+    smaller one shrunk from the one before. Raises what Pillow raises for a picture it cannot read."""
+    sides = tuple(sorted(sides, reverse=True))
     made = []
     with _THUMBNAIL_DECODES:
         picture = _shrunk(data, sides[0])

@@ -64,8 +64,8 @@ def test_images_live_in_the_bucket_and_the_owner_gets_them_through_genkeep(web: 
     # Each picture with its thumbnails beside it.
     result_name = task["image_url"].rsplit("/", 1)[1]
     assert sorted(task_keys(web, task["id"])) == sorted(
-        [name for original in ("reference-1.png", result_name)
-         for name in (original, f"{original}.320.webp", f"{original}.640.webp")])
+        ["reference-1.png", "reference-1.png.320.webp", result_name, f"{result_name}.320.webp",
+         f"{result_name}.640.webp"])
     for thumbnail in [*task["image_thumbnails"], *task["reference_images"][0]["thumbnails"]]:
         served = web.get(thumbnail["url"])
         assert served.status_code == 200 and served.headers["content-type"] == "image/webp"

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from genkeep.config import Settings, SettingsError
-from genkeep.previews import THUMBNAIL_SIDES, thumbnail_name
+from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES, thumbnail_name
 from genkeep.reference_images import clean_image
 from genkeep.storage import FolderStorage, ImageStorage
 from genkeep.storage.s3 import S3Storage
@@ -206,7 +206,7 @@ def test_recovery_publishes_committed_tasks_and_discards_abandoned_files(
 # ---- thumbnails: made once, where the picture is made, beside it ---------------------------------------------
 
 def thumbnail_sizes(storage: ImageStorage, task_id: str, name: str) -> list[tuple[int, int] | None]:
-    """The pixel size of each stored thumbnail of a picture (None where one is missing)."""
+    """The pixel size of each possible thumbnail of a picture (None where there is none)."""
     sizes: list[tuple[int, int] | None] = []
     for side in THUMBNAIL_SIDES:
         data = read(storage, task_id, thumbnail_name(name, side))
@@ -220,7 +220,7 @@ def test_thumbnails_of_references_and_result_are_stored_beside_them_and_go_with_
         studio: Studio, storage: ImageStorage) -> None:
     phone_photo = clean_image(png_bytes(1600, 1200), "the product photo", max_pixels=10**7, min_side=16)
     task = studio.manager.accept("owner-a", NewTask(TaskType.WHITE_BACKGROUND, None, 1), [phone_photo]).task
-    assert thumbnail_sizes(storage, task.id, "reference-1.png") == [(320, 240), (640, 480)]
+    assert thumbnail_sizes(storage, task.id, "reference-1.png") == [(320, 240), None], "one serves every chip"
 
     claimed = studio.manager.claim("w1", {TaskType.WHITE_BACKGROUND: "scripted"})[0]
     assert studio.manager.complete(claimed, "w1", png_bytes(1024, 1024), "image/png")
@@ -264,14 +264,15 @@ def test_a_picture_without_thumbnails_gets_them_made_from_the_stored_original(
     # A task accepted before thumbnails existed: only its original is stored.
     image = clean_image(png_bytes(900, 300), "the product photo", max_pixels=10**7, min_side=16)
     task = studio.manager.accept("owner-a", NewTask(TaskType.WHITE_BACKGROUND, None, 1), [image]).task
-    for side in THUMBNAIL_SIDES:
+    for side in REFERENCE_THUMBNAIL_SIDES:
         storage.remove_file(task.id, thumbnail_name("reference-1.png", side))
-    assert studio.manager.thumbnail_source(task, "reference-1.png.640.webp", signed=False) == "reference-1.png"
-    assert studio.manager.thumbnail_source(task, "reference-1.png.640.webp", signed=True) is None
-    assert studio.manager.thumbnail_source(task, "reference-2.png.640.webp", signed=False) is None
+    assert studio.manager.thumbnail_source(task, "reference-1.png.320.webp", signed=False) == "reference-1.png"
+    assert studio.manager.thumbnail_source(task, "reference-1.png.320.webp", signed=True) is None
+    assert studio.manager.thumbnail_source(task, "reference-1.png.640.webp", signed=False) is None
+    assert studio.manager.thumbnail_source(task, "reference-2.png.320.webp", signed=False) is None
     assert studio.manager.thumbnail_source(task, "reference-1.png.999.webp", signed=False) is None
     assert studio.manager.make_thumbnails(task, "reference-1.png")
-    assert thumbnail_sizes(storage, task.id, "reference-1.png") == [(320, 107), (640, 213)]
+    assert thumbnail_sizes(storage, task.id, "reference-1.png") == [(320, 107), None]
 
 
 # ---- faults (a bucket only: the folder's are in tests/workers/test_faults.py and tests/chaos) -------------------

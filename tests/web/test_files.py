@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from genkeep.previews import THUMBNAIL_SIDES, thumbnail_name
+from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES, thumbnail_name
 from genkeep.studio import Studio
 from tests.conftest import new_client
 from tests.support.api import submit, wait_final
@@ -26,7 +26,7 @@ def test_cards_get_small_webp_thumbnails_and_the_original_stays_whole(client: Te
     photo = png_bytes(1600, 1200, (180, 40, 40))
     task = finished_white_background(client, photo)
     reference = task["reference_images"][0]
-    assert [thumb["max_side"] for thumb in reference["thumbnails"]] == list(THUMBNAIL_SIDES)
+    assert [thumb["max_side"] for thumb in reference["thumbnails"]] == list(REFERENCE_THUMBNAIL_SIDES)
     for thumb in reference["thumbnails"]:
         answer = client.get(thumb["url"])
         assert answer.status_code == 200 and answer.headers["content-type"] == "image/webp"
@@ -58,17 +58,18 @@ def test_a_second_visit_revalidates_every_picture_with_304(client: TestClient) -
 def test_a_task_older_than_thumbnails_gets_them_made_on_the_first_request(client: TestClient) -> None:
     task = finished_white_background(client, png_bytes(1000, 500))
     studio: Studio = client.app.state.studio  # type: ignore[attr-defined]
-    reference = task["reference_images"][0]
-    name = reference["url"].rsplit("/", 1)[1]
+    result = task["image_url"].rsplit("/", 1)[1]
     for side in THUMBNAIL_SIDES:
-        studio.storage.remove_file(task["id"], thumbnail_name(name, side))
-    answer = client.get(reference["thumbnails"][1]["url"])
-    assert answer.status_code == 200 and Image.open(io.BytesIO(answer.content)).size == (640, 320)
-    assert studio.storage.read(task["id"], thumbnail_name(name, THUMBNAIL_SIDES[0])) is not None, "kept for next time"
+        studio.storage.remove_file(task["id"], thumbnail_name(result, side))
+    answer = client.get(task["image_thumbnails"][1]["url"])
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/webp"
+    assert max(Image.open(io.BytesIO(answer.content)).size) == min(THUMBNAIL_SIDES[1], 64), "never enlarged"
+    assert studio.storage.read(task["id"], thumbnail_name(result, THUMBNAIL_SIDES[0])) is not None, "kept"
 
 
 def test_names_that_are_no_thumbnail_of_the_task_s_pictures_are_not_found(client: TestClient) -> None:
     task = finished_white_background(client, png_bytes(400, 300))
     base = task["reference_images"][0]["url"]
-    for url in (f"{base}.100.webp", base.replace("reference-1", "reference-2") + ".320.webp", f"{base}.320.png"):
+    for url in (f"{base}.100.webp", f"{base}.640.webp", base.replace("reference-1", "reference-2") + ".320.webp",
+                f"{base}.320.png"):
         assert client.get(url).status_code == 404

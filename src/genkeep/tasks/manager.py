@@ -31,6 +31,7 @@ from genkeep.config import Settings
 from genkeep.previews import (
     PREVIEW_EXTENSION,
     PREVIEW_PREFIX,
+    REFERENCE_THUMBNAIL_SIDES,
     THUMBNAIL_SIDES,
     encode_preview,
     encode_thumbnails,
@@ -213,7 +214,8 @@ class TaskManager:
                                      image.content_type) for index, image in enumerate(images)]
         files: list[tuple[str, bytes]] = []
         for ref, image in zip(references, images, strict=True):
-            files += [(ref.name, image.data), *self._thumbnails(task_id, ref.name, image.data)]
+            files += [(ref.name, image.data),
+                      *self._thumbnails(task_id, ref.name, image.data, REFERENCE_THUMBNAIL_SIDES)]
         # The thumbnails travel with their originals: staged now, published with the row.
         self.storage.stage(task_id, files)
         return self._commit(owner_id, task_id, new.type, new.prompt, references, idempotency_key)
@@ -378,11 +380,11 @@ class TaskManager:
     # ---- thumbnails: what cards show of a result and of each reference image ---------------------------------
 
     @staticmethod
-    def _thumbnails(task_id: str, name: str, data: bytes) -> list[tuple[str, bytes]]:
+    def _thumbnails(task_id: str, name: str, data: bytes, sides: tuple[int, ...]) -> list[tuple[str, bytes]]:
         """The thumbnails of one picture, named after it; none if the picture cannot be read (the file route then
         serves the original in their place)."""
         try:
-            return [(thumbnail_name(name, side), webp) for side, webp in encode_thumbnails(data)]
+            return [(thumbnail_name(name, side), webp) for side, webp in encode_thumbnails(data, sides)]
         except Exception as error:
             log.warning("task %s: no thumbnails of %s (%s)", task_id, name, type(error).__name__)
             return []
@@ -397,8 +399,10 @@ class TaskManager:
         wanted = thumbnail_of(name)
         if wanted is None or signed:
             return None
-        original = wanted[0]
-        if original == task.result_name or any(image.name == original for image in task.reference_images):
+        original, side = wanted
+        if original == task.result_name and side in THUMBNAIL_SIDES:
+            return original
+        if side in REFERENCE_THUMBNAIL_SIDES and any(image.name == original for image in task.reference_images):
             return original
         return None
 
@@ -406,12 +410,13 @@ class TaskManager:
         """Make a picture's missing thumbnails now (tasks finished before thumbnails existed, a retry's copies):
         blocking, for a worker thread. False if the original is gone or cannot be read; raises Unavailable on a
         storage fault."""
+        sides = THUMBNAIL_SIDES if original == task.result_name else REFERENCE_THUMBNAIL_SIDES
         with self.storage.local_copies(task.id, [original]) as paths:
             if not paths:
                 return False
             data = paths[0].read_bytes()
         try:
-            made = encode_thumbnails(data)
+            made = encode_thumbnails(data, sides)
         except Exception as error:
             log.warning("task %s: no thumbnails of %s (%s)", task.id, original, type(error).__name__)
             return False
@@ -426,7 +431,7 @@ class TaskManager:
         extension = EXTENSIONS.get(content_type, ".png")
         name = f"result-{task.attempts}-{secrets.token_hex(4)}{extension}"
         try:
-            for file_name, file_data in [(name, data), *self._thumbnails(task.id, name, data)]:
+            for file_name, file_data in [(name, data), *self._thumbnails(task.id, name, data, THUMBNAIL_SIDES)]:
                 self.storage.write_result(task.id, file_name, file_data)
         except Unavailable as fault:
             self._remove_with_thumbnails(task.id, name)

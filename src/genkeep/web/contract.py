@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from genkeep.config import Settings
-from genkeep.previews import THUMBNAIL_SIDES
+from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES
 from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.tasks.manager import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from genkeep.tasks.model import IMAGE_COUNTS, TaskStatus, TaskType
@@ -71,8 +71,8 @@ class TaskError(BaseModel):
                          examples=["You canceled this generation."])
 
 
-def _thumbnails_example(url: str) -> list[dict[str, Any]]:
-    return [{"url": f"{url}.{side}.webp", "max_side": side} for side in THUMBNAIL_SIDES]
+def _thumbnails_example(url: str, sides: tuple[int, ...]) -> list[dict[str, Any]]:
+    return [{"url": f"{url}.{side}.webp", "max_side": side} for side in sides]
 
 
 TASK_EXAMPLE: dict[str, Any] = {
@@ -82,7 +82,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "prompt": "soft shadow under the bottle",
     "reference_images": [{"url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg", "width": 1024,
                           "height": 768, "thumbnails": _thumbnails_example(
-                              "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg")}],
+                              "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg", REFERENCE_THUMBNAIL_SIDES)}],
     "image_url": None,
     "image_thumbnails": None,
     "error": None,
@@ -96,7 +96,7 @@ TASK_EXAMPLE: dict[str, Any] = {
 COMPLETED_EXAMPLE: dict[str, Any] = TASK_EXAMPLE | {
     "status": "completed", "progress": 1.0, "preview_url": None,
     "image_url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/result.png",
-    "image_thumbnails": _thumbnails_example("/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/result.png"),
+    "image_thumbnails": _thumbnails_example("/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/result.png", THUMBNAIL_SIDES),
     "updated_at": "2025-05-04T08:15:41.502Z", "finished_at": "2025-05-04T08:15:41.502Z",
 }
 CANCELED_EXAMPLE: dict[str, Any] = TASK_EXAMPLE | {

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from genkeep.previews import THUMBNAIL_SIDES, thumbnail_name
+from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES, thumbnail_name
 from genkeep.tasks.model import Task, TaskStatus, TaskType
 from genkeep.tasks.schema import tasks
 from genkeep.tasks.view import FILES_PATH, TaskView
@@ -22,7 +22,8 @@ from genkeep.tasks.view import FILES_PATH, TaskView
 COLUMNS = [column.name for column in tasks.c]
 QUERIES_FILE = Path(__file__).with_name("queries.sql")
 _HEADER = re.compile(r"^-- ([a-z_]+)(?:@([a-z]+))? --$", re.MULTILINE)
-_THUMBNAILS = re.compile(r"\{thumbnails of ([^}]+)\}")
+_THUMBNAILS = re.compile(r"\{(result|reference) thumbnails of ([^}]+)\}")
+_THUMBNAIL_SIDES = {"result": THUMBNAIL_SIDES, "reference": REFERENCE_THUMBNAIL_SIDES}
 
 
 class DuplicateIdempotencyKey(Exception):
@@ -87,8 +88,8 @@ def load_statements(dialect: str) -> dict[str, str]:
     thumbnail = statements.pop("thumbnail")
 
     def thumbnails(found: re.Match[str]) -> str:
-        return ", ".join(thumbnail.replace("{url}", found.group(1)).replace("{suffix}", thumbnail_name("", side))
-                         .replace("{side}", str(side)) for side in THUMBNAIL_SIDES)
+        return ", ".join(thumbnail.replace("{url}", found.group(2)).replace("{suffix}", thumbnail_name("", side))
+                         .replace("{side}", str(side)) for side in _THUMBNAIL_SIDES[found.group(1)])
 
     task_view = _THUMBNAILS.sub(thumbnails, statements.pop("task_view").replace("{files}", FILES_PATH))
     return {name: body.replace("{columns}", columns)
