@@ -166,6 +166,8 @@ class Traffic:
     urls: dict[str, str] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     cached: set[str] = field(default_factory=set)
+    # Answered and still arriving (a throttled download can go a second without an event).
+    arriving: set[str] = field(default_factory=set)
     last_event: float = field(default_factory=time.monotonic)
 
     def sent(self, event: dict[str, Any]) -> None:
@@ -175,8 +177,16 @@ class Traffic:
     def from_cache(self, event: dict[str, Any]) -> None:
         self.cached.add(event["requestId"])
 
+    def answered(self, event: dict[str, Any]) -> None:
+        self.arriving.add(event["requestId"])
+        self.heard()
+
     def done(self, event: dict[str, Any]) -> None:
         self.sizes[event["requestId"]] = int(event.get("encodedDataLength", 0))
+        self.ended(event)
+
+    def ended(self, event: dict[str, Any]) -> None:
+        self.arriving.discard(event["requestId"])
         self.heard()
 
     def heard(self, _event: object = None) -> None:
@@ -198,10 +208,11 @@ class Traffic:
         return sum(self._transferred(request) for request in self.sizes if "/files/" in self.urls.get(request, ""))
 
     def quiet(self, deadline: float) -> bool:
-        """Wait until the network has said nothing for QUIET_SECONDS; False if `deadline` (monotonic) came first.
-        (Not "nothing in flight": Chromium announces lazy pictures below the screen that it then holds back.)"""
+        """Wait until no answer is still arriving and the network has said nothing for QUIET_SECONDS; False if
+        `deadline` (monotonic) came first. (Not "nothing requested and unanswered": Chromium announces lazy
+        pictures below the screen that it then holds back.)"""
         while time.monotonic() < deadline:
-            if time.monotonic() - self.last_event >= QUIET_SECONDS:
+            if not self.arriving and time.monotonic() - self.last_event >= QUIET_SECONDS:
                 return True
             time.sleep(0.1)
         return False
@@ -213,9 +224,9 @@ def watch(context: Any, page: Any, *, throttled: bool) -> tuple[Traffic, Any]:
     cdp.on("Network.requestWillBeSent", traffic.sent)
     cdp.on("Network.requestServedFromCache", traffic.from_cache)
     cdp.on("Network.dataReceived", traffic.heard)
-    cdp.on("Network.responseReceived", traffic.heard)
+    cdp.on("Network.responseReceived", traffic.answered)
     cdp.on("Network.loadingFinished", traffic.done)
-    cdp.on("Network.loadingFailed", traffic.heard)
+    cdp.on("Network.loadingFailed", traffic.ended)
     cdp.send("Network.enable")
     throttle(cdp, throttled)
     return traffic, cdp

@@ -73,3 +73,15 @@ def test_names_that_are_no_thumbnail_of_the_task_s_pictures_are_not_found(client
     for url in (f"{base}.100.webp", f"{base}.640.webp", base.replace("reference-1", "reference-2") + ".320.webp",
                 f"{base}.320.png"):
         assert client.get(url).status_code == 404
+
+
+def test_a_picture_that_cannot_be_shrunk_is_shown_whole_in_its_thumbnail_s_place(client: TestClient) -> None:
+    task = finished_white_background(client, png_bytes(400, 300))
+    studio: Studio = client.app.state.studio  # type: ignore[attr-defined]
+    result = task["image_url"].rsplit("/", 1)[1]
+    for side in THUMBNAIL_SIDES:
+        studio.storage.remove_file(task["id"], thumbnail_name(result, side))
+    studio.storage.write_result(task["id"], result, b"\x89PNG but cut off")
+    answer = client.get(task["image_thumbnails"][0]["url"])
+    assert answer.status_code == 200 and answer.content == b"\x89PNG but cut off"
+    assert answer.headers["cache-control"] == "private, no-cache", "not kept as the thumbnail"

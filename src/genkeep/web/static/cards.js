@@ -54,7 +54,7 @@ export function resultAlt(task) {
 
 // How wide a card's picture is drawn (studio.css: two columns on a phone, ~260 px columns beside the form): the
 // browser picks the smallest thumbnail that covers it on its screen (320 on 1x, 640 on 2x and 3x).
-export const CARD_PICTURE_SIZES = "(max-width: 760px) calc(50vw - 19px), 260px";
+const CARD_PICTURE_SIZES = "(max-width: 760px) calc(50vw - 19px), 260px";
 const CHIP_SIZES = "36px";
 
 /**
