@@ -42,6 +42,7 @@ sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from server import SECRET_KEY, Server, bench_env  # noqa: E402 - bench/ goes on the path first
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.support.history import seed_finished  # noqa: E402
@@ -76,6 +77,10 @@ MOBILE_NETWORK = {"offline": False, "latency": 150, "downloadThroughput": 1_638_
 CPU_SLOWDOWN = 4
 CAP_SECONDS = 60.0
 QUIET_SECONDS = 1.0
+# A page is loaded when every picture it asked for has arrived: Chromium announces the lazy ones below the screen
+# (it holds them back), and a throttled download can go seconds without an event, so the network alone cannot tell.
+PICTURES_LOADED = """() => [...document.images].every((img) => img.complete
+    || (img.loading === "lazy" && img.getBoundingClientRect().top >= innerHeight))"""
 LCP_SCRIPT = """
 window.__lcp = null;
 new PerformanceObserver((list) => {
@@ -166,8 +171,6 @@ class Traffic:
     urls: dict[str, str] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     cached: set[str] = field(default_factory=set)
-    # Answered and still arriving (a throttled download can go a second without an event).
-    arriving: set[str] = field(default_factory=set)
     last_event: float = field(default_factory=time.monotonic)
 
     def sent(self, event: dict[str, Any]) -> None:
@@ -177,16 +180,8 @@ class Traffic:
     def from_cache(self, event: dict[str, Any]) -> None:
         self.cached.add(event["requestId"])
 
-    def answered(self, event: dict[str, Any]) -> None:
-        self.arriving.add(event["requestId"])
-        self.heard()
-
     def done(self, event: dict[str, Any]) -> None:
         self.sizes[event["requestId"]] = int(event.get("encodedDataLength", 0))
-        self.ended(event)
-
-    def ended(self, event: dict[str, Any]) -> None:
-        self.arriving.discard(event["requestId"])
         self.heard()
 
     def heard(self, _event: object = None) -> None:
@@ -208,11 +203,9 @@ class Traffic:
         return sum(self._transferred(request) for request in self.sizes if "/files/" in self.urls.get(request, ""))
 
     def quiet(self, deadline: float) -> bool:
-        """Wait until no answer is still arriving and the network has said nothing for QUIET_SECONDS; False if
-        `deadline` (monotonic) came first. (Not "nothing requested and unanswered": Chromium announces lazy
-        pictures below the screen that it then holds back.)"""
+        """Wait until the network has said nothing for QUIET_SECONDS; False if `deadline` (monotonic) came first."""
         while time.monotonic() < deadline:
-            if not self.arriving and time.monotonic() - self.last_event >= QUIET_SECONDS:
+            if time.monotonic() - self.last_event >= QUIET_SECONDS:
                 return True
             time.sleep(0.1)
         return False
@@ -224,9 +217,9 @@ def watch(context: Any, page: Any, *, throttled: bool) -> tuple[Traffic, Any]:
     cdp.on("Network.requestWillBeSent", traffic.sent)
     cdp.on("Network.requestServedFromCache", traffic.from_cache)
     cdp.on("Network.dataReceived", traffic.heard)
-    cdp.on("Network.responseReceived", traffic.answered)
+    cdp.on("Network.responseReceived", traffic.heard)
     cdp.on("Network.loadingFinished", traffic.done)
-    cdp.on("Network.loadingFailed", traffic.ended)
+    cdp.on("Network.loadingFailed", traffic.heard)
     cdp.send("Network.enable")
     throttle(cdp, throttled)
     return traffic, cdp
@@ -264,7 +257,12 @@ def _visit(page: Any, path: str, traffic: Traffic) -> Visit:
     started = time.monotonic()
     page.goto(path, wait_until="commit")
     page.wait_for_selector("#history[aria-busy=false]", state="attached", timeout=CAP_SECONDS * 1000)
-    quiet = traffic.quiet(started + CAP_SECONDS)
+    deadline = started + CAP_SECONDS
+    try:
+        page.wait_for_function(PICTURES_LOADED, timeout=max(1.0, deadline - time.monotonic()) * 1000)
+        quiet = traffic.quiet(deadline)
+    except PlaywrightTimeout:
+        quiet = False
     lcp = page.evaluate("window.__lcp")
     return Visit(traffic.bytes, traffic.requests, lcp and lcp["time"], (lcp or {}).get("what") or "?", not quiet)
 
