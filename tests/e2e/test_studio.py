@@ -86,6 +86,12 @@ def submit(page: Page, kind: Kind, prompt: str | None = None) -> dict[str, Any]:
     return task
 
 
+def in_view(page: Page, selector: str) -> None:
+    """Bring each picture near the screen once: cards load theirs lazily."""
+    for shown in page.locator(selector).all():
+        shown.scroll_into_view_if_needed()
+
+
 def images_loaded(page: Page, selector: str) -> None:
     page.wait_for_function(
         """selector => {
@@ -380,10 +386,12 @@ def test_screenshots_of_every_page(browser: Any, server: Server) -> None:
             for kind in KINDS:
                 open_studio(page, kind)
                 submit(page, kind, prompt=f"{kind.prompt} ({lang})")  # generating while the pictures are taken
+                in_view(page, "#history .media-result img")  # cards load their pictures near the screen
                 images_loaded(page, "#history .media-result img")
                 shoot(kind.path.strip("/"))
             page.goto("/")
             expect(page.locator("#recent")).to_have_attribute("aria-busy", "false")
+            in_view(page, "#recent .media-result img")
             images_loaded(page, "#recent .media-result img")
             shoot("home")
             page.set_viewport_size(DESKTOP)
