@@ -22,6 +22,7 @@ import dataset  # noqa: E402 - bench/ goes on the path first
 import dispatch  # noqa: E402
 import fixed_rate  # noqa: E402
 import idle_page  # noqa: E402
+import page_weight  # noqa: E402
 import report  # noqa: E402
 import routes  # noqa: E402
 import storage_serve  # noqa: E402
@@ -141,6 +142,18 @@ def measure_worker_memory() -> tuple[list[worker_memory.WorkerMemory], str | Non
         return [], f"worker memory: {error}"
 
 
+def measure_page_weight() -> str:
+    """The page weight section (a browser, before and after thumbnails); the last one kept if it cannot run."""
+    if not page_weight.CHROMIUM.exists():
+        say(f"page weight: skipped, no browser at {page_weight.CHROMIUM}")
+        return page_weight.kept_section(DOC)
+    try:
+        return page_weight.run(progress=say)
+    except Exception:
+        traceback.print_exc()
+        return page_weight.kept_section(DOC)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per route")
@@ -158,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_backend(names[key.strip()], load) for key in args.backends.split(",") if key.strip()]
     local = {"available": False, "note": "skipped (--skip-local)"} if args.skip_local else time_local_engine()
     memory, memory_failure = ([], "skipped (--skip-local)") if args.skip_local else measure_worker_memory()
+    weight = measure_page_weight()
     image_kb = round(len(routes.reference_jpeg()) / 1024)
     text = report.markdown(results, local, report.machine(load_at_start), load.threads, load.connections, load.seconds,
                            image_kb, time.perf_counter() - started, memory, memory_failure,
@@ -167,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         DOC.parent.mkdir(parents=True, exist_ok=True)
         # Sections measured apart keep their numbers: the idle page's (a browser) and the storage benchmark's.
-        text = text + idle_page.kept_section(DOC) + storage_serve.kept_section(DOC)
+        text = text + idle_page.kept_section(DOC) + weight + storage_serve.kept_section(DOC)
         DOC.write_text(text)
         say(f"written to {DOC.relative_to(ROOT)}")
     return 1 if any(result.failures for result in results) else 0

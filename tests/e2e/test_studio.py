@@ -108,6 +108,12 @@ def submit(page: Page, kind: Kind, prompt: str | None = None) -> dict[str, Any]:
     return task
 
 
+def in_view(page: Page, selector: str) -> None:
+    """Bring each picture near the screen once: cards load theirs lazily."""
+    for shown in page.locator(selector).all():
+        shown.scroll_into_view_if_needed()
+
+
 def images_loaded(page: Page, selector: str) -> None:
     page.wait_for_function(
         """selector => {
@@ -179,7 +185,10 @@ def test_a_task_survives_a_refresh_and_turns_into_its_image(page: Page, kind: Ki
     result = done.locator(".media-result img")
     expect(result).to_have_attribute("alt", kind.result_alt)
     images_loaded(page, f'#history .card[data-id="{task["id"]}"] .media-result img')
-    expect(done.locator("a[download]")).to_have_attribute("href", result.get_attribute("src") or "")
+    # The card shows a thumbnail; the download is the original.
+    original = page.request.get(f"/api/tasks/{task['id']}").json()["image_url"]
+    expect(done.locator("a[download]")).to_have_attribute("href", original)
+    assert (result.get_attribute("src") or "").startswith(f"{original}.")
     if ENGINE == "local":
         # A stand-in's result says so on its card (the engine's name is in the viewer, for operators).
         stand_in = kind.type != "WHITE_BACKGROUND"
@@ -432,10 +441,12 @@ def test_screenshots_of_every_page(browser: Any, server: Server) -> None:
             for kind in KINDS:
                 open_studio(page, kind)
                 submit(page, kind, prompt=f"{kind.prompt} ({lang})")  # generating while the pictures are taken
+                in_view(page, "#history .media-result img")  # cards load their pictures near the screen
                 images_loaded(page, "#history .media-result img")
                 shoot(kind.path.strip("/"))
             page.goto("/")
             expect(page.locator("#recent")).to_have_attribute("aria-busy", "false")
+            in_view(page, "#recent .media-result img")
             images_loaded(page, "#recent .media-result img")
             shoot("home")
             page.set_viewport_size(DESKTOP)

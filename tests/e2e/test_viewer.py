@@ -193,8 +193,9 @@ def test_the_address_reopens_the_viewer_and_an_unknown_id_opens_nothing(page: Pa
     page.reload()
     expect(viewer(page)).to_be_visible()
     expect(viewer(page).locator(".viewer-failure strong")).to_have_text("You canceled this generation")
+    # The photo drawn at 168 px: its thumbnail.
     expect(viewer(page).locator(".viewer-failure img")).to_have_attribute(
-        "src", failed["reference_images"][0]["url"])
+        "src", failed["reference_images"][0]["thumbnails"][0]["url"])
     expect(viewer(page).get_by_role("button", name="Try again")).to_be_visible()
 
     # Gone, or never there: nothing opens, nothing complains, and the address lets go of it.

@@ -62,7 +62,15 @@ def test_images_live_in_the_bucket_and_the_owner_gets_them_through_genkeep(web: 
     # Nothing in the data folder; in the bucket, the task's files and no staging marker.
     images = bucket_settings.data_dir / "images"
     assert not images.exists() or not any(path.is_file() for path in images.rglob("*"))
-    assert sorted(task_keys(web, task["id"])) == sorted(["reference-1.png", task["image_url"].rsplit("/", 1)[1]])
+    # Each picture with its thumbnails beside it.
+    result_name = task["image_url"].rsplit("/", 1)[1]
+    assert sorted(task_keys(web, task["id"])) == sorted(
+        ["reference-1.png", "reference-1.png.320.webp", result_name, f"{result_name}.320.webp",
+         f"{result_name}.640.webp"])
+    for thumbnail in [*task["image_thumbnails"], *task["reference_images"][0]["thumbnails"]]:
+        served = web.get(thumbnail["url"])
+        assert served.status_code == 200 and served.headers["content-type"] == "image/webp"
+        assert Image.open(io.BytesIO(served.content)).format == "WEBP"
     # The same authorization as before: another owner sees nothing.
     assert new_client(web).get(task["image_url"]).status_code == 404
     assert new_client(web).get(task["reference_images"][0]["url"]).status_code == 404

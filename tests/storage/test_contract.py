@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Iterator
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from genkeep.config import Settings, SettingsError
+from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES, thumbnail_name
 from genkeep.reference_images import clean_image
 from genkeep.storage import FolderStorage, ImageStorage
 from genkeep.storage.s3 import S3Storage
@@ -198,6 +201,78 @@ def test_recovery_publishes_committed_tasks_and_discards_abandoned_files(
     assert staged_ids(storage) == []
     assert read(storage, TASK, "reference-1.png") is None
     assert all(committed.id in name for name in leftovers(storage))
+
+
+# ---- thumbnails: made once, where the picture is made, beside it ---------------------------------------------
+
+def thumbnail_sizes(storage: ImageStorage, task_id: str, name: str) -> list[tuple[int, int] | None]:
+    """The pixel size of each possible thumbnail of a picture (None where there is none)."""
+    sizes: list[tuple[int, int] | None] = []
+    for side in THUMBNAIL_SIDES:
+        data = read(storage, task_id, thumbnail_name(name, side))
+        picture = Image.open(io.BytesIO(data)) if data else None
+        assert picture is None or picture.format == "WEBP"
+        sizes.append(picture.size if picture else None)
+    return sizes
+
+
+def test_thumbnails_of_references_and_result_are_stored_beside_them_and_go_with_the_task(
+        studio: Studio, storage: ImageStorage) -> None:
+    phone_photo = clean_image(png_bytes(1600, 1200), "the product photo", max_pixels=10**7, min_side=16)
+    task = studio.manager.accept("owner-a", NewTask(TaskType.WHITE_BACKGROUND, None, 1), [phone_photo]).task
+    assert thumbnail_sizes(storage, task.id, "reference-1.png") == [(320, 240), None], "one serves every chip"
+
+    claimed = studio.manager.claim("w1", {TaskType.WHITE_BACKGROUND: "scripted"})[0]
+    assert studio.manager.complete(claimed, "w1", png_bytes(1024, 1024), "image/png")
+    result = studio.manager.get_sync("owner-a", task.id).result_name
+    assert result and thumbnail_sizes(storage, task.id, result) == [(320, 320), (640, 640)]
+    # The original bytes are untouched.
+    assert read(storage, task.id, "reference-1.png") == phone_photo.data
+
+    studio.manager.delete("owner-a", task.id)
+    assert not [name for name in leftovers(storage) if task.id in name]
+
+
+def test_a_late_result_leaves_neither_itself_nor_thumbnails(studio: Studio, storage: ImageStorage) -> None:
+    studio.manager.accept("owner-a", NewTask(TaskType.CREATE, "a kite", 0), [])
+    claimed = studio.manager.claim("w1", {TaskType.CREATE: "scripted"})[0]
+    studio.manager.cancel("owner-a", claimed.id)
+    assert not studio.manager.complete(claimed, "w1", png_bytes(1024, 1024), "image/png")
+    assert not [name for name in leftovers(storage) if claimed.id in name]
+
+
+def test_a_storage_fault_on_a_thumbnail_is_a_fault_and_leaves_no_result(
+        studio: Studio, storage: ImageStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    studio.manager.accept("owner-a", NewTask(TaskType.CREATE, "a kite", 0), [])
+    claimed = studio.manager.claim("w1", {TaskType.CREATE: "scripted"})[0]
+    write = storage.write_result
+
+    def full_disk_for_thumbnails(task_id: str, name: str, data: bytes) -> None:
+        if name.endswith(".webp"):
+            raise StorageUnavailable("saving a result: No space left on device")
+        write(task_id, name, data)
+
+    monkeypatch.setattr(storage, "write_result", full_disk_for_thumbnails)
+    with pytest.raises(StorageUnavailable):
+        studio.manager.complete(claimed, "w1", png_bytes(700, 700), "image/png")
+    assert not [name for name in leftovers(storage) if claimed.id in name]
+    assert studio.manager.get_sync("owner-a", claimed.id).status.value == "processing", "not a failure"
+
+
+def test_a_picture_without_thumbnails_gets_them_made_from_the_stored_original(
+        studio: Studio, storage: ImageStorage) -> None:
+    # A task accepted before thumbnails existed: only its original is stored.
+    image = clean_image(png_bytes(900, 300), "the product photo", max_pixels=10**7, min_side=16)
+    task = studio.manager.accept("owner-a", NewTask(TaskType.WHITE_BACKGROUND, None, 1), [image]).task
+    for side in REFERENCE_THUMBNAIL_SIDES:
+        storage.remove_file(task.id, thumbnail_name("reference-1.png", side))
+    assert studio.manager.thumbnail_source(task, "reference-1.png.320.webp", signed=False) == "reference-1.png"
+    assert studio.manager.thumbnail_source(task, "reference-1.png.320.webp", signed=True) is None
+    assert studio.manager.thumbnail_source(task, "reference-1.png.640.webp", signed=False) is None
+    assert studio.manager.thumbnail_source(task, "reference-2.png.320.webp", signed=False) is None
+    assert studio.manager.thumbnail_source(task, "reference-1.png.999.webp", signed=False) is None
+    assert studio.manager.make_thumbnails(task, "reference-1.png")
+    assert thumbnail_sizes(storage, task.id, "reference-1.png") == [(320, 107), None]
 
 
 # ---- faults (a bucket only: the folder's are in tests/workers/test_faults.py and tests/chaos) -------------------

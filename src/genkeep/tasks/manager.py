@@ -31,7 +31,16 @@ import anyio
 import PIL.Image
 
 from genkeep.config import Settings
-from genkeep.previews import PREVIEW_EXTENSION, PREVIEW_PREFIX, encode_preview
+from genkeep.previews import (
+    PREVIEW_EXTENSION,
+    PREVIEW_PREFIX,
+    REFERENCE_THUMBNAIL_SIDES,
+    THUMBNAIL_SIDES,
+    encode_preview,
+    encode_thumbnails,
+    thumbnail_name,
+    thumbnail_of,
+)
 from genkeep.reference_images import CleanImage
 from genkeep.storage import ABANDONED_AFTER_SECONDS, EXTENSIONS, ImageStorage
 from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend
@@ -251,7 +260,12 @@ class TaskManager:
         task_id = new_task_id()
         references = [ReferenceImage(f"reference-{index + 1}{image.extension}", image.width, image.height,
                                      image.content_type) for index, image in enumerate(images)]
-        self.storage.stage(task_id, [(ref.name, image.data) for ref, image in zip(references, images, strict=True)])
+        files: list[tuple[str, bytes]] = []
+        for ref, image in zip(references, images, strict=True):
+            files += [(ref.name, image.data),
+                      *self._thumbnails(task_id, ref.name, image.data, REFERENCE_THUMBNAIL_SIDES)]
+        # The thumbnails travel with their originals: staged now, published with the row.
+        self.storage.stage(task_id, files)
         return self._commit(owner_id, task_id, new.type, new.prompt, references, idempotency_key)
 
     def _commit(self, owner_id: str, task_id: str, task_type: TaskType, prompt: str | None,
@@ -442,26 +456,76 @@ class TaskManager:
         """A finished task's preview file goes: the result (or the error) replaces it."""
         self._remove_quietly(task_id, name)
 
+    # ---- thumbnails: what cards show of a result and of each reference image ---------------------------------
+
+    @staticmethod
+    def _thumbnails(task_id: str, name: str, data: bytes, sides: tuple[int, ...]) -> list[tuple[str, bytes]]:
+        """The thumbnails of one picture, named after it; none if the picture cannot be read (the file route then
+        serves the original in their place)."""
+        try:
+            return [(thumbnail_name(name, side), webp) for side, webp in encode_thumbnails(data, sides)]
+        except Exception as error:
+            log.warning("task %s: no thumbnails of %s (%s)", task_id, name, type(error).__name__)
+            return []
+
+    def _remove_with_thumbnails(self, task_id: str, name: str) -> None:
+        """A result that will not be the task's goes with its thumbnails (what a fault leaves goes with the task)."""
+        for file_name in (name, *(thumbnail_name(name, side) for side in THUMBNAIL_SIDES)):
+            self._remove_quietly(task_id, file_name)
+
+    def thumbnail_source(self, task: Task, name: str, *, signed: bool) -> str | None:
+        """The picture of this task that `name` is a thumbnail of (a reference image or the result), if any."""
+        wanted = thumbnail_of(name)
+        if wanted is None or signed:
+            return None
+        original, side = wanted
+        if original == task.result_name and side in THUMBNAIL_SIDES:
+            return original
+        if side in REFERENCE_THUMBNAIL_SIDES and any(image.name == original for image in task.reference_images):
+            return original
+        return None
+
+    def make_thumbnails(self, task: Task, original: str) -> bool:
+        """Make a picture's missing thumbnails now (tasks finished before thumbnails existed, a retry's copies):
+        blocking, for a worker thread. False if the original is gone or cannot be read; raises Unavailable on a
+        storage fault."""
+        sides = THUMBNAIL_SIDES if original == task.result_name else REFERENCE_THUMBNAIL_SIDES
+        with self.storage.local_copies(task.id, [original]) as paths:
+            if not paths:
+                return False
+            data = paths[0].read_bytes()
+        try:
+            made = encode_thumbnails(data, sides)
+        except Exception as error:
+            log.warning("task %s: no thumbnails of %s (%s)", task.id, original, type(error).__name__)
+            return False
+        for side, webp in made:
+            self.storage.write_result(task.id, thumbnail_name(original, side), webp)
+        return True
+
     def complete(self, task: Task, worker_id: str, data: bytes, content_type: str,
                  notes: tuple[ResultNote, ...] = ()) -> bool:
-        """Publish the result file, then mark the task completed (R1.2); False if it finished meanwhile or was
-        taken over (its late result changes nothing and leaves no file). Raises Unavailable on a fault."""
+        """Publish the result file and its thumbnails, then mark the task completed (R1.2); False if it finished
+        meanwhile or was taken over (its late result changes nothing and leaves no file). Raises Unavailable on a
+        fault."""
         extension = EXTENSIONS.get(content_type, ".png")
         name = f"result-{task.attempts}-{secrets.token_hex(4)}{extension}"
         try:
-            self.storage.write_result(task.id, name, data)
+            for file_name, file_data in [(name, data), *self._thumbnails(task.id, name, data, THUMBNAIL_SIDES)]:
+                self.storage.write_result(task.id, file_name, file_data)
         except Unavailable as fault:
+            self._remove_with_thumbnails(task.id, name)
             self._record_fault(task, fault)
             raise
         try:
             moment = self.backend.complete(task.id, worker_id, name, notes)
         except BaseException as error:
-            self.storage.remove_file(task.id, name)
+            self._remove_with_thumbnails(task.id, name)
             if isinstance(error, Unavailable):
                 self._record_fault(task, error)
             raise
         if moment is None:
-            self.storage.remove_file(task.id, name)
+            self._remove_with_thumbnails(task.id, name)
             return False
         self.transitions.record(Transition.of(Step.COMPLETED, task, moment, Actor.WORKER,
                                               duration=self._ran(task, moment)))

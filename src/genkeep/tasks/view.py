@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES, thumbnail_name
 from genkeep.tasks.model import Task, TaskStatus, rfc3339
 
 FINAL_STATUSES = frozenset(status.value for status in TaskStatus if status.is_final)
@@ -26,6 +27,12 @@ def file_url(task_id: str, name: str) -> str:
     return f"{FILES_PATH}{task_id}/{name}"
 
 
+def thumbnails_json(task_id: str, name: str, sides: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Where the owner's browser fetches a picture's thumbnails, smallest first. Always listed: a thumbnail missing
+    from the storage (a task older than thumbnails) is made by the file route on its first request."""
+    return [{"url": file_url(task_id, thumbnail_name(name, side)), "max_side": side} for side in sides]
+
+
 def task_json(task: Task) -> dict[str, Any]:
     """The task as the HTTP contract describes it."""
     return {
@@ -34,10 +41,12 @@ def task_json(task: Task) -> dict[str, Any]:
         "status": task.status.value,
         "prompt": task.prompt,
         "reference_images": [
-            {"url": file_url(task.id, image.name), "width": image.width, "height": image.height}
+            {"url": file_url(task.id, image.name), "width": image.width, "height": image.height,
+             "thumbnails": thumbnails_json(task.id, image.name, REFERENCE_THUMBNAIL_SIDES)}
             for image in task.reference_images
         ],
         "image_url": file_url(task.id, task.result_name) if task.result_name else None,
+        "image_thumbnails": thumbnails_json(task.id, task.result_name, THUMBNAIL_SIDES) if task.result_name else None,
         "error": {"code": task.error.code, "message": task.error.message} if task.error else None,
         "progress": task.progress,
         "preview_url": file_url(task.id, task.preview_name) if task.preview_name and not task.is_final else None,

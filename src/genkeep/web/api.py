@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -322,12 +323,34 @@ def delete_task(request: Request, owner: CurrentOwner, studio: StudioDep) -> Res
 IMAGE_BYTES = {"schema": {"type": "string", "format": "binary"}}
 
 
+# Every stored file is written once under its name and never rewritten (a result's name is new for every attempt,
+# a preview's for every preview, a reference image's is its task's, unguessable and never reused; a thumbnail is
+# the same bytes from the same original whenever it is made), so the name is the version: a strong ETag derived
+# from it answers a revalidation with 304 without reading the storage at all.
+IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+def file_etag(task_id: str, name: str) -> str:
+    return '"' + hashlib.blake2b(f"{task_id}/{name}".encode(), digest_size=12).hexdigest() + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether the browser already holds this version (If-None-Match compares weakly: a W/ prefix is ignored)."""
+    if not if_none_match:
+        return False
+    return any(tag.strip().removeprefix("W/") in (etag, "*") for tag in if_none_match.split(","))
+
+
 @router.get(
     "/files/{task_id}/{name}", summary="A task's image bytes", tags=["files"], response_class=FileResponse,
-    description="The addresses in a task's `reference_images[].url`, `image_url` and `preview_url`: the owner's "
-                "alone. `expires` and `sig` make a short-lived signed link (for providers) to a reference image.",
+    description="The addresses in a task's `reference_images[].url`, `image_url` and `preview_url` (the original "
+                "bytes), and in `reference_images[].thumbnails` and `image_thumbnails` (small WebP renditions, made "
+                "on the first request for a task older than thumbnails): the owner's alone. Every file is "
+                "immutable: cached for a year, with a strong ETag (If-None-Match answers 304). `expires` and `sig` "
+                "make a short-lived signed link (for providers) to a reference image.",
     responses={200: {"description": "The image, with its Content-Type.",
                      "content": {media_type: IMAGE_BYTES for media_type in contract.IMAGE_MEDIA_TYPES}},
+               304: {"description": "The browser's copy (If-None-Match) is this file."},
                **answers(503),
                404: answer(404, "No such image for this owner (or the signed link expired).",
                            example=("not_found", "There is no such image; check the address.", None)),
@@ -337,6 +360,8 @@ IMAGE_BYTES = {"schema": {"type": "string", "format": "binary"}}
 )
 def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
               expires: int | None = None, sig: str | None = None) -> Response:
+    # A plain function: FastAPI runs it in a worker thread, so reading the storage (and making a missing thumbnail)
+    # never waits on the event loop.
     not_found = TaskNotFound("There is no such image; check the address.")
     signed = expires is not None and sig is not None
     if expires is not None and sig is not None:
@@ -355,13 +380,26 @@ def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
         names[task.result_name] = ""
     if task.preview_name and not task.is_final:
         names[task.preview_name] = "image/webp"
+    original = None if name in names else studio.manager.thumbnail_source(task, name, signed=signed)
+    if original is not None:
+        names[name] = "image/webp"
     if name not in names:
         raise not_found
+    headers = {"Cache-Control": IMMUTABLE, "ETag": file_etag(task_id, name)}
+    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
     found = studio.storage.read(task_id, name)
+    if found is None and original is not None:
+        if studio.manager.make_thumbnails(task, original):
+            found = studio.storage.read(task_id, name)
+        else:
+            # A picture Pillow cannot shrink is shown whole rather than not at all; not cached as the thumbnail.
+            name, headers = original, {"Cache-Control": "private, no-cache"}
+            found = studio.storage.read(task_id, name)
+            names[name] = names[name] or content_type_of(name)
     if found is None:
         raise not_found
     media_type = names[name] or content_type_of(name)
-    headers = {"Cache-Control": "private, max-age=31536000, immutable"}
     if isinstance(found, Path):
         return FileResponse(found, media_type=media_type, headers=headers, stat_result=None)
     # From a bucket: streamed through genkeep, so the browser sees one origin (the pages' CSP allows images from

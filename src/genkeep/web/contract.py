@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from genkeep.config import Settings
+from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES
 from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.tasks.manager import CURSOR_PATTERN, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from genkeep.tasks.model import IMAGE_COUNTS, ResultNote, TaskStatus, TaskType
@@ -35,12 +36,26 @@ TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, description="The task's i
                               examples=["9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f"])]
 
 
+class Thumbnail(BaseModel):
+    """A small WebP rendition of a picture, for cards and lists (the picture's own URL keeps the original bytes)."""
+
+    url: str = Field(description="Where the owner fetches the thumbnail (made on the first request if the task is "
+                                 "older than thumbnails).", json_schema_extra={"format": "uri-reference"})
+    max_side: int = Field(ge=1, description="Its longer side in pixels, at most: a `w` descriptor for `srcset` "
+                                            "(a picture smaller than this is never enlarged).",
+                          examples=list(THUMBNAIL_SIDES))
+
+
+Thumbnails = Annotated[list[Thumbnail], Field(description="The picture's thumbnails, smallest first.")]
+
+
 class ReferenceImage(BaseModel):
     """One uploaded reference image as stored (re-encoded, without metadata)."""
 
     url: str = Field(description="Where the owner fetches the image.", json_schema_extra={"format": "uri-reference"})
     width: int = Field(ge=1, description="Width in pixels.")
     height: int = Field(ge=1, description="Height in pixels.")
+    thumbnails: Thumbnails
 
 
 class TaskError(BaseModel):
@@ -53,14 +68,20 @@ class TaskError(BaseModel):
                          examples=["You canceled this generation."])
 
 
+def _thumbnails_example(url: str, sides: tuple[int, ...]) -> list[dict[str, Any]]:
+    return [{"url": f"{url}.{side}.webp", "max_side": side} for side in sides]
+
+
 TASK_EXAMPLE: dict[str, Any] = {
     "id": "9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f",
     "type": "WHITE_BACKGROUND",
     "status": "processing",
     "prompt": "soft shadow under the bottle",
     "reference_images": [{"url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg", "width": 1024,
-                          "height": 768}],
+                          "height": 768, "thumbnails": _thumbnails_example(
+                              "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg", REFERENCE_THUMBNAIL_SIDES)}],
     "image_url": None,
+    "image_thumbnails": None,
     "error": None,
     "progress": 0.4,
     "preview_url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/preview-3.webp",
@@ -74,6 +95,7 @@ TASK_EXAMPLE: dict[str, Any] = {
 COMPLETED_EXAMPLE: dict[str, Any] = TASK_EXAMPLE | {
     "status": "completed", "progress": 1.0, "preview_url": None,
     "image_url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/result.png",
+    "image_thumbnails": _thumbnails_example("/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/result.png", THUMBNAIL_SIDES),
     "updated_at": "2025-05-04T08:15:41.502Z", "finished_at": "2025-05-04T08:15:41.502Z",
 }
 CANCELED_EXAMPLE: dict[str, Any] = TASK_EXAMPLE | {
@@ -93,8 +115,10 @@ class Task(BaseModel):
     status: TaskStatus = Field(description="A new task is processing from the moment it is accepted.")
     prompt: str | None = Field(description="The user's words, trimmed; null when none were given.")
     reference_images: list[ReferenceImage] = Field(description="The uploaded images, in upload order.")
-    image_url: str | None = Field(description="The result image, once completed.",
+    image_url: str | None = Field(description="The result image, once completed: the original bytes.",
                                   json_schema_extra={"format": "uri-reference"})
+    image_thumbnails: Thumbnails | None = Field(description="The result's thumbnails, smallest first, once "
+                                                            "completed.")
     error: TaskError | None = Field(description="Why it failed, once failed.")
     progress: float | None = Field(ge=0, le=1, description="0 to 1, where the engine reports it.")
     preview_url: str | None = Field(description="The latest intermediate picture while unfinished, where the "

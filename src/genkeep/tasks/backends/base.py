@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES, thumbnail_name
 from genkeep.tasks.model import ResultNote, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.schema import tasks
 from genkeep.tasks.view import FILES_PATH, TaskView
@@ -26,6 +27,8 @@ from genkeep.tasks.view import FILES_PATH, TaskView
 COLUMNS = [column.name for column in tasks.c]
 QUERIES_FILE = Path(__file__).with_name("queries.sql")
 _HEADER = re.compile(r"^-- ([a-z_]+)(?:@([a-z]+))? --$", re.MULTILINE)
+_THUMBNAILS = re.compile(r"\{(result|reference) thumbnails of ([^}]+)\}")
+_THUMBNAIL_SIDES = {"result": THUMBNAIL_SIDES, "reference": REFERENCE_THUMBNAIL_SIDES}
 
 
 class DuplicateIdempotencyKey(Exception):
@@ -87,7 +90,13 @@ def load_statements(dialect: str) -> dict[str, str]:
             overrides[name] = body
     statements.update(overrides)
     columns = ", ".join(COLUMNS)
-    task_view = statements.pop("task_view").replace("{files}", FILES_PATH)
+    thumbnail = statements.pop("thumbnail")
+
+    def thumbnails(found: re.Match[str]) -> str:
+        return ", ".join(thumbnail.replace("{url}", found.group(2)).replace("{suffix}", thumbnail_name("", side))
+                         .replace("{side}", str(side)) for side in _THUMBNAIL_SIDES[found.group(1)])
+
+    task_view = _THUMBNAILS.sub(thumbnails, statements.pop("task_view").replace("{files}", FILES_PATH))
     now = statements.pop("now")
     return {name: body.replace("{now}", now).replace("{columns}", columns)
             .replace("{tasks_columns}", ", ".join(f"tasks.{column}" for column in COLUMNS))

@@ -59,6 +59,16 @@ CROSS JOIN LATERAL (
     ORDER BY created_at DESC, id DESC LIMIT :limit) AS listed
 ORDER BY wanted.place, listed.created_at DESC, listed.id DESC
 
+-- thumbnail --
+-- Not a statement: one entry of a picture's thumbnails (view.thumbnails_json). `{result thumbnails of <the
+-- picture's URL>}` in the task_view stands for one of these per side of previews.THUMBNAIL_SIDES, `{reference
+-- thumbnails of …}` per side of previews.REFERENCE_THUMBNAIL_SIDES; {suffix} is what previews.thumbnail_name adds
+-- to the picture's name.
+json_object('url', {url} || '{suffix}', 'max_side', {side})
+
+-- thumbnail@postgresql --
+json_build_object('url', {url} || '{suffix}', 'max_side', {side})
+
 -- task_view --
 -- Not a statement: the columns of a TaskView (tasks/view.py), i.e. id, status, created_at and the task's JSON
 -- exactly as view.task_json builds it (the contract suite compares the two for tasks in every state), made by the
@@ -69,9 +79,13 @@ id, status, created_at, json_object(
     -- skip json_each (a third of the cost of a 50-task page that has them).
     'reference_images', CASE WHEN reference_images = '[]' THEN json('[]') ELSE json((SELECT json_group_array(
         json_object('url', '{files}' || tasks.id || '/' || json_extract(image.value, '$.name'),
-                    'width', json_extract(image.value, '$.width'), 'height', json_extract(image.value, '$.height')))
+                    'width', json_extract(image.value, '$.width'), 'height', json_extract(image.value, '$.height'),
+                    'thumbnails', json_array(
+                        {reference thumbnails of '{files}' || tasks.id || '/' || json_extract(image.value, '$.name')})))
         FROM json_each(tasks.reference_images) AS image)) END,
     'image_url', CASE WHEN result_name <> '' THEN '{files}' || id || '/' || result_name END,
+    'image_thumbnails', CASE WHEN result_name <> ''
+                             THEN json_array({result thumbnails of '{files}' || id || '/' || result_name}) END,
     'error', CASE WHEN error_code <> ''
                   THEN json_object('code', error_code, 'message', COALESCE(error_message, '')) END,
     'progress', progress,
@@ -89,9 +103,13 @@ id, status, created_at, json_build_object(
     -- variants of the statement): tasks without any skip it.
     'reference_images', CASE WHEN reference_images = '[]' THEN '[]'::json ELSE (SELECT json_agg(json_build_object(
         'url', '{files}' || tasks.id || '/' || (image ->> 'name'), 'width', image -> 'width',
-        'height', image -> 'height') ORDER BY place)
+        'height', image -> 'height',
+        'thumbnails', json_build_array({reference thumbnails of '{files}' || tasks.id || '/' || (image ->> 'name')})
+        ) ORDER BY place)
         FROM json_array_elements(tasks.reference_images::json) WITH ORDINALITY AS images(image, place)) END,
     'image_url', CASE WHEN result_name <> '' THEN '{files}' || id || '/' || result_name END,
+    'image_thumbnails', CASE WHEN result_name <> ''
+                             THEN json_build_array({result thumbnails of '{files}' || id || '/' || result_name}) END,
     'error', CASE WHEN error_code <> ''
                   THEN json_build_object('code', error_code, 'message', COALESCE(error_message, '')) END,
     'progress', progress,

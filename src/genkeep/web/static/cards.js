@@ -100,14 +100,35 @@ export function resultAlt(task) {
   return task.prompt ? t("alt.result", {prompt: task.prompt}) : t("alt.result_untitled", {type: typeLabel(task.type)});
 }
 
+// How wide a card's picture is drawn (studio.css: two columns on a phone, ~260 px columns beside the form): the
+// browser picks the smallest thumbnail that covers it on its screen (320 on 1x, 640 on 2x and 3x).
+const CARD_PICTURE_SIZES = "(max-width: 760px) calc(50vw - 19px), 260px";
+const CHIP_SIZES = "36px";
+
+/**
+ * An <img> of a picture through its thumbnails (the task's `thumbnails` / `image_thumbnails`): the browser fetches
+ * only the one its screen needs, when it comes near the screen, and decodes it off the main thread. `width` and
+ * `height` give the box its shape before anything arrives. Without thumbnails (an older server) it is the picture.
+ */
+export function thumbnailImage(url, thumbnails, {alt, sizes, width, height, lazy = true}) {
+  const sources = thumbnails ?? [];
+  return h("img", {
+    src: sources[0]?.url ?? url,
+    // The long side as the width: exact for landscape and square pictures, and close enough for portrait ones.
+    srcset: sources.length ? sources.map((thumb) => `${thumb.url} ${thumb.max_side}w`).join(", ") : null,
+    sizes: sources.length ? sizes : null,
+    alt, width, height, loading: lazy ? "lazy" : null, decoding: "async",
+  });
+}
+
 function thumbnails(task) {
   const images = task.reference_images ?? [];
   if (!images.length) return null;
   return h("ul", {class: "thumbs", "aria-label": t("card.references")},
     images.map((image, index) => {
       const name = referenceName(task, index);
-      return h("li", {title: name},
-        h("img", {src: image.url, alt: name, width: 40, height: 40, loading: "lazy", decoding: "async"}));
+      const chip = thumbnailImage(image.url, image.thumbnails, {alt: name, sizes: CHIP_SIZES, width: 40, height: 40});
+      return h("li", {title: name}, chip);
     }));
 }
 
@@ -141,7 +162,10 @@ function showPreview(busy, url) {
 }
 
 function resultMedia(task) {
-  const img = h("img", {src: task.image_url, alt: resultAlt(task), decoding: "async"});
+  // The card's box is square whatever the picture's shape (object-fit: contain), so square is its shape here too.
+  const side = task.image_thumbnails?.at(-1)?.max_side ?? null;
+  const img = thumbnailImage(task.image_url, task.image_thumbnails,
+    {alt: resultAlt(task), sizes: CARD_PICTURE_SIZES, width: side, height: side});
   // Fade in once decoded: the box already has its final size, so only the picture changes.
   img.addEventListener("load", () => img.classList.add("is-loaded"), {once: true});
   if (img.complete) img.classList.add("is-loaded");

@@ -4,6 +4,7 @@
 import {api} from "./api.js";
 import {
   cardTask, downloadName, h, icon, isBusy, isCanceled, isStandIn, referenceName, resultAlt, resultNotes, standInMark,
+  thumbnailImage,
 } from "./cards.js";
 import {TARGETS, handoffHref} from "./handoff.js";
 import {formatElapsed, formatTime, t, taskErrorText, typeLabel} from "./i18n.js";
@@ -364,8 +365,9 @@ export class ResultViewer {
       const name = referenceName(task, index);
       return h("li", {},
         h("figure", {},
+          // The thumbnail in the panel; the link opens the original.
           h("a", {href: image.url, target: "_blank", rel: "noopener", title: name},
-            h("img", {src: image.url, alt: name, loading: "lazy", decoding: "async"})),
+            thumbnailImage(image.url, image.thumbnails, {alt: name, sizes: "88px", width: 88, height: 88})),
           h("figcaption", {text: name})));
     }));
   }
@@ -399,7 +401,8 @@ export class ResultViewer {
         canceled ? null : h("p", {class: "error-message", text: taskErrorText(task.error)})),
       images.length ? h("ul", {class: "viewer-failure-images"}, images.map((image, index) => h("li", {},
         h("figure", {},
-          h("img", {src: image.url, alt: referenceName(task, index), decoding: "async"}),
+          thumbnailImage(image.url, image.thumbnails,
+            {alt: referenceName(task, index), sizes: "(max-width: 760px) 120px, 160px", lazy: false}),
           h("figcaption", {text: referenceName(task, index)}))))) : null].filter(Boolean));
   }
 
