@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import threading
@@ -27,7 +28,10 @@ from typing import BinaryIO
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, encode_thumbnails
 from genkeep.tasks.errors import InvalidInput, TooLarge, Unavailable, UnsupportedImage
+
+log = logging.getLogger(__name__)
 
 ACCEPTED_FORMATS = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg"), "WEBP": ("image/webp", ".webp")}
 READ_CHUNK = 256 * 1024
@@ -101,6 +105,9 @@ class CleanImage:
     height: int
     content_type: str
     extension: str
+    # Its card thumbnails (long side, WebP bytes), made while the picture is decoded anyway, within the same pixel
+    # budget: a second decode at accept would double what an upload holds at its peak.
+    thumbnails: tuple[tuple[int, bytes], ...] = ()
 
 
 def read_capped(stream: BinaryIO, max_bytes: int, label: str) -> bytes:
@@ -191,7 +198,7 @@ def _clean(image: Image.Image, image_format: str, data: bytes, label: str) -> Cl
             )
     if layout is not None and image.mode == "RGB" and image.getexif().get(ORIENTATION, 1) == 1:
         _check_decodes(image, label, fast=True)
-        return CleanImage(layout.stripped, width, height, "image/jpeg", ".jpg")
+        return CleanImage(layout.stripped, width, height, "image/jpeg", ".jpg", _thumbnails(layout.stripped))
     _check_decodes(image, label, fast=False)
     try:
         # In place: the default makes a full copy of the pixels even when there is nothing to rotate.
@@ -216,7 +223,18 @@ def _clean(image: Image.Image, image_format: str, data: bytes, label: str) -> Cl
         image.save(out, "WEBP", lossless=True, method=1, **profile)
     else:
         image.save(out, "PNG", compress_level=1, **profile)
-    return CleanImage(out.getvalue(), image.width, image.height, content_type, extension)
+    stored_width, stored_height = image.size
+    return CleanImage(out.getvalue(), stored_width, stored_height, content_type, extension, _thumbnails(image))
+
+
+def _thumbnails(picture: bytes | Image.Image) -> tuple[tuple[int, bytes], ...]:
+    """The card's thumbnails of a clean picture (an image is shrunk in place); none if they cannot be made (the file
+    route makes them when first asked)."""
+    try:
+        return tuple(encode_thumbnails(picture, REFERENCE_THUMBNAIL_SIDES))
+    except Exception as error:  # Pillow raises many types for a picture it can check but not shrink
+        log.warning("no thumbnail of an uploaded image (%s)", type(error).__name__)
+        return ()
 
 
 def usable_icc(profile: bytes | None) -> bytes | None:

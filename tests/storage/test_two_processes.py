@@ -89,7 +89,9 @@ def test_a_task_accepted_by_the_api_only_process_is_run_by_the_other_and_served_
         assert Image.open(io.BytesIO(reference)).size == (200, 150)
     assert images_in(tmp_path / "api") == [] and images_in(tmp_path / "worker") == []
     names = sorted(key.rsplit("/", 1)[1] for key in bucket_keys(s3_url, s3_endpoint, task["id"]))
-    assert names == sorted(["reference-1.png", task["image_url"].rsplit("/", 1)[1]])
+    result_name = task["image_url"].rsplit("/", 1)[1]
+    assert names == sorted(["reference-1.png", "reference-1.png.320.webp", result_name, f"{result_name}.320.webp",
+                            f"{result_name}.640.webp"]), "each picture and its thumbnails, nothing else"
 
 
 def test_a_worker_killed_mid_upload_leaves_no_half_image(shared_database: str, s3_url: str, s3_endpoint: str,
@@ -124,7 +126,9 @@ def test_a_worker_killed_mid_upload_leaves_no_half_image(shared_database: str, s
                     image = owner.get(task["image_url"])
                 assert image.status_code == 200 and s3.is_whole_image(image.content)
                 assert len(image.content) > BIG_MB * 1024 * 1024 * 0.95
-    keys = bucket_keys(s3_url, s3_endpoint, task_id)
-    assert [key.rsplit("/", 1)[1] for key in keys] == [task["image_url"].rsplit("/", 1)[1]]
+    keys = {key.rsplit("/", 1)[1]: key for key in bucket_keys(s3_url, s3_endpoint, task_id)}
+    result_name = task["image_url"].rsplit("/", 1)[1]
+    assert sorted(keys) == [result_name, f"{result_name}.320.webp", f"{result_name}.640.webp"], \
+        "the result the second machine published, with its thumbnails, and nothing of the cut upload"
     bucket = s3_url.removeprefix("s3://").partition("/")[0]
-    assert s3.object_bytes(s3_endpoint, bucket, keys[0]) == image.content
+    assert s3.object_bytes(s3_endpoint, bucket, keys[result_name]) == image.content

@@ -263,8 +263,9 @@ class TaskManager:
         files: list[tuple[str, bytes]] = []
         for ref, image in zip(references, images, strict=True):
             files += [(ref.name, image.data),
-                      *self._thumbnails(task_id, ref.name, image.data, REFERENCE_THUMBNAIL_SIDES)]
-        # The thumbnails travel with their originals: staged now, published with the row.
+                      *((thumbnail_name(ref.name, side), webp) for side, webp in image.thumbnails)]
+        # The thumbnails (made while the upload was decoded) travel with their originals: staged now, published
+        # with the row.
         self.storage.stage(task_id, files)
         return self._commit(owner_id, task_id, new.type, new.prompt, references, idempotency_key)
 
