@@ -70,7 +70,7 @@ class Studio:
             presigned = self.storage.presigned_url(task_id, name)
             if presigned is not None:
                 return presigned
-        query = self.storage.signed_query(task_id, name)
+        query = self.storage.signed_query(task_id, name, now=self.manager.clock_now() / 1000)
         return f"{self.settings.public_base_url}{file_url(task_id, name)}?{query}"
 
     def workers(self, concurrency: int | None = None, engines: dict[TaskType, Engine] | None = None) -> WorkerPool:

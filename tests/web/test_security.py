@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -31,6 +32,9 @@ from genkeep import config, reference_images
 from genkeep.config import PROXY_SECRET_HEADER, Settings, SettingsError, load_secret_key
 from genkeep.reference_images import MAX_JPEG_SCANS, clean_image
 from genkeep.storage import SIGNED_URL_SECONDS
+from genkeep.storage import base as storage_base
+from genkeep.tasks import manager as manager_module
+from genkeep.tasks.model import now_millis
 from genkeep.web.app import create_app
 from genkeep.web.clients import client_address
 from genkeep.web.security_headers import relative_location
@@ -319,6 +323,24 @@ def test_signed_links_serve_reference_images_only_and_briefly(web: TestClient) -
     # Expired, or made to last longer than genkeep makes them: refused.
     assert provider.get(signed(reference, int(time.time()) - 1)).status_code == 404
     assert provider.get(signed(reference, int(time.time()) + 24 * 3600)).status_code == 404
+
+
+def test_a_link_made_by_a_worker_whose_clock_is_behind_works_for_its_whole_life(web: TestClient) -> None:
+    """The worker that makes a provider's link and the API machine that checks it read one clock (the database's,
+    as each estimates it), so a worker ten minutes behind does not hand out links that are already expired."""
+    task = wait_final(web, submit(web, "WHITE_BACKGROUND", prompt=None).json()["id"])
+    studio = web.app.state.studio  # type: ignore[attr-defined]
+    _, _, task_id, name = task["reference_images"][0]["url"].split("/")
+    behind = 600.0
+    with pytest.MonkeyPatch.context() as patch:  # the worker's machine: its whole clock ten minutes behind
+        patch.setattr(manager_module, "now_millis", lambda: now_millis() - int(behind * 1000))
+        patch.setattr(storage_base, "time", SimpleNamespace(time=lambda: time.time() - behind))
+        studio.manager.learn_clock()
+        link = studio.signed_url(task_id, name)
+    studio.manager.learn_clock()  # the API machine's clock is right
+    expires = int(re.search(r"expires=(\d+)", link).group(1))  # type: ignore[union-attr]
+    assert abs(expires - (time.time() + SIGNED_URL_SECONDS)) < 5
+    assert stranger(web).get(link.removeprefix(studio.settings.public_base_url)).status_code == 200
 
 
 # ---- 4. trusted-header mode ------------------------------------------------------------------------------

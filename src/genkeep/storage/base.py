@@ -162,12 +162,15 @@ class ImageStorage(abc.ABC):
     def sign(self, task_id: str, name: str, expires: int) -> str:
         return self._signer.sign(f"{task_id}/{name}/{expires}")
 
-    def signed_query(self, task_id: str, name: str, ttl_seconds: int = SIGNED_URL_SECONDS) -> str:
-        expires = int(time.time()) + ttl_seconds
+    # `now` is the caller's estimate of the database's clock (seconds), so a link a worker makes and an API machine
+    # checks agree on its expiry even when their own clocks do not (TaskManager.clock_now).
+    def signed_query(self, task_id: str, name: str, ttl_seconds: int = SIGNED_URL_SECONDS, *,
+                     now: float | None = None) -> str:
+        expires = int(time.time() if now is None else now) + ttl_seconds
         return f"expires={expires}&sig={self.sign(task_id, name, expires)}"
 
-    def check_signature(self, task_id: str, name: str, expires: int, sig: str) -> bool:
-        moment = time.time()
+    def check_signature(self, task_id: str, name: str, expires: int, sig: str, *, now: float | None = None) -> bool:
+        moment = time.time() if now is None else now
         # A link made to last longer than genkeep makes them was not made by this version: refuse it too.
         if not moment <= expires <= moment + SIGNED_URL_SECONDS + 60:
             return False

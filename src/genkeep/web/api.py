@@ -366,7 +366,7 @@ def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
     signed = expires is not None and sig is not None
     if expires is not None and sig is not None:
         # A provider fetching a reference image through a short-lived signed URL.
-        if not studio.storage.check_signature(task_id, name, expires, sig):
+        if not studio.storage.check_signature(task_id, name, expires, sig, now=studio.manager.clock_now() / 1000):
             raise not_found
         task = studio.manager.find(task_id)
     else:
