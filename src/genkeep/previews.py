@@ -29,7 +29,8 @@ THUMBNAIL_QUALITY = 72
 THUMBNAIL_EXTENSION = ".webp"
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The cores this process may run on: how many whole-picture decodes may run at once."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -38,7 +39,7 @@ def _cores() -> int:
 
 # Making thumbnails decodes whole pictures (up to GENKEEP_MAX_IMAGE_PIXELS): one per core at a time, so a burst
 # of uploads, or a history of old tasks opened at once, queues instead of multiplying memory.
-_THUMBNAIL_DECODES = threading.BoundedSemaphore(_cores())
+_THUMBNAIL_DECODES = threading.BoundedSemaphore(cores())
 
 
 def _shrunk(image: bytes | Image.Image, max_side: int) -> Image.Image:

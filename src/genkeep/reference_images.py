@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import re
 import threading
 import warnings
@@ -28,7 +27,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, encode_thumbnails
+from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, cores, encode_thumbnails
 from genkeep.tasks.errors import InvalidInput, TooLarge, Unavailable, UnsupportedImage
 
 log = logging.getLogger(__name__)
@@ -52,14 +51,7 @@ _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
 _NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-_DECODES = threading.BoundedSemaphore(_cores())
+_DECODES = threading.BoundedSemaphore(cores())
 # How long an upload waits for room in the pixel budget before it is answered 503 (try again).
 DECODE_WAIT_S = 10.0
 class DecodesBusy(Unavailable):

@@ -35,6 +35,8 @@ from tests.support.s3 import aws_env, new_bucket
 from tests.support.waiting import wait_for
 
 SHIPPED_PROXY_CONFIG = REPO / "deploy" / "haproxy.cfg"
+# The proxy marks a host down after two failed checks a second apart (haproxy.cfg: inter 1s fall 2), plus margin.
+PROXY_FALL_WINDOW_S = 3.0
 # The names in the shipped configuration an operator replaces; the suite replaces them with its hosts' addresses.
 PUBLIC_HOST = "studio.example.com"
 API_HOSTS = ("api1", "api2")
@@ -344,19 +346,31 @@ class Studio:
             return subprocess.Popen([*in_namespace(self.namespace(host)), sys.executable, "-m", "genkeep.cli",
                                      "sweep"], env=settings, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
-    def proxy_says_up(self, name: str) -> int:
-        """How many times the proxy's health checks have found an API host up again (its log says so)."""
-        return self.programs["proxy"].logs().count(f"genkeep_api/{name} is UP")
+    def proxy_sees_up(self, name: str) -> bool:
+        """Whether the proxy's latest word on an API host is that it is up (its log says UP and DOWN as they
+        happen; a host it never marked down is up)."""
+        logs = self.programs["proxy"].logs()
+        return logs.rfind(f"genkeep_api/{name} is DOWN") <= logs.rfind(f"genkeep_api/{name} is UP")
 
     def rolling_restart(self, name: str, **env: str) -> Program:
         """SIGTERM (the program's grace applies), then the same program again; an API host is back once the proxy
         sends it requests again, so the next host's restart never leaves the proxy with none."""
-        ups = self.proxy_says_up(name)
         self.programs[name].stop(signal.SIGTERM, timeout=60)
-        program = self.restart(name, **env)
+        program = self.restart(name, **env)  # it answers /readyz
         if name in API_HOSTS:
-            wait_for(lambda: self.proxy_says_up(name) > ups, timeout=30, interval=0.1,
-                     message=f"the proxy to find {name} up again")
+            # Back in the proxy's rotation: seen up, for longer than it takes the proxy to mark a host down. A host
+            # restarted between two checks, with no request failing on it meanwhile, is never marked down at all,
+            # so waiting for a new UP could wait forever; one already down (killed) needs its UP.
+            up_since: list[float] = []
+
+            def back() -> bool:
+                if not self.proxy_sees_up(name):
+                    up_since.clear()
+                    return False
+                up_since[:] = up_since or [time.monotonic()]
+                return time.monotonic() - up_since[0] >= PROXY_FALL_WINDOW_S
+
+            wait_for(back, timeout=30, interval=0.1, message=f"the proxy to send {name} requests again")
         return program
 
     def kill(self, name: str) -> float:

@@ -562,7 +562,7 @@ def test_bytes_after_the_end_of_a_jpeg_are_never_stored(web: TestClient, progres
 
 
 def test_concurrent_decodes_are_bounded_by_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    cores = reference_images._cores()
+    cores = reference_images.cores()
     callers = cores + 2
     lock = threading.Lock()
     release = threading.Event()
