@@ -194,6 +194,12 @@ class Runner:
                 log.info("task %s handed back on shutdown", task.id)
             elif run.stop_reason is StopReason.FINISHED:
                 self._drop_provider_job(task, engine)
+            elif run.stop_reason is StopReason.LEASE_LOST:
+                # Its renewals failed (a database fault, not the user's): give the task back at once if no other
+                # worker has taken it over yet, so the fault does not count as one of its attempts (under database
+                # blips on a busy machine, three lost leases used to fail a task "interrupted"). Not refunded where
+                # a rerun may bill again, as on shutdown.
+                self._hand_back(run, refund=rerun_free(engine))
             return
         except Unavailable as fault:
             # Signing image links or saving the provider job failed: hand the attempt back; the next worker
