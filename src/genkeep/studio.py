@@ -18,7 +18,7 @@ from genkeep.tasks.errors import StorageUnavailable
 from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.model import TaskType
 from genkeep.tasks.sweeper import Sweeper
-from genkeep.tasks.view import file_url
+from genkeep.tasks.task_fields import file_url
 from genkeep.workers.pool import WorkerPool
 
 log = logging.getLogger(__name__)

@@ -8,23 +8,26 @@ these models: every answer of a live server is checked against them by schemathe
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from genkeep.config import Settings
-from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES
 from genkeep.reference_images import ACCEPTED_FORMATS
+from genkeep.tasks import model as domain
 from genkeep.tasks.manager import CURSOR_PATTERN, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
-from genkeep.tasks.model import IMAGE_COUNTS, ResultNote, TaskStatus, TaskType
+from genkeep.tasks.model import IMAGE_COUNTS, TaskStatus, TaskType
 from genkeep.tasks.new_task import (
     NOT_BLANK_PATTERN,
     PROMPT_PATTERN,
     PROMPT_REQUIRED,
-    TASK_ID_PATTERN,
     WANTED_IMAGES,
 )
+from genkeep.tasks.task_fields import TASK_KEYS, model
+from genkeep.tasks.task_fields import TaskId as TaskId  # published as the path parameter (api.py)
+from genkeep.tasks.view import task_json
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 IDEMPOTENCY_KEY_MAX_CHARS = 255
@@ -32,108 +35,31 @@ IMAGE_MEDIA_TYPES = tuple(media_type for media_type, _ in ACCEPTED_FORMATS.value
 # Fields (and, separately, files) Starlette's parser reads before it gives up on a form: far beyond ours.
 MAX_FORM_FIELDS = 16
 
-TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, description="The task's id: 32 hex digits, unguessable.",
-                              examples=["9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f"])]
+
+def _millis(moment: str) -> int:
+    return (datetime.fromisoformat(moment) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
-class Thumbnail(BaseModel):
-    """A small WebP rendition of a picture, for cards and lists (the picture's own URL keeps the original bytes)."""
+# The task the examples show, shown as every task is (view.task_json), so that they have every key of the JSON.
+EXAMPLE_TASK = domain.Task(
+    id="9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f", owner_id="example", type=TaskType.WHITE_BACKGROUND,
+    status=TaskStatus.PROCESSING, prompt="soft shadow under the bottle",
+    reference_images=(domain.ReferenceImage("reference-1.jpg", 1024, 768, "image/jpeg"),),
+    progress=0.4, preview_name="preview-3.webp", engine="local", attempts=1,
+    created_at=_millis("2025-05-04T08:15:30.120Z"), updated_at=_millis("2025-05-04T08:15:33.871Z"),
+)
+TASK_EXAMPLE = task_json(EXAMPLE_TASK)
+COMPLETED_EXAMPLE = task_json(replace(
+    EXAMPLE_TASK, status=TaskStatus.COMPLETED, progress=1.0, preview_name=None, result_name="result.png",
+    updated_at=_millis("2025-05-04T08:15:41.502Z"), finished_at=_millis("2025-05-04T08:15:41.502Z")))
+CANCELED_EXAMPLE = task_json(replace(
+    EXAMPLE_TASK, status=TaskStatus.FAILED, error=domain.TaskError("canceled", "You canceled this generation."),
+    updated_at=_millis("2025-05-04T08:15:35.010Z"), finished_at=_millis("2025-05-04T08:15:35.010Z")))
 
-    url: str = Field(description="Where the owner fetches the thumbnail (made on the first request if the task is "
-                                 "older than thumbnails).", json_schema_extra={"format": "uri-reference"})
-    max_side: int = Field(ge=1, description="Its longer side in pixels, at most: a `w` descriptor for `srcset` "
-                                            "(a picture smaller than this is never enlarged).",
-                          examples=list(THUMBNAIL_SIDES))
-
-
-Thumbnails = Annotated[list[Thumbnail], Field(description="The picture's thumbnails, smallest first.")]
-
-
-class ReferenceImage(BaseModel):
-    """One uploaded reference image as stored (re-encoded, without metadata)."""
-
-    url: str = Field(description="Where the owner fetches the image.", json_schema_extra={"format": "uri-reference"})
-    width: int = Field(ge=1, description="Width in pixels.")
-    height: int = Field(ge=1, description="Height in pixels.")
-    thumbnails: Thumbnails
-
-
-class TaskError(BaseModel):
-    """Why a task failed."""
-
-    code: str = Field(description="A short stable word: timeout, canceled, invalid_input, engine_error, "
-                                  "provider_error, provider_unavailable, interrupted, storage_unavailable, …",
-                      examples=["canceled"])
-    message: str = Field(description="A sentence a person can act on.",
-                         examples=["You canceled this generation."])
-
-
-def _thumbnails_example(url: str, sides: tuple[int, ...]) -> list[dict[str, Any]]:
-    return [{"url": f"{url}.{side}.webp", "max_side": side} for side in sides]
-
-
-TASK_EXAMPLE: dict[str, Any] = {
-    "id": "9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f",
-    "type": "WHITE_BACKGROUND",
-    "status": "processing",
-    "prompt": "soft shadow under the bottle",
-    "reference_images": [{"url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg", "width": 1024,
-                          "height": 768, "thumbnails": _thumbnails_example(
-                              "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg", REFERENCE_THUMBNAIL_SIDES)}],
-    "image_url": None,
-    "image_thumbnails": None,
-    "error": None,
-    "progress": 0.4,
-    "preview_url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/preview-3.webp",
-    "engine": "local",
-    "attempts": 1,
-    "notes": [],
-    "created_at": "2025-05-04T08:15:30.120Z",
-    "updated_at": "2025-05-04T08:15:33.871Z",
-    "finished_at": None,
-}
-COMPLETED_EXAMPLE: dict[str, Any] = TASK_EXAMPLE | {
-    "status": "completed", "progress": 1.0, "preview_url": None,
-    "image_url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/result.png",
-    "image_thumbnails": _thumbnails_example("/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/result.png", THUMBNAIL_SIDES),
-    "updated_at": "2025-05-04T08:15:41.502Z", "finished_at": "2025-05-04T08:15:41.502Z",
-}
-CANCELED_EXAMPLE: dict[str, Any] = TASK_EXAMPLE | {
-    "status": "failed", "preview_url": None,
-    "error": {"code": "canceled", "message": "You canceled this generation."},
-    "updated_at": "2025-05-04T08:15:35.010Z", "finished_at": "2025-05-04T08:15:35.010Z",
-}
-
-
-class Task(BaseModel):
-    """A generation task as the API shows it. Completed and failed are final: nothing changes them again."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [TASK_EXAMPLE, COMPLETED_EXAMPLE]})
-
-    id: TaskId
-    type: TaskType = Field(description="What the generation makes.")
-    status: TaskStatus = Field(description="A new task is processing from the moment it is accepted.")
-    prompt: str | None = Field(description="The user's words, trimmed; null when none were given.")
-    reference_images: list[ReferenceImage] = Field(description="The uploaded images, in upload order.")
-    image_url: str | None = Field(description="The result image, once completed: the original bytes.",
-                                  json_schema_extra={"format": "uri-reference"})
-    image_thumbnails: Thumbnails | None = Field(description="The result's thumbnails, smallest first, once "
-                                                            "completed.")
-    error: TaskError | None = Field(description="Why it failed, once failed.")
-    progress: float | None = Field(ge=0, le=1, description="0 to 1, where the engine reports it.")
-    preview_url: str | None = Field(description="The latest intermediate picture while unfinished, where the "
-                                                "engine makes one.", json_schema_extra={"format": "uri-reference"})
-    engine: str | None = Field(description="Which engine runs or ran it; null until one picks it up.")
-    attempts: int = Field(ge=0, description="How many times a worker has started it: 0 while it waits for a free "
-                                            "worker, more than 1 once a worker took it over after an interruption "
-                                            "(a restart, a lost worker).")
-    notes: list[ResultNote] = Field(description="What the engine said about the result besides the picture, for "
-                                                "the page to tell the seller: `cut_by_frame`, the product runs off "
-                                                "the photo's edge, so part of it may be missing. Empty for most "
-                                                "tasks; new values may be added.")
-    created_at: datetime = Field(description="RFC 3339, UTC.")
-    updated_at: datetime = Field(description="RFC 3339, UTC.")
-    finished_at: datetime | None = Field(description="RFC 3339, UTC; set when completed or failed.")
+# Its keys, their types and descriptions are declared once, in task_fields.
+Task: Any = model("Task", "A generation task as the API shows it. Completed and failed are final: nothing changes "
+                          "them again.", TASK_KEYS,
+                  ConfigDict(json_schema_extra={"examples": [TASK_EXAMPLE, COMPLETED_EXAMPLE]}))
 
 
 class TaskPage(BaseModel):

@@ -19,16 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES, thumbnail_name
 from genkeep.tasks.model import ResultNote, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.schema import tasks
-from genkeep.tasks.view import FILES_PATH, TaskView
+from genkeep.tasks.task_fields import task_view_sql
+from genkeep.tasks.view import TaskView
 
 COLUMNS = [column.name for column in tasks.c]
 QUERIES_FILE = Path(__file__).with_name("queries.sql")
 _HEADER = re.compile(r"^-- ([a-z_]+)(?:@([a-z]+))? --$", re.MULTILINE)
-_THUMBNAILS = re.compile(r"\{(result|reference) thumbnails of ([^}]+)\}")
-_THUMBNAIL_SIDES = {"result": THUMBNAIL_SIDES, "reference": REFERENCE_THUMBNAIL_SIDES}
 
 
 class DuplicateIdempotencyKey(Exception):
@@ -73,8 +71,8 @@ class Caps:
     studio: int
 
 
-def load_statements(dialect: str) -> dict[str, str]:
-    """The named statements of queries.sql for one dialect ("sqlite" or "postgresql")."""
+def read_statements(dialect: str) -> dict[str, str]:
+    """The named bodies of queries.sql for one dialect ("sqlite" or "postgresql"), fragments included, as written."""
     text = QUERIES_FILE.read_text()
     headers = list(_HEADER.finditer(text))
     statements: dict[str, str] = {}
@@ -89,14 +87,17 @@ def load_statements(dialect: str) -> dict[str, str]:
         elif only == dialect:
             overrides[name] = body
     statements.update(overrides)
+    return statements
+
+
+def load_statements(dialect: str) -> dict[str, str]:
+    """The named statements of queries.sql for one dialect, their fragments filled in."""
+    statements = read_statements(dialect)
     columns = ", ".join(COLUMNS)
-    thumbnail = statements.pop("thumbnail")
-
-    def thumbnails(found: re.Match[str]) -> str:
-        return ", ".join(thumbnail.replace("{url}", found.group(2)).replace("{suffix}", thumbnail_name("", side))
-                         .replace("{side}", str(side)) for side in _THUMBNAIL_SIDES[found.group(1)])
-
-    task_view = _THUMBNAILS.sub(thumbnails, statements.pop("task_view").replace("{files}", FILES_PATH))
+    # Fragments, not statements: the task's JSON (see task_fields) and the clock.
+    task_view = task_view_sql(statements)
+    for name in [name for name in statements if name == "task_view" or name.startswith("shown_")]:
+        del statements[name]
     now = statements.pop("now")
     return {name: body.replace("{now}", now).replace("{columns}", columns)
             .replace("{tasks_columns}", ", ".join(f"tasks.{column}" for column in COLUMNS))

@@ -59,68 +59,101 @@ CROSS JOIN LATERAL (
     ORDER BY created_at DESC, id DESC LIMIT :limit) AS listed
 ORDER BY wanted.place, listed.created_at DESC, listed.id DESC
 
--- thumbnail --
--- Not a statement: one entry of a picture's thumbnails (view.thumbnails_json). `{result thumbnails of <the
--- picture's URL>}` in the task_view stands for one of these per side of previews.THUMBNAIL_SIDES, `{reference
--- thumbnails of …}` per side of previews.REFERENCE_THUMBNAIL_SIDES; {suffix} is what previews.thumbnail_name adds
--- to the picture's name.
-json_object('url', {url} || '{suffix}', 'max_side', {side})
-
--- thumbnail@postgresql --
-json_build_object('url', {url} || '{suffix}', 'max_side', {side})
-
 -- task_view --
 -- Not a statement: the columns of a TaskView (tasks/view.py), i.e. id, status, created_at and the task's JSON
 -- exactly as view.task_json builds it (the contract suite compares the two for tasks in every state), made by the
--- database so that the hot reads cost the server no Python work per task. {files} is view.FILES_PATH.
-id, status, created_at, json_object(
-    'id', id, 'type', type, 'status', status, 'prompt', prompt,
-    -- json(): a scalar subquery's value would otherwise lose its JSON subtype and be quoted as a string. No images
-    -- skip json_each (a third of the cost of a 50-task page that has them).
-    'reference_images', CASE WHEN reference_images = '[]' THEN json('[]') ELSE json((SELECT json_group_array(
-        json_object('url', '{files}' || tasks.id || '/' || json_extract(image.value, '$.name'),
-                    'width', json_extract(image.value, '$.width'), 'height', json_extract(image.value, '$.height'),
-                    'thumbnails', json_array(
-                        {reference thumbnails of '{files}' || tasks.id || '/' || json_extract(image.value, '$.name')})))
-        FROM json_each(tasks.reference_images) AS image)) END,
-    'image_url', CASE WHEN result_name <> '' THEN '{files}' || id || '/' || result_name END,
-    'image_thumbnails', CASE WHEN result_name <> ''
-                             THEN json_array({result thumbnails of '{files}' || id || '/' || result_name}) END,
-    'error', CASE WHEN error_code <> ''
-                  THEN json_object('code', error_code, 'message', COALESCE(error_message, '')) END,
-    'progress', progress,
-    'preview_url', CASE WHEN preview_name <> '' AND status IN ('pending', 'processing')
-                        THEN '{files}' || id || '/' || preview_name END,
-    'engine', engine, 'attempts', attempts, 'notes', json(COALESCE(notes, '[]')),
-    'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1000.0, 'unixepoch'),
-    'updated_at', strftime('%Y-%m-%dT%H:%M:%fZ', updated_at / 1000.0, 'unixepoch'),
-    'finished_at', strftime('%Y-%m-%dT%H:%M:%fZ', finished_at / 1000.0, 'unixepoch'))
+-- database so that the hot reads cost the server no Python work per task. {task} is the `shown_object` of the
+-- task's keys, each written by the `shown_` fragment of how tasks/task_fields.py declares it is shown (a plain
+-- column by its name); {files} is task_fields.FILES_PATH.
+id, status, created_at, {task}
 
 -- task_view@postgresql --
-id, status, created_at, json_build_object(
-    'id', id, 'type', type, 'status', status, 'prompt', prompt,
-    -- The images are the costliest part of a task's JSON here (45 per cent of a 50-task page's, measured with
-    -- variants of the statement): tasks without any skip it.
-    'reference_images', CASE WHEN reference_images = '[]' THEN '[]'::json ELSE (SELECT json_agg(json_build_object(
-        'url', '{files}' || tasks.id || '/' || (image ->> 'name'), 'width', image -> 'width',
-        'height', image -> 'height',
-        'thumbnails', json_build_array({reference thumbnails of '{files}' || tasks.id || '/' || (image ->> 'name')})
-        ) ORDER BY place)
-        FROM json_array_elements(tasks.reference_images::json) WITH ORDINALITY AS images(image, place)) END,
-    'image_url', CASE WHEN result_name <> '' THEN '{files}' || id || '/' || result_name END,
-    'image_thumbnails', CASE WHEN result_name <> ''
-                             THEN json_build_array({result thumbnails of '{files}' || id || '/' || result_name}) END,
-    'error', CASE WHEN error_code <> ''
-                  THEN json_build_object('code', error_code, 'message', COALESCE(error_message, '')) END,
-    'progress', progress,
-    'preview_url', CASE WHEN preview_name <> '' AND status IN ('pending', 'processing')
-                        THEN '{files}' || id || '/' || preview_name END,
-    'engine', engine, 'attempts', attempts, 'notes', COALESCE(notes, '[]')::json,
-    -- Integer milliseconds onto the epoch as a timestamp without time zone: exact, and UTC whatever the session.
-    'created_at', to_char(TIMESTAMP 'epoch' + created_at * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-    'updated_at', to_char(TIMESTAMP 'epoch' + updated_at * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-    'finished_at', to_char(TIMESTAMP 'epoch' + finished_at * INTERVAL '1 millisecond',
-                           'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text
+id, status, created_at, {task}::text
+
+-- shown_object --
+-- Not a statement, nor is any `shown_` fragment: how task_view writes the task's JSON. An object: {keys} are its
+-- names and values, in order.
+json_object({keys})
+
+-- shown_object@postgresql --
+json_build_object({keys})
+
+-- shown_time --
+-- A time column (integer milliseconds) as model.rfc3339 writes it.
+strftime('%Y-%m-%dT%H:%M:%fZ', {column} / 1000.0, 'unixepoch')
+
+-- shown_time@postgresql --
+-- Integer milliseconds onto the epoch as a timestamp without time zone: exact, and UTC whatever the session.
+to_char(TIMESTAMP 'epoch' + {column} * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+
+-- shown_list --
+-- A column of JSON text holding a list; NULL (a row from before the column) is an empty list.
+json(COALESCE({column}, '[]'))
+
+-- shown_list@postgresql --
+COALESCE({column}, '[]')::json
+
+-- shown_file --
+-- The URL of one of the task's files (task_fields.file_url); {name} is the SQL of its name.
+'{files}' || tasks.id || '/' || {name}
+
+-- shown_if_named --
+-- {value}, a value about the file the name {column} names, or null while it names none (empty or NULL).
+CASE WHEN {column} <> '' THEN {value} END
+
+-- shown_if_named_while_unfinished --
+-- The same, and only while the task is unfinished (its preview).
+CASE WHEN {column} <> '' AND status IN ('pending', 'processing') THEN {value} END
+
+-- shown_thumbnails --
+-- A picture's thumbnails (task_fields.thumbnails_json): {thumbnails} is one `shown_thumbnail` per side.
+json_array({thumbnails})
+
+-- shown_thumbnails@postgresql --
+json_build_array({thumbnails})
+
+-- shown_thumbnail --
+-- {url} is the picture's URL, {suffix} what previews.thumbnail_name adds to the picture's name for this {side}.
+json_object('url', {url} || '{suffix}', 'max_side', {side})
+
+-- shown_thumbnail@postgresql --
+json_build_object('url', {url} || '{suffix}', 'max_side', {side})
+
+-- shown_error --
+-- Why the task failed, from its two columns, or null while it has not.
+CASE WHEN {code} <> '' THEN json_object('code', {code}, 'message', COALESCE({message}, '')) END
+
+-- shown_error@postgresql --
+CASE WHEN {code} <> '' THEN json_build_object('code', {code}, 'message', COALESCE({message}, '')) END
+
+-- shown_entries --
+-- A column of JSON text holding a list of objects (the reference images), each entry shown as {entry}, the
+-- `shown_object` of its keys, which read `entry`. json(): a scalar subquery's value would otherwise lose its JSON
+-- subtype and be quoted as a string. No images skip json_each (a third of the cost of a 50-task page that has
+-- them).
+CASE WHEN {column} = '[]' THEN json('[]')
+     ELSE json((SELECT json_group_array({entry}) FROM json_each(tasks.{column}) AS entry)) END
+
+-- shown_entries@postgresql --
+-- The images are the costliest part of a task's JSON here (45 per cent of a 50-task page's, measured with
+-- variants of the statement): tasks without any skip it.
+CASE WHEN {column} = '[]' THEN '[]'::json
+     ELSE (SELECT json_agg({entry} ORDER BY place)
+           FROM json_array_elements(tasks.{column}::json) WITH ORDINALITY AS entries(entry, place)) END
+
+-- shown_entry_value --
+-- One value of an entry as stored: a number stays a number, a key an older entry lacks is null.
+json_extract(entry.value, '$.{key}')
+
+-- shown_entry_value@postgresql --
+entry -> '{key}'
+
+-- shown_entry_text --
+-- One value of an entry as text, to join into a URL.
+json_extract(entry.value, '$.{key}')
+
+-- shown_entry_text@postgresql --
+(entry ->> '{key}')
 
 -- get_by_idempotency_key --
 SELECT {columns} FROM tasks WHERE owner_id = :owner_id AND idempotency_key = :key
