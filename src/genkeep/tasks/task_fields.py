@@ -74,10 +74,6 @@ class Shown(Protocol):
     def value(self, task: Task, entry: Any) -> Any: ...
 
 
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, enum.Enum) else value
-
-
 # ---- how a key of the task is shown, from the task's row ---------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -90,7 +86,8 @@ class Column:
         return self.column
 
     def value(self, task: Task, entry: Any) -> Any:
-        return _plain(getattr(task, self.column))
+        value = getattr(task, self.column)
+        return value.value if isinstance(value, enum.Enum) else value
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,7 @@ class JsonList:
         return fill("list", column=self.column)
 
     def value(self, task: Task, entry: Any) -> Any:
-        return [_plain(item) for item in getattr(task, self.column)]
+        return [item.value if isinstance(item, enum.Enum) else item for item in getattr(task, self.column)]
 
 
 @dataclass(frozen=True)
@@ -195,7 +192,8 @@ class EntryValue:
         return fill("entry_value", key=self.key)
 
     def value(self, task: Task, entry: Any) -> Any:
-        return _plain(getattr(entry, self.key))
+        value = getattr(entry, self.key)
+        return value.value if isinstance(value, enum.Enum) else value
 
 
 @dataclass(frozen=True)
