@@ -57,8 +57,8 @@ def test_every_operation_has_examples_that_fit_its_schemas(document: dict[str, A
             for media_type, media in answer.get("content", {}).items():
                 examples = ([media["example"]] if "example" in media
                             else [example["value"] for example in media.get("examples", {}).values()])
-                if media_type.startswith("image/"):
-                    continue
+                if media.get("schema", {}).get("format") == "binary":
+                    continue  # bytes (images, archives): no example would say more than the schema
                 assert examples, f"{method} {path} {status} {media_type} has no example"
                 for example in examples:
                     errors = [str(error) for error in _validator(document, media["schema"]).iter_errors(example)]

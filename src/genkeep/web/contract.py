@@ -19,6 +19,7 @@ from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.tasks.manager import CURSOR_PATTERN, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from genkeep.tasks.model import IMAGE_COUNTS, ResultNote, TaskStatus, TaskType
 from genkeep.tasks.new_task import (
+    BATCH_PATTERN,
     NOT_BLANK_PATTERN,
     PROMPT_PATTERN,
     PROMPT_REQUIRED,
@@ -184,8 +185,13 @@ class TaskForm(BaseModel):
         "Required for " + " and ".join(sorted(PROMPT_REQUIRED)) + " (not blank), optional otherwise. Plain "
         "text: line breaks and tabs are fine, other control characters are refused."))
     reference_images: list[bytes] = Field(default_factory=list, description=(
-        "Image files (PNG, JPEG or WebP), in order; repeat the part for several. "
+        "Image files (PNG, JPEG or WebP), in order; repeat the part for several. Each part's file name is kept "
+        "(without folders) as the image's `filename`. "
         + "; ".join(f"{task_type.value}: {WANTED_IMAGES[task_type]}" for task_type in TaskType) + "."))
+    batch: str | None = Field(None, pattern=BATCH_PATTERN, examples=["spring-catalog-2f9c"], description=(
+        "Your own id for tasks made together (one per photo of a catalog dropped at once): the tasks carry it, "
+        "`GET /api/tasks?batch=` lists them and `GET /api/results.zip?batch=` downloads their results. Photos "
+        "beyond what you may have processing at once wait in line, in order (status pending)."))
 
 
 # The form's fields, from the model: anything else is refused.
@@ -198,12 +204,24 @@ class TaskListQuery(BaseModel):
     type: TaskType | None = Field(None, description="Only tasks of this type.", examples=["WHITE_BACKGROUND"])
     status: list[TaskStatus] = Field(default_factory=list, examples=[["pending", "processing"]], description=(
         "Only tasks in these statuses; repeat the parameter for several (status=pending&status=processing)."))
+    batch: str | None = Field(None, pattern=BATCH_PATTERN, examples=["spring-catalog-2f9c"],
+                              description="Only the tasks made with this `batch`.")
     limit: int = Field(PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX, description="How many tasks per page.",
                        examples=[20])
     cursor: str | None = Field(None, pattern=CURSOR_PATTERN,
                                examples=["1767225600000-9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f"],
                                description="The previous page's `next_cursor`: the page after its last task "
                                            "(`<created_at in epoch milliseconds>-<task id>`).")
+
+
+class DownloadQuery(BaseModel):
+    """GET /api/results.zip's query parameters: a batch, or task ids."""
+
+    batch: str | None = Field(None, pattern=BATCH_PATTERN, examples=["spring-catalog-2f9c"],
+                              description="The results of this batch's completed tasks.")
+    id: list[Annotated[str, Field(pattern=TASK_ID_PATTERN)]] = Field(
+        default_factory=list, max_length=200, examples=[["9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f"]],
+        description="Or the results of these tasks (repeat the parameter, up to 200).")
 
 
 def absent_not_null(schema: dict[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,8 @@ _PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)")
 
 def _is_first_page_of_a_type(query: ListQuery) -> bool:
     """The lists pages open with: one type's history, or its unfinished tasks (recovery), the first page."""
-    return query.type is not None and query.after is None and not any(status.is_final for status in query.statuses)
+    return (query.type is not None and query.after is None and query.batch is None
+            and not any(status.is_final for status in query.statuses))
 
 
 def connection_kwargs() -> dict[str, Any]:
