@@ -544,6 +544,7 @@ def _render(request: Request, template: str, *, title: str, page: TypePage | Non
         "type_pages": TYPE_PAGES,
         "accepted_types": ",".join(ACCEPTED_IMAGE_TYPES),
         "max_prompt_chars": config["maxPromptChars"],
+        "max_variations": config["maxVariations"],
         "strings_json": _script_json(strings),
         "config_json": _script_json(config),
         **extra,
