@@ -412,10 +412,6 @@ def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
     return StreamingResponse(found.chunks, media_type=media_type, headers=headers)
 
 
-# The most tasks one download may name by id (a history page's selection is far fewer).
-DOWNLOAD_IDS_MAX = 200
-
-
 @router.get(
     "/api/results.zip", summary="Download many results as one ZIP", tags=["tasks"], response_class=Response,
     description="The result images of a batch's completed tasks (`batch`) and of the tasks named by `id` (repeat "
@@ -439,9 +435,9 @@ def download_results(request: Request, owner: CurrentOwner, studio: StudioDep) -
     # a sync iterator, which Starlette also runs off the event loop.
     batch = parse_batch(request.query_params.get("batch"))
     task_ids = request.query_params.getlist("id")
-    if len(task_ids) > DOWNLOAD_IDS_MAX:
-        raise InvalidInput(f"Download at most {DOWNLOAD_IDS_MAX} tasks at once; you named {len(task_ids)}.",
-                           field="id")
+    if len(task_ids) > contract.DOWNLOAD_IDS_MAX:
+        raise InvalidInput(f"Download at most {contract.DOWNLOAD_IDS_MAX} tasks at once; you named "
+                           f"{len(task_ids)}.", field="id")
     results = studio.manager.results(owner, batch=batch, task_ids=task_ids)
     if not results:
         raise TaskNotFound("Nothing to download yet: none of these tasks has completed (name them with "

@@ -30,6 +30,8 @@ from genkeep.tasks.new_task import (
 REF_TEMPLATE = "#/components/schemas/{model}"
 IDEMPOTENCY_KEY_MAX_CHARS = 255
 IMAGE_MEDIA_TYPES = tuple(media_type for media_type, _ in ACCEPTED_FORMATS.values())
+# The most tasks one download (GET /api/results.zip) may name by id: a history page's selection is far fewer.
+DOWNLOAD_IDS_MAX = 200
 # Fields (and, separately, files) Starlette's parser reads before it gives up on a form: far beyond ours.
 MAX_FORM_FIELDS = 16
 
@@ -220,8 +222,8 @@ class DownloadQuery(BaseModel):
     batch: str | None = Field(None, pattern=BATCH_PATTERN, examples=["spring-catalog-2f9c"],
                               description="The results of this batch's completed tasks.")
     id: list[Annotated[str, Field(pattern=TASK_ID_PATTERN)]] = Field(
-        default_factory=list, max_length=200, examples=[["9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f"]],
-        description="Or the results of these tasks (repeat the parameter, up to 200).")
+        default_factory=list, max_length=DOWNLOAD_IDS_MAX, examples=[["9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f"]],
+        description=f"And the results of these tasks (repeat the parameter, up to {DOWNLOAD_IDS_MAX}).")
 
 
 def absent_not_null(schema: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from genkeep.config import Settings
 from genkeep.engines.notes import stand_in_engines
 from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.tasks.model import IMAGE_COUNTS, TaskType
+from genkeep.web.contract import DOWNLOAD_IDS_MAX
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -487,22 +488,16 @@ def _limits(request: Request) -> dict[str, int]:
             "minImageSide": settings.min_image_side, "taskTimeoutSeconds": round(settings.task_timeout)}
 
 
-# The most photos one drop may hold: the owner's running limit plus their waiting limit (more would only wait
-# for a 429 in the upload queue). TODO: read `max_waiting_per_owner` (plus the running limit) from the settings
-# once they have it; until then the server's defaults, 200 waiting + 10 running.
-DEFAULT_MAX_BATCH_FILES = 210
-# Task ids one GET /api/results.zip takes. TODO: read it from the results route's own constant once it exists.
-MAX_ZIP_IDS = 200
 # Tasks one CREATE makes from the same prompt and references ("Variations").
 MAX_VARIATIONS = 4
 
 
 def _batch_limits(request: Request) -> dict[str, int]:
-    settings = getattr(getattr(request.app.state, "studio", None), "settings", None)
-    waiting = getattr(settings, "max_waiting_per_owner", None)
-    running = getattr(settings, "max_unfinished_per_owner", None)
-    batch = waiting + running if isinstance(waiting, int) and isinstance(running, int) else DEFAULT_MAX_BATCH_FILES
-    return {"maxBatchFiles": batch, "maxZipIds": MAX_ZIP_IDS, "maxVariations": MAX_VARIATIONS}
+    """The most photos one drop may hold (the owner's running limit plus their line: more would only wait for a 429
+    in the upload queue) and the most tasks one download may name."""
+    settings = getattr(getattr(request.app.state, "studio", None), "settings", None) or Settings()
+    return {"maxBatchFiles": settings.max_unfinished_per_owner + settings.max_waiting_per_owner,
+            "maxZipIds": DOWNLOAD_IDS_MAX, "maxVariations": MAX_VARIATIONS}
 
 
 def megabytes(count: int) -> str:
