@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genkeep.config import Settings
-from genkeep.tasks.errors import InvalidInput
+from genkeep.errors import InvalidInput
 from genkeep.tasks.manager import decode_cursor
 from genkeep.tasks.model import ReferenceImage, Task, TaskError, TaskStatus, TaskType
 from genkeep.tasks.new_task import TASK_ID_PATTERN, NewTask, is_task_id

@@ -31,6 +31,7 @@ import anyio
 import PIL.Image
 
 from genkeep.config import Settings
+from genkeep.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
 from genkeep.previews import (
     PREVIEW_EXTENSION,
     PREVIEW_PREFIX,
@@ -45,7 +46,6 @@ from genkeep.reference_images import CleanImage
 from genkeep.storage import ABANDONED_AFTER_SECONDS, EXTENSIONS, ImageStorage
 from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend
 from genkeep.tasks.backends.base import Caps, UnfinishedCount
-from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
 from genkeep.tasks.model import ReferenceImage, ResultNote, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.new_task import NewTask, is_task_id, new_task_id
 from genkeep.tasks.transitions import Actor, Step, Transition, Transitions

@@ -9,7 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from genkeep.tasks.errors import InvalidInput
+from genkeep.errors import InvalidInput
 from genkeep.tasks.model import IMAGE_COUNTS, TaskType
 
 IMAGE_LABELS: dict[TaskType, tuple[str, ...]] = {

@@ -14,10 +14,10 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from genkeep.errors import InvalidInput, TaskNotFound, TooLarge, Unavailable
 from genkeep.reference_images import CleanImage, clean_image, read_capped
 from genkeep.storage import content_type_of
 from genkeep.studio import Studio
-from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooLarge, Unavailable
 from genkeep.tasks.manager import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Accepted
 from genkeep.tasks.model import TaskStatus
 from genkeep.tasks.new_task import NewTask, image_label, parse_type

@@ -26,9 +26,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from sqlalchemy.engine import make_url
 
+from genkeep.errors import DatabaseUnavailable
 from genkeep.tasks.backends.base import ListQuery, SqlBackend
 from genkeep.tasks.backends.shared_reads import SharedReads
-from genkeep.tasks.errors import DatabaseUnavailable
 from genkeep.tasks.model import TaskStatus
 from genkeep.tasks.view import TaskView
 
