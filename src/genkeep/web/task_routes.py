@@ -23,7 +23,7 @@ from genkeep.tasks.model import TaskStatus
 from genkeep.tasks.new_task import NewTask, image_label, parse_type
 from genkeep.tasks.view import task_json
 from genkeep.web import contract
-from genkeep.web.api_document import answer, answers
+from genkeep.web.openapi import answer, answers
 from genkeep.web.owner import CurrentOwner, owner_of
 from genkeep.web.problems import problem, problem_body
 
