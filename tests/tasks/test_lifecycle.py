@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from genkeep.config import Settings
 from genkeep.engines.base import EngineContext, EngineJob, EngineResult, RunToCompletionEngine, SubmitPollEngine
+from genkeep.errors import DatabaseUnavailable
 from genkeep.studio import Studio
-from genkeep.tasks.errors import DatabaseUnavailable
 from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.model import TaskType
 from tests.support.api import submit, wait_final

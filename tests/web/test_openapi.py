@@ -17,12 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genkeep.config import Settings
-from genkeep.tasks.errors import InvalidInput
+from genkeep.errors import InvalidInput
 from genkeep.tasks.manager import decode_cursor
 from genkeep.tasks.model import ReferenceImage, Task, TaskError, TaskStatus, TaskType
 from genkeep.tasks.new_task import TASK_ID_PATTERN, NewTask, is_task_id
 from genkeep.tasks.view import task_json
-from genkeep.web.api_reference import published_document, render
+from genkeep.web.reference_markdown import published_document, render
 from tests.support.api import submit
 from tests.support.images import png_bytes
 

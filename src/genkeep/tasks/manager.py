@@ -23,7 +23,6 @@ import dataclasses
 import logging
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import anyio
 import PIL.Image
 
 from genkeep.config import Settings
+from genkeep.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
 from genkeep.previews import (
     PREVIEW_EXTENSION,
     PREVIEW_PREFIX,
@@ -47,7 +47,7 @@ from genkeep.reference_images import CleanImage
 from genkeep.storage import ABANDONED_AFTER_SECONDS, EXTENSIONS, ImageStorage
 from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend
 from genkeep.tasks.backends.base import Caps, UnfinishedCount
-from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
+from genkeep.tasks.events import EVENT_ACCEPTED, EVENT_FINISHED, EVENT_SWEPT, TaskEvents
 from genkeep.tasks.model import ReferenceImage, ResultNote, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.new_task import NewTask, is_task_id, new_task_id
 from genkeep.tasks.transitions import Actor, Step, Transition, Transitions
@@ -55,9 +55,6 @@ from genkeep.tasks.view import TaskView
 
 log = logging.getLogger(__name__)
 
-EVENT_ACCEPTED = "accepted"
-EVENT_SWEPT = "swept"
-EVENT_FINISHED = "finished:"
 # Tasks per page of the owner's list.
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 100
@@ -94,32 +91,6 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
                            "(<milliseconds>-<task id>); start again without it.", field="cursor")
     millis, task_id = cursor.split("-")
     return int(millis), task_id
-
-
-class TaskEvents:
-    """In-process listeners of task events ("accepted", "swept", "finished:<id>"); other processes hear them
-    through the backend's notifications."""
-
-    def __init__(self) -> None:
-        self._listeners: list[Callable[[str], None]] = []
-        self._lock = threading.Lock()
-
-    def subscribe(self, listener: Callable[[str], None]) -> None:
-        with self._lock:
-            self._listeners.append(listener)
-
-    def unsubscribe(self, listener: Callable[[str], None]) -> None:
-        with self._lock, contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
-
-    def emit(self, event: str) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a task event listener failed on %s", event)
 
 
 class TaskManager:

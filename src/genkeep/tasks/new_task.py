@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from genkeep.tasks.errors import InvalidInput
+from genkeep.errors import InvalidInput
 from genkeep.tasks.model import IMAGE_COUNTS, TaskType
 
 IMAGE_LABELS: dict[TaskType, tuple[str, ...]] = {

@@ -2,7 +2,7 @@
 
 The OpenAPI document (/openapi.json, and from it /docs, docs/api.md and generated clients) is built from these
 models and from the domain's own rules (image counts per type, the prompt's characters), never written a second
-time. Two routes parse by hand for speed and one before its body is read (see api.py); the tests hold them to
+time. Two routes parse by hand for speed and one before its body is read (see task_routes.py); the tests hold them to
 these models: every answer of a live server is checked against them by schemathesis, and task_json against Task.
 """
 

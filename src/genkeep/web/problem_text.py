@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from genkeep.tasks.errors import TaskManagerError
+from genkeep.errors import TaskManagerError
 
 ZH = "zh-CN"
 

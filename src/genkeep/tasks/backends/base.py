@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES, thumbnail_name
+from genkeep.tasks.events import CHANNEL, EVENT_ACCEPTED
 from genkeep.tasks.model import ResultNote, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.schema import tasks
 from genkeep.tasks.view import FILES_PATH, TaskView
@@ -124,6 +125,7 @@ def load_statements(dialect: str) -> dict[str, str]:
     return {name: substituted(body).replace("{columns}", columns)
             .replace("{tasks_columns}", ", ".join(f"tasks.{column}" for column in COLUMNS))
             .replace("{task_view}", task_view)
+            .replace("{channel}", CHANNEL)
             for name, body in statements.items()}
 
 
@@ -352,7 +354,7 @@ class SqlBackend(TaskBackend):
                                                 "now": self.at(now)}))
         if "notify" in self.sql:
             # Delivered only if the transaction commits, so it goes along even when nothing is inserted.
-            statements.append((self.sql["notify"], {"event": "accepted"}))
+            statements.append((self.sql["notify"], {"event": EVENT_ACCEPTED}))
         with self.transaction(write=True) as conn:
             inserted = conn.batch(statements)[inserting]
             if inserted:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from genkeep.errors import DatabaseUnavailable
 from genkeep.tasks.backends.base import (
     CapReached,
     Caps,
@@ -20,7 +21,6 @@ from genkeep.tasks.backends.base import (
     TaskBackend,
     UnfinishedCount,
 )
-from genkeep.tasks.errors import DatabaseUnavailable
 from genkeep.tasks.model import ResultNote, Task, TaskError, TaskStatus, TaskType, now_millis
 from genkeep.tasks.view import TaskView
 

@@ -382,7 +382,8 @@ ORDER BY created_at, id
 
 -- notify@postgresql --
 -- Delivered on commit: idle workers on every machine wake at once, running engines of finished tasks stop.
-SELECT pg_notify('genkeep_tasks', :event)
+-- `{channel}` is tasks/events.py's CHANNEL, the one LISTEN names too.
+SELECT pg_notify('{channel}', :event)
 
 -- get_many --
 -- The tasks a sweep just finished, read back in one statement for the metrics and the transition log.

@@ -15,16 +15,16 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genkeep.downloads import results_zip
+from genkeep.errors import InvalidInput, TaskNotFound, TooLarge, Unavailable
 from genkeep.reference_images import CleanImage, clean_image, read_capped
 from genkeep.storage import content_type_of
 from genkeep.studio import Studio
-from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooLarge, Unavailable
 from genkeep.tasks.manager import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Accepted
 from genkeep.tasks.model import TaskStatus
 from genkeep.tasks.new_task import NewTask, image_label, parse_batch, parse_type
 from genkeep.tasks.view import task_json
 from genkeep.web import contract
-from genkeep.web.api_document import answer, answers
+from genkeep.web.openapi import answer, answers
 from genkeep.web.owner import CurrentOwner, owner_of
 from genkeep.web.problems import problem, problem_body
 
