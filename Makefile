@@ -95,7 +95,7 @@ bench: $(BIN)/genkeep-test-installed
 
 # docs/api.md from the OpenAPI document (a test fails when it is out of date).
 api-docs: $(BIN)/genkeep-installed
-	$(BIN)/python -m genkeep.web.api_reference docs/api.md
+	$(BIN)/python -m genkeep.web.reference_markdown docs/api.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache

@@ -147,13 +147,13 @@ def profile(backend: str, requests: int, clock: str, sort: str) -> None:
     from pyinstrument import Profiler
 
     from genkeep.config import Settings
-    from genkeep.web import api
+    from genkeep.web import task_routes
     from genkeep.web.app import create_app
 
     async def inline(function: Any, *args: Any) -> Any:
         return function(*args)
 
-    api.run_in_threadpool = inline  # type: ignore[assignment]
+    task_routes.run_in_threadpool = inline  # type: ignore[assignment]
     concurrency.run_in_threadpool = inline  # type: ignore[assignment]
     work_dir = Path(tempfile.mkdtemp(prefix="genkeep-accept-profile-"))
     try:

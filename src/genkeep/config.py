@@ -80,7 +80,15 @@ class Settings(BaseSettings):
     max_attempts: int = setting(3, "how many workers may die on one task before it fails with `interrupted`", ge=1)
     worker_poll_interval: float = setting(1.0, "seconds an idle worker waits before looking again (new tasks wake "
                                           "workers at once anyway)", unit="seconds", ge=0.05)
-    max_unfinished_per_owner: int = setting(10, "unfinished tasks one owner may have; more answers 429", ge=1)
+    max_unfinished_per_owner: int = setting(10, "tasks one owner may have processing at once; more wait in line "
+                                            "(`pending`, their timeout not started yet)", ge=1)
+    # A seller's new collection is 20-200 photos: one drop of a whole collection waits in line rather than being
+    # refused. Each waiting photo is a row and its stored upload (up to GENKEEP_MAX_UPLOAD_BYTES).
+    max_waiting_per_owner: int = setting(200, "tasks one owner may have waiting in line behind those; more answers "
+                                         "429 with Retry-After (0: none wait, the running limit answers 429)", ge=0)
+    wait_timeout: float = setting(3600.0, "seconds a task may wait in line before it fails with error.code "
+                                  "`timeout` (only when the owner's running tasks never finish: no worker runs)",
+                                  unit="seconds", ge=1.0)
     max_unfinished: int = setting(1000, "unfinished tasks across all owners (holds when someone drops their "
                                   "cookies); more answers 429 with Retry-After", ge=1)
     # 0 means a tenth of the task timeout: see min_time_left.

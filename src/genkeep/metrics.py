@@ -29,8 +29,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from genkeep import __version__
+from genkeep.errors import Unavailable
 from genkeep.tasks.backends.base import UnfinishedCount
-from genkeep.tasks.errors import Unavailable
 from genkeep.tasks.model import TaskType
 from genkeep.tasks.transitions import Actor, Step, Transition
 

@@ -27,8 +27,8 @@ from typing import BinaryIO
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from genkeep.errors import InvalidInput, TooLarge, Unavailable, UnsupportedImage
 from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, cores, encode_thumbnails
-from genkeep.tasks.errors import InvalidInput, TooLarge, Unavailable, UnsupportedImage
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from genkeep.config import DEFAULT_DECODE_PIXELS, Settings, load_secret_key
 from genkeep.engines import load_engines
 from genkeep.engines.base import Engine
+from genkeep.errors import StorageUnavailable
 from genkeep.logs import TransitionLog
 from genkeep.metrics import Metrics
 from genkeep.reference_images import PixelBudget
 from genkeep.storage import ImageStorage, open_storage
 from genkeep.tasks import database
 from genkeep.tasks.backends import TaskBackend, open_backend
-from genkeep.tasks.errors import StorageUnavailable
 from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.model import TaskType
 from genkeep.tasks.sweeper import Sweeper

@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 
 from genkeep.config import Settings, SettingsError
+from genkeep.errors import StorageUnavailable
 from genkeep.previews import REFERENCE_THUMBNAIL_SIDES, THUMBNAIL_SIDES, thumbnail_name
 from genkeep.reference_images import clean_image
 from genkeep.storage import FolderStorage, ImageStorage
 from genkeep.storage.s3 import S3Storage
 from genkeep.studio import Studio
 from genkeep.tasks import manager as manager_module
-from genkeep.tasks.errors import StorageUnavailable
 from genkeep.tasks.model import TaskType
 from genkeep.tasks.new_task import NewTask
 from tests.conftest import SCRIPTED_ENGINE

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from schemathesis.transport.serialization import Binary
 
-from genkeep.web.api import CREATE_TASK_DOCUMENT
+from genkeep.web.task_routes import CREATE_TASK_DOCUMENT
 
 FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 

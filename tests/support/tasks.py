@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 
 from genkeep.config import Settings
 from genkeep.engines.base import Engine
@@ -35,12 +35,17 @@ def age(studio: Studio, task_id: str, minutes: float) -> None:
     if isinstance(studio.backend, MemoryBackend):
         with studio.backend._lock:
             task = studio.backend.tasks[task_id]
-            studio.backend.tasks[task_id] = dataclasses.replace(task, created_at=created_at)
+            studio.backend.tasks[task_id] = dataclasses.replace(
+                task, created_at=created_at,
+                processing_since=None if task.processing_since is None else created_at)
         return
     engine = connect_database(studio.settings.resolved_database_url)
     try:
         with engine.begin() as conn:
-            conn.execute(update(tasks).where(tasks.c.id == task_id).values(created_at=created_at))
+            # A task waiting in line has not begun processing: only its creation moves back.
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(
+                created_at=created_at,
+                processing_since=case((tasks.c.processing_since.is_(None), None), else_=created_at)))
     finally:
         engine.dispose()
 

@@ -49,7 +49,7 @@ def new(owner: str = "owner-a", task_type: TaskType = TaskType.CREATE, created: 
         key: str | None = None) -> Task:
     return Task(id=new_task_id(), owner_id=owner, type=task_type, status=TaskStatus.PROCESSING, prompt="a kite",
                 reference_images=(), created_at=created, updated_at=created, idempotency_key=key, attempts=0,
-                lease_expires_at=0)
+                lease_expires_at=0, processing_since=created)
 
 
 def claim(backend: TaskBackend, worker: str = "w1", now: int = T0 + 1000, lease: int = 30_000,
@@ -323,7 +323,7 @@ def test_without_a_given_moment_a_backend_acts_at_its_own_clock(backend: TaskBac
     # and leases, time left and the deadline are measured from that same now, never from the caller's clock.
     task = new(created=1)
     before = backend.clock()
-    created = backend.insert(task, ROOMY)
+    created = backend.insert(task, ROOMY).created_at
     assert before <= created <= backend.clock()
     stored = backend.get(task.id)
     assert stored is not None and stored.created_at == stored.updated_at == created
@@ -339,3 +339,114 @@ def test_without_a_given_moment_a_backend_acts_at_its_own_clock(backend: TaskBac
     done = backend.get(task.id)
     assert finished is not None and done is not None and done.finished_at == done.updated_at == finished
     assert backend.expired_finished(60_000, 10) == []
+
+
+# ---- waiting in line: a catalog beyond what its owner may run at once ------------------------------------------
+
+LINE = Caps(per_owner=2, studio=1000, waiting=3)
+
+
+def in_batch(task: Task, batch: str = "catalog-1") -> Task:
+    return dataclasses.replace(task, batch=batch)
+
+
+def statuses(backend: TaskBackend, tasks: list[Task]) -> list[str]:
+    return [stored.status.value for task in tasks if (stored := backend.get(task.id)) is not None]
+
+
+def test_beyond_the_running_limit_a_task_waits_in_line_and_the_line_has_a_cap(backend: TaskBackend) -> None:
+    photos = [in_batch(new(created=T0 + n)) for n in range(5)]
+    assert [backend.insert(photo, LINE, now=T0 + n).status.value for n, photo in enumerate(photos)] == \
+        ["processing", "processing", "pending", "pending", "pending"]
+    with pytest.raises(CapReached) as full:
+        backend.insert(in_batch(new()), LINE, now=T0 + 9)
+    assert full.value.scope == "owner" and full.value.cap == 5
+    waiting = backend.get(photos[2].id)
+    assert waiting is not None and waiting.processing_since is None and waiting.batch == "catalog-1"
+    # Another owner's line is their own.
+    assert backend.insert(new("owner-b"), LINE, now=T0).status is TaskStatus.PROCESSING
+
+
+def test_a_batch_keeps_its_order_while_a_lone_task_goes_ahead_of_the_line(backend: TaskBackend) -> None:
+    running = [in_batch(new(created=T0)) for _ in range(2)]
+    for task in running:
+        backend.insert(task, LINE, now=T0)
+    backend.fail(running[0].id, "canceled", "stop", owner_id="owner-a", now=T0 + 1)
+    # Room for one, but photos already wait: a batch's new photo joins the end of the line...
+    first_waiting = in_batch(new())
+    backend.insert(first_waiting, dataclasses.replace(LINE, per_owner=1), now=T0 + 2)
+    later_photo = in_batch(new())
+    assert backend.insert(later_photo, LINE, now=T0 + 3).status is TaskStatus.PENDING
+    # ...while a lone generation begins at once where there is room, and waits first in line where there is none.
+    lone = new()
+    assert backend.insert(lone, LINE, now=T0 + 4).status is TaskStatus.PROCESSING
+    lone_waiting = new()
+    assert backend.insert(lone_waiting, LINE, now=T0 + 5).status is TaskStatus.PENDING
+    backend.fail(lone.id, "canceled", "stop", owner_id="owner-a", now=T0 + 6)
+    assert backend.promote("owner-a", LINE.per_owner, now=T0 + 7) == [lone_waiting.id]
+    backend.fail(lone_waiting.id, "canceled", "stop", owner_id="owner-a", now=T0 + 8)
+    assert backend.promote("owner-a", LINE.per_owner, now=T0 + 9) == [first_waiting.id]
+    assert backend.promote("owner-a", LINE.per_owner, now=T0 + 10) == [], "never past the running limit"
+    assert statuses(backend, [first_waiting, later_photo]) == ["processing", "pending"]
+    promoted = backend.get(first_waiting.id)
+    assert promoted is not None and promoted.processing_since == T0 + 9 and promoted.updated_at == T0 + 9
+
+
+def test_the_sweep_promotes_every_owners_line_up_to_their_room(backend: TaskBackend) -> None:
+    tasks = {owner: [in_batch(new(owner)) for _ in range(4)] for owner in ("owner-a", "owner-b")}
+    for owner_tasks in tasks.values():
+        for n, task in enumerate(owner_tasks):
+            backend.insert(task, LINE, now=T0 + n)
+    for owner, owner_tasks in tasks.items():
+        backend.fail(owner_tasks[0].id, "canceled", "stop", owner_id=owner, now=T0 + 10)
+    backend.fail(tasks["owner-b"][1].id, "canceled", "stop", owner_id="owner-b", now=T0 + 10)
+    promoted = backend.promote(None, LINE.per_owner, now=T0 + 11)
+    assert sorted(promoted) == sorted([tasks["owner-a"][2].id, tasks["owner-b"][2].id, tasks["owner-b"][3].id])
+    assert statuses(backend, tasks["owner-a"]) == ["failed", "processing", "processing", "pending"]
+    assert backend.promote(None, LINE.per_owner, now=T0 + 12) == []
+
+
+def test_a_waiting_task_is_neither_claimed_nor_timed_out_until_its_turn_comes(backend: TaskBackend) -> None:
+    first, waiting = in_batch(new()), in_batch(new())
+    one_at_a_time = Caps(per_owner=1, studio=1000, waiting=5)
+    backend.insert(first, one_at_a_time, now=T0)
+    backend.insert(waiting, one_at_a_time, now=T0)
+    assert [task.id for task in claim(backend, now=T0 + 10, limit=5)] == [first.id]
+    hour = 3_600_000
+    assert backend.sweep_timed_out(60_000, "too long", now=T0 + hour) == [first.id]
+    assert backend.promote("owner-a", 1, now=T0 + hour + 1) == [waiting.id]
+    # Its time counts from its turn: an hour after it was made, it is neither too old to start nor timed out.
+    [claimed] = backend.claim("w1", "scripted", ALL_TYPES, limit=1, now=T0 + hour + 2, lease_ms=30_000,
+                              max_age_ms=60_000, max_attempts=3)
+    assert claimed.id == waiting.id
+    assert backend.sweep_timed_out(60_000, "too long", now=T0 + hour + 30_000) == []
+    assert backend.sweep_timed_out(60_000, "too long", now=T0 + hour + 61_002) == [waiting.id]
+
+
+def test_a_task_that_waits_in_line_too_long_fails_timed_out(backend: TaskBackend) -> None:
+    running, waiting = in_batch(new()), in_batch(new())
+    one_at_a_time = Caps(per_owner=1, studio=1000, waiting=5)
+    backend.insert(running, one_at_a_time, now=T0)
+    backend.insert(waiting, one_at_a_time, now=T0)
+    assert backend.sweep_waited_too_long(600_000, "waited", now=T0 + 599_000) == []
+    assert backend.sweep_waited_too_long(600_000, "waited", now=T0 + 601_000) == [waiting.id]
+    failed = backend.get(waiting.id)
+    assert failed is not None and failed.error is not None and failed.error.code == "timeout"
+    assert statuses(backend, [running]) == ["processing"], "only the line's waiting tasks"
+
+
+def test_a_batch_lists_alone_and_its_download_holds_only_its_owners_completed_results(backend: TaskBackend) -> None:
+    photos = [in_batch(new(created=T0 + n)) for n in range(3)]
+    other_batch, lone, strangers = in_batch(new(), "catalog-2"), new(), in_batch(new("owner-b"))
+    for task in [*photos, other_batch, lone, strangers]:
+        backend.insert(task, ROOMY, now=task.created_at)
+    listed = run(backend.alist(ListQuery("owner-a", batch="catalog-1", limit=10)))
+    assert [view.id for view in listed] == [photo.id for photo in reversed(photos)]
+    held = claim(backend, now=T0 + 100, limit=10)
+    assert len(held) == 6
+    for task in [photos[0], photos[2], other_batch, strangers]:
+        assert backend.complete(task.id, "w1", "result.png", now=T0 + 200)
+    assert [t.id for t in backend.results("owner-a", batch="catalog-1")] == [photos[0].id, photos[2].id]
+    assert backend.results("owner-b", batch="catalog-1") == [backend.get(strangers.id)]
+    chosen = backend.results("owner-a", task_ids=[photos[1].id, other_batch.id, strangers.id])
+    assert [t.id for t in chosen] == [other_batch.id], "unfinished and other owners' tasks are left out"

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from genkeep.config import Settings
 from genkeep.engines.base import EngineContext, EngineJob, EngineResult, RunToCompletionEngine, SubmitPollEngine
+from genkeep.errors import DatabaseUnavailable
 from genkeep.studio import Studio
-from genkeep.tasks.errors import DatabaseUnavailable
 from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.model import TaskType
 from tests.support.api import submit, wait_final
@@ -124,15 +124,29 @@ def test_the_same_idempotency_key_gives_the_same_task(client: TestClient) -> Non
     assert [item["id"] for item in listed] == [first.json()["id"]]
 
 
-def test_too_many_unfinished_tasks_answers_429(client: TestClient) -> None:
-    cap = client.app.state.studio.settings.max_unfinished_per_owner  # type: ignore[attr-defined]
-    ids = [submit(client, prompt="slow:30").json()["id"] for _ in range(cap)]
-    refused = submit(client, prompt="slow:30")
-    assert refused.status_code == 429
-    assert refused.headers["content-type"] == "application/problem+json"
-    assert "cancel" in refused.json()["detail"]
-    for task_id in ids:
-        client.post(f"/api/tasks/{task_id}/cancel")
+def test_beyond_the_running_limit_tasks_wait_in_line_and_beyond_the_line_answers_429(settings: Settings) -> None:
+    from genkeep.web.app import create_app
+
+    line = settings.with_overrides(max_unfinished_per_owner=3, max_waiting_per_owner=2, workers=0)
+    with TestClient(create_app(line)) as client:
+        statuses = [submit(client, prompt="slow:30").json()["status"] for _ in range(5)]
+        assert statuses == ["processing"] * 3 + ["pending"] * 2
+        refused = submit(client, prompt="slow:30")
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "3 generations running and 2 waiting in line" in refused.json()["detail"]
+        assert "cancel" in refused.json()["detail"]
+
+
+def test_without_a_line_the_running_limit_answers_429(settings: Settings) -> None:
+    from genkeep.web.app import create_app
+
+    with TestClient(create_app(settings.with_overrides(max_waiting_per_owner=0, workers=0))) as client:
+        cap = settings.max_unfinished_per_owner
+        assert all(submit(client, prompt="slow:30").status_code == 201 for _ in range(cap))
+        refused = submit(client, prompt="slow:30")
+        assert refused.status_code == 429
+        assert f"already have {cap} generations in progress" in refused.json()["detail"]
 
 
 def test_history_pages_newest_first_with_the_cursor(client: TestClient) -> None:

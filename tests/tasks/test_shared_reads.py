@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 import pytest
 
+from genkeep.errors import DatabaseUnavailable
 from genkeep.tasks.backends.shared_reads import SharedReads
-from genkeep.tasks.errors import DatabaseUnavailable
 from tests.support.loop import run
 
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 PACKAGE = "genkeep_client"
 # What the generator is told beyond the document: the package's name, no formatter run over the output, and that
-# the image answers (image/png, image/jpeg, image/webp) are bytes.
+# the image and archive answers (image/png, image/jpeg, image/webp, application/zip) are bytes.
 CONFIG = f"""\
 project_name_override: genkeep-client
 package_name_override: {PACKAGE}
@@ -32,6 +32,7 @@ content_type_overrides:
   image/png: application/octet-stream
   image/jpeg: application/octet-stream
   image/webp: application/octet-stream
+  application/zip: application/octet-stream
 """
 
 

@@ -51,14 +51,16 @@ def test_retrying_failed_tasks_does_not_pass_the_studio_cap(settings: Settings) 
 
 
 def test_the_owner_cap_holds_under_concurrent_requests(settings: Settings) -> None:
-    with TestClient(create_app(settings.with_overrides(max_unfinished_per_owner=4, workers=0))) as client:
+    # Two running and two waiting in line: four in all.
+    line = settings.with_overrides(max_unfinished_per_owner=2, max_waiting_per_owner=2, workers=0)
+    with TestClient(create_app(line)) as client:
         client.get("/healthz")  # the owner cookie first
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda _: submit(client, prompt="slow:30 at once"), range(16)))
         codes = sorted(answer.status_code for answer in answers)
         assert codes == [201] * 4 + [429] * 12
         listed = client.get("/api/tasks", params={"status": ["pending", "processing"]}).json()["items"]
-        assert len(listed) == 4
+        assert sorted(task["status"] for task in listed) == ["pending", "pending", "processing", "processing"]
 
 
 def test_a_prompt_with_a_nul_byte_is_refused_and_nothing_is_kept(client: TestClient) -> None:

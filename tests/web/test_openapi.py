@@ -17,12 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genkeep.config import Settings
-from genkeep.tasks.errors import InvalidInput
+from genkeep.errors import InvalidInput
 from genkeep.tasks.manager import decode_cursor
 from genkeep.tasks.model import ReferenceImage, Task, TaskError, TaskStatus, TaskType
 from genkeep.tasks.new_task import TASK_ID_PATTERN, NewTask, is_task_id
 from genkeep.tasks.view import task_json
-from genkeep.web.api_reference import published_document, render
+from genkeep.web.reference_markdown import published_document, render
 from tests.support.api import submit
 from tests.support.images import png_bytes
 
@@ -57,8 +57,8 @@ def test_every_operation_has_examples_that_fit_its_schemas(document: dict[str, A
             for media_type, media in answer.get("content", {}).items():
                 examples = ([media["example"]] if "example" in media
                             else [example["value"] for example in media.get("examples", {}).values()])
-                if media_type.startswith("image/"):
-                    continue
+                if media.get("schema", {}).get("format") == "binary":
+                    continue  # bytes (images, archives): no example would say more than the schema
                 assert examples, f"{method} {path} {status} {media_type} has no example"
                 for example in examples:
                     errors = [str(error) for error in _validator(document, media["schema"]).iter_errors(example)]

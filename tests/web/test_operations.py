@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from genkeep.config import Settings
+from genkeep.errors import DatabaseUnavailable
 from genkeep.logs import TRANSITIONS_LOGGER, JsonLines
 from genkeep.metrics import QUEUE_WAIT_BUCKETS, RUN_BUCKETS
 from genkeep.studio import Studio
 from genkeep.tasks.backends import open_backend
 from genkeep.tasks.backends.memory import MemoryBackend
-from genkeep.tasks.errors import DatabaseUnavailable
 from genkeep.tasks.model import TaskType
 from genkeep.web.app import create_app
 from tests.support.api import submit, wait_final

@@ -64,11 +64,19 @@ def test_a_file_over_the_size_limit_is_refused_in_chinese(settings: Settings) ->
 
 
 def test_too_many_unfinished_tasks_is_said_in_chinese(settings: Settings) -> None:
-    capped = settings.with_overrides(max_unfinished_per_owner=1, workers=0)
+    capped = settings.with_overrides(max_unfinished_per_owner=1, max_waiting_per_owner=0, workers=0)
     with TestClient(create_app(capped)) as client:
         assert submit(client, prompt="a kite").status_code == 201
         problem = _problem(submit(client, prompt="a boat", headers=ZH), 429)
     assert problem["detail"] == "你已有 1 个生成任务在进行中，请等其中一个完成，或取消一个。"
+
+
+def test_a_full_line_is_said_in_chinese(settings: Settings) -> None:
+    capped = settings.with_overrides(max_unfinished_per_owner=1, max_waiting_per_owner=1, workers=0)
+    with TestClient(create_app(capped)) as client:
+        assert [submit(client, prompt="a kite").json()["status"] for _ in range(2)] == ["processing", "pending"]
+        problem = _problem(submit(client, prompt="a boat", headers=ZH), 429)
+    assert problem["detail"] == "你已有 1 个生成任务在进行中，另有 1 个在排队，请等一些完成，或取消一些。"
 
 
 def test_a_problem_without_a_sentence_of_its_own_is_still_chinese(client: TestClient) -> None:

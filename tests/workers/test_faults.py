@@ -12,9 +12,9 @@ import pytest
 
 from genkeep.config import Settings
 from genkeep.engines.base import EngineContext, EngineJob, EngineResult, RunToCompletionEngine
+from genkeep.errors import DatabaseUnavailable, StorageUnavailable
 from genkeep.studio import Studio
 from genkeep.tasks.backends.memory import MemoryBackend
-from genkeep.tasks.errors import DatabaseUnavailable, StorageUnavailable
 from genkeep.tasks.model import TaskStatus
 from genkeep.workers import runner
 from genkeep.workers.pool import KEEPER_DIED_STATUS

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from genkeep.errors import StorageUnavailable
 from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.signing import Signer
-from genkeep.tasks.errors import StorageUnavailable
 
 # A stored image is in an accepted format (results and previews too: see provider_http and previews).
 CONTENT_TYPES = {extension: media_type for media_type, extension in ACCEPTED_FORMATS.values()}

@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from genkeep.errors import StorageUnavailable
 from genkeep.storage.base import ImageStorage
-from genkeep.tasks.errors import StorageUnavailable
 
 
 class FolderStorage(ImageStorage):

@@ -30,6 +30,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from genkeep.errors import StorageUnavailable
 from genkeep.storage.base import (
     ABANDONED_AFTER_SECONDS,
     SIGNED_URL_SECONDS,
@@ -37,7 +38,6 @@ from genkeep.storage.base import (
     ImageStream,
     content_type_of,
 )
-from genkeep.tasks.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 

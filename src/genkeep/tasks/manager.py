@@ -5,7 +5,9 @@ save the provider job, complete (publishing the result file), fail, hand back. T
 time (R3.1, R3.2). Workers and routes call these; they write no SQL and no task files.
 
 A task is "processing" from the moment it is accepted (R1.1) with its type (R4.1), prompt and reference images,
-stored together. Final states are final: every finishing write is compare-and-set.
+stored together; beyond what its owner may have processing at once (a catalog dropped in one go), it waits in line
+as "pending", its timeout not started, and begins processing when one of the owner's tasks finishes. Final states
+are final: every finishing write is compare-and-set.
 
 Faults are not failures: a database or storage fault surfaces as `Unavailable` (the caller retries or hands the
 attempt back); only an engine's verdict fails a task.
@@ -21,7 +23,6 @@ import dataclasses
 import logging
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import anyio
 import PIL.Image
 
 from genkeep.config import Settings
+from genkeep.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
 from genkeep.previews import (
     PREVIEW_EXTENSION,
     PREVIEW_PREFIX,
@@ -45,7 +47,7 @@ from genkeep.reference_images import CleanImage
 from genkeep.storage import ABANDONED_AFTER_SECONDS, EXTENSIONS, ImageStorage
 from genkeep.tasks.backends import CapReached, DuplicateIdempotencyKey, ListQuery, TaskBackend
 from genkeep.tasks.backends.base import Caps, UnfinishedCount
-from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooManyUnfinished, Unavailable, WrongState
+from genkeep.tasks.events import EVENT_ACCEPTED, EVENT_FINISHED, EVENT_SWEPT, TaskEvents
 from genkeep.tasks.model import ReferenceImage, ResultNote, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.new_task import NewTask, is_task_id, new_task_id
 from genkeep.tasks.transitions import Actor, Step, Transition, Transitions
@@ -53,9 +55,6 @@ from genkeep.tasks.view import TaskView
 
 log = logging.getLogger(__name__)
 
-EVENT_ACCEPTED = "accepted"
-EVENT_SWEPT = "swept"
-EVENT_FINISHED = "finished:"
 # Tasks per page of the owner's list.
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 100
@@ -94,32 +93,6 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return int(millis), task_id
 
 
-class TaskEvents:
-    """In-process listeners of task events ("accepted", "swept", "finished:<id>"); other processes hear them
-    through the backend's notifications."""
-
-    def __init__(self) -> None:
-        self._listeners: list[Callable[[str], None]] = []
-        self._lock = threading.Lock()
-
-    def subscribe(self, listener: Callable[[str], None]) -> None:
-        with self._lock:
-            self._listeners.append(listener)
-
-    def unsubscribe(self, listener: Callable[[str], None]) -> None:
-        with self._lock, contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
-
-    def emit(self, event: str) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a task event listener failed on %s", event)
-
-
 class TaskManager:
     """Every transition of every task."""
 
@@ -130,7 +103,8 @@ class TaskManager:
         self.events = TaskEvents()
         # Metrics and the transition log watch every change here, in one place (see transitions.py).
         self.transitions = Transitions()
-        self.caps = Caps(per_owner=settings.max_unfinished_per_owner, studio=settings.max_unfinished)
+        self.caps = Caps(per_owner=settings.max_unfinished_per_owner, studio=settings.max_unfinished,
+                         waiting=settings.max_waiting_per_owner)
         # The backend's clock minus this process's, learned at each sweep (see clock_now).
         self._clock_offset_ms = 0
 
@@ -188,12 +162,12 @@ class TaskManager:
         return self.backend.get(task_id, owner_id) if is_task_id(task_id) else None
 
     async def list_tasks(self, owner_id: str, *, task_type: TaskType | None = None,
-                         statuses: Sequence[TaskStatus] = (), limit: int = PAGE_SIZE_DEFAULT,
-                         cursor: str | None = None) -> Page:
+                         statuses: Sequence[TaskStatus] = (), batch: str | None = None,
+                         limit: int = PAGE_SIZE_DEFAULT, cursor: str | None = None) -> Page:
         if not 1 <= limit <= PAGE_SIZE_MAX:
             raise InvalidInput(f"limit must be between 1 and {PAGE_SIZE_MAX}, not {limit}.", field="limit")
         after = decode_cursor(cursor) if cursor is not None else None
-        rows = await self.backend.alist(ListQuery(owner_id, task_type, tuple(statuses), limit, after))
+        rows = await self.backend.alist(ListQuery(owner_id, task_type, tuple(statuses), batch, limit, after))
         items = rows[:limit]
         return Page(items, encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None)
 
@@ -203,12 +177,18 @@ class TaskManager:
         Both caps are enforced by the insert itself (an accept's or a retry's), atomically, on every process;
         this is only the early refusal that spares reading the body. Both counts stop at their cap, so a full
         studio costs a bounded read per refusal, whatever the backlog."""
-        if await self.backend.acount_unfinished(owner_id, self.caps.per_owner) >= self.caps.per_owner:
-            raise self._cap_error(CapReached("owner", self.caps.per_owner))
+        owner_cap = self.caps.owner_unfinished
+        if await self.backend.acount_unfinished(owner_id, owner_cap) >= owner_cap:
+            raise self._cap_error(CapReached("owner", owner_cap))
         if await self.backend.acount_unfinished(None, self.caps.studio) >= self.caps.studio:
             raise self._cap_error(CapReached("studio", self.caps.studio))
 
     def _cap_error(self, reached: CapReached) -> TooManyUnfinished:
+        if reached.scope == "owner" and self.caps.waiting:
+            running, waiting = self.caps.per_owner, self.caps.waiting
+            return TooManyUnfinished(f"You already have {running} generations running and {waiting} waiting in line; "
+                                     "wait for some to finish, or cancel some.", sentence="owner_line_full",
+                                     values={"running": running, "waiting": waiting})
         if reached.scope == "owner":
             return TooManyUnfinished(f"You already have {reached.cap} generations in progress; wait for one to "
                                      "finish or cancel one.", sentence="owner_busy", values={"cap": reached.cap})
@@ -258,8 +238,10 @@ class TaskManager:
                                "form again.", field="reference_images")
         # A key already used is found by the insert itself (the route looks first too, before decoding anything).
         task_id = new_task_id()
+        filenames = new.filenames or (None,) * len(images)
         references = [ReferenceImage(f"reference-{index + 1}{image.extension}", image.width, image.height,
-                                     image.content_type) for index, image in enumerate(images)]
+                                     image.content_type, filename)
+                      for index, (image, filename) in enumerate(zip(images, filenames, strict=True))]
         files: list[tuple[str, bytes]] = []
         for ref, image in zip(references, images, strict=True):
             files += [(ref.name, image.data),
@@ -267,16 +249,16 @@ class TaskManager:
         # The thumbnails (made while the upload was decoded) travel with their originals: staged now, published
         # with the row.
         self.storage.stage(task_id, files)
-        return self._commit(owner_id, task_id, new.type, new.prompt, references, idempotency_key)
+        return self._commit(owner_id, task_id, new.type, new.prompt, references, idempotency_key, new.batch)
 
     def _commit(self, owner_id: str, task_id: str, task_type: TaskType, prompt: str | None,
-                references: list[ReferenceImage], idempotency_key: str | None) -> Accepted:
-        # Created when the backend stores it, at its clock's moment.
+                references: list[ReferenceImage], idempotency_key: str | None, batch: str | None) -> Accepted:
+        # Created when the backend stores it, at its clock's moment, processing or waiting in line as it decides.
         task = Task(id=task_id, owner_id=owner_id, type=task_type, status=TaskStatus.PROCESSING, prompt=prompt,
                     reference_images=tuple(references), created_at=0, updated_at=0,
-                    idempotency_key=idempotency_key, attempts=0, lease_expires_at=0)
+                    idempotency_key=idempotency_key, attempts=0, lease_expires_at=0, batch=batch)
         try:
-            moment = self.backend.insert(task, self.caps)
+            moment, status = self.backend.insert(task, self.caps)
         except DuplicateIdempotencyKey:
             self.storage.discard_staged(task_id)
             existing = self.backend.get_by_idempotency_key(owner_id, idempotency_key or "")
@@ -292,7 +274,8 @@ class TaskManager:
             # Nothing left behind: the row did not commit, so neither do its files.
             self.storage.discard_staged(task_id)
             raise
-        task = dataclasses.replace(task, created_at=moment, updated_at=moment)
+        task = dataclasses.replace(task, status=status, created_at=moment, updated_at=moment,
+                                   processing_since=moment if status is TaskStatus.PROCESSING else None)
         # Recorded the moment the row commits: on PostgreSQL the commit's NOTIFY may already have a worker claiming
         # the task, and its "started" must not come first in the log and the metrics.
         self.transitions.record(Transition.of(Step.ACCEPTED, task, moment, Actor.OWNER))
@@ -312,6 +295,7 @@ class TaskManager:
             raise WrongState("The task finished before it could be canceled.", sentence="cancel_finished")
         self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.OWNER, code="canceled"))
         self._announce_finished(task_id)
+        self._make_room(owner_id)
         return self.get_sync(owner_id, task_id)
 
     def retry(self, owner_id: str, task_id: str) -> Task:
@@ -324,7 +308,8 @@ class TaskManager:
         if not self.storage.stage_copies(new_id, old.id, [image.name for image in old.reference_images]):
             raise WrongState("This task's reference images are gone; start a new generation instead.",
                              sentence="retry_images_gone")
-        return self._commit(owner_id, new_id, old.type, old.prompt, list(old.reference_images), None).task
+        # A retried photo of a batch stays in its batch (its card counts it, its download holds it).
+        return self._commit(owner_id, new_id, old.type, old.prompt, list(old.reference_images), None, old.batch).task
 
     def delete(self, owner_id: str, task_id: str) -> None:
         task = self.get_sync(owner_id, task_id)
@@ -357,6 +342,22 @@ class TaskManager:
                 break  # the storage is still away: the next sweep tries again
             removed += 1
         return removed
+
+    def _make_room(self, owner_id: str) -> None:
+        """One of the owner's tasks finished: the next ones in line begin processing, and workers hear of them.
+        Never raises: a fault here leaves them waiting until the next sweep (see sweep)."""
+        try:
+            promoted = self.backend.promote(owner_id, self.caps.per_owner)
+        except Unavailable as fault:
+            log.warning("the tasks waiting behind a finished one wait for the next sweep (%s)", fault.code)
+            return
+        if promoted:
+            self._announce_promoted(promoted)
+
+    def _announce_promoted(self, task_ids: Sequence[str]) -> None:
+        self._record_promoted(task_ids)
+        self.events.emit(EVENT_ACCEPTED)
+        self._notify_others(EVENT_ACCEPTED)
 
     def _announce_finished(self, task_id: str) -> None:
         """A running engine of this task stops at once: in this process, and in others through the database."""
@@ -393,7 +394,8 @@ class TaskManager:
             # The claim stamped updated_at. The wait is known for a first attempt only: a later one waited since an
             # attempt the row forgot.
             moment = task.updated_at
-            waited = (moment - task.created_at) / 1000 if task.attempts == 1 else None
+            since = task.processing_since if task.processing_since is not None else task.created_at
+            waited = (moment - since) / 1000 if task.attempts == 1 else None
             self.transitions.record(Transition.of(Step.STARTED, task, moment, Actor.WORKER, duration=waited,
                                                   takeover=task.attempts > 1))
         return claimed
@@ -530,6 +532,7 @@ class TaskManager:
             return False
         self.transitions.record(Transition.of(Step.COMPLETED, task, moment, Actor.WORKER,
                                               duration=self._ran(task, moment)))
+        self._make_room(task.owner_id)
         return True
 
     def fail(self, task: Task, worker_id: str, code: str, message: str) -> bool:
@@ -543,6 +546,7 @@ class TaskManager:
             return False
         self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.WORKER, code=code,
                                               duration=self._ran(task, moment)))
+        self._make_room(task.owner_id)
         return True
 
     def hand_back(self, task: Task, worker_id: str, *, refund_attempt: bool) -> bool:
@@ -576,6 +580,26 @@ class TaskManager:
             self.transitions.record(Transition.of(Step.FAILED, task, moment, Actor.SWEEPER,
                                                   code=task.error.code if task.error else None))
 
+    def _record_promoted(self, task_ids: Sequence[str]) -> None:
+        """Tasks whose turn came: their wait in line ends (only read back when someone watches)."""
+        if not self.transitions.observed:
+            return
+        try:
+            promoted = self.backend.get_many(task_ids)
+        except Unavailable:
+            return
+        for task in promoted:
+            self.transitions.record(Transition.of(Step.PROMOTED, task, task.processing_since or task.updated_at,
+                                                  Actor.SWEEPER, duration=(task.updated_at - task.created_at) / 1000))
+
+    def results(self, owner_id: str, *, batch: str | None = None, task_ids: Sequence[str] = ()) -> list[Task]:
+        """The owner's completed tasks of a batch and of these ids, oldest first: what a download holds."""
+        found = {task.id: task for task in self.backend.results(owner_id, batch=batch)} if batch is not None else {}
+        wanted = [task_id for task_id in task_ids if is_task_id(task_id) and task_id not in found]
+        if wanted:
+            found |= {task.id: task for task in self.backend.results(owner_id, task_ids=wanted)}
+        return sorted(found.values(), key=lambda task: (task.created_at, task.id))
+
     def current(self, task_id: str) -> Task | None:
         return self.backend.get(task_id)
 
@@ -597,18 +621,30 @@ class TaskManager:
         return bool(swept)
 
     def sweep(self) -> list[str]:
-        """Fail every task processing past the timeout (R3.1, R3.2) or abandoned by its workers too often."""
+        """Fail every task processing past the timeout (R3.1, R3.2), abandoned by its workers too often, or waiting
+        in line too long; then begin the waiting tasks whose owners now have room."""
         self.learn_clock()
         timed_out = self.backend.sweep_timed_out(self._timeout_ms(), self.timeout_message())
         exhausted = self.backend.sweep_exhausted(
             self.settings.max_attempts,
             f"The workers running this generation stopped {self.settings.max_attempts} times; retry it.")
-        if timed_out or exhausted:
-            log.info("sweep: %d timed out, %d interrupted", len(timed_out), len(exhausted))
-            self._record_swept(timed_out + exhausted)
+        waited = self.backend.sweep_waited_too_long(int(self.settings.wait_timeout * 1000), self.wait_message())
+        swept = timed_out + exhausted + waited
+        if swept:
+            log.info("sweep: %d timed out, %d interrupted, %d waited too long", len(timed_out), len(exhausted),
+                     len(waited))
+            self._record_swept(swept)
             self.events.emit(EVENT_SWEPT)
             self._notify_others(EVENT_SWEPT)
-        return timed_out + exhausted
+        promoted = self.backend.promote(None, self.caps.per_owner)
+        if promoted:
+            self._announce_promoted(promoted)
+        return swept
+
+    def wait_message(self) -> str:
+        limit = self.settings.wait_timeout
+        span = f"{limit / 60:g} minutes" if limit >= 60 else f"{limit:g} seconds"
+        return f"The generation waited in line for more than {span} without its turn coming; retry it."
 
     def remove_expired(self, batch: int = 500) -> int:
         """Retention: remove finished tasks (and their images) older than GENKEEP_RETENTION_DAYS; 0 keeps all."""

@@ -48,12 +48,14 @@ IMAGE_COUNTS: dict[TaskType, tuple[int, int]] = {
 
 @dataclass(frozen=True)
 class ReferenceImage:
-    """One stored reference image: its file name inside the task's folder, and its size."""
+    """One stored reference image: its file name inside the task's folder, its size, and the name the seller's file
+    had (no folders; None for images stored before names were kept), which a batch's download names results by."""
 
     name: str
     width: int
     height: int
     content_type: str
+    filename: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,10 @@ class Task:
     idempotency_key: str | None = None
     preview_name: str | None = None
     notes: tuple[ResultNote, ...] = ()
+    # The batch the owner's page grouped this task in (its own id for it), if any.
+    batch: str | None = None
+    # When the task began processing: its timeout counts from here. None while it waits in line (pending).
+    processing_since: int | None = None
 
     @property
     def is_final(self) -> bool:
@@ -113,7 +119,7 @@ class Task:
         """The new row's values, by column name."""
         return {
             "id": self.id, "owner_id": self.owner_id, "type": self.type.value, "status": self.status.value,
-            "prompt": self.prompt, "idempotency_key": self.idempotency_key,
+            "prompt": self.prompt, "idempotency_key": self.idempotency_key, "batch": self.batch,
             "reference_images": json.dumps([asdict(image) for image in self.reference_images]),
             "created_at": self.created_at, "updated_at": self.updated_at,
         }
@@ -123,7 +129,7 @@ class Task:
 ROW_COLUMNS = (
     "id", "owner_id", "type", "status", "prompt", "reference_images", "result_name", "error_code", "error_message",
     "progress", "engine", "provider_job_id", "attempts", "worker_id", "lease_expires_at", "idempotency_key",
-    "created_at", "updated_at", "finished_at", "preview_name", "notes",
+    "created_at", "updated_at", "finished_at", "preview_name", "notes", "batch", "processing_since",
 )
 
 

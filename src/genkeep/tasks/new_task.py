@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from genkeep.tasks.errors import InvalidInput
+from genkeep.errors import InvalidInput
 from genkeep.tasks.model import IMAGE_COUNTS, TaskType
 
 IMAGE_LABELS: dict[TaskType, tuple[str, ...]] = {
@@ -33,6 +35,36 @@ PROMPT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 WHITESPACE_CLASS = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK_PATTERN = rf"[^{WHITESPACE_CLASS}]"
 _PROMPT_CHARACTERS = re.compile(PROMPT_PATTERN)
+
+
+# A batch is the owner's own id for tasks made together (one per photo of a catalog); the page makes one per drop.
+BATCH_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+_BATCH = re.compile(BATCH_PATTERN)
+# The longest original file name kept (a download's entry is named after it).
+FILENAME_MAX_CHARS = 200
+
+
+def parse_batch(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not _BATCH.fullmatch(raw):
+        raise InvalidInput("batch must be 1 to 64 letters, digits, '-' or '_' (a UUID will do); send it so or leave "
+                           "it out.", field="batch")
+    return raw
+
+
+def clean_filename(raw: str | None) -> str | None:
+    """The name of the seller's file as a download may reuse it: no folders, no control or direction characters,
+    at most FILENAME_MAX_CHARS (the extension kept); None if nothing is left."""
+    if not raw:
+        return None
+    name = unicodedata.normalize("NFC", raw.replace("\\", "/").rsplit("/", 1)[-1])
+    name = "".join(char for char in name if unicodedata.category(char) not in ("Cc", "Cf")).strip().strip(".")
+    if len(name) > FILENAME_MAX_CHARS:
+        stem, dot, extension = name.rpartition(".")
+        extension = dot + extension if dot and len(extension) <= 10 else ""
+        name = (stem if dot else name)[:FILENAME_MAX_CHARS - len(extension)] + extension
+    return name or None
 
 
 def new_task_id() -> str:
@@ -66,14 +98,18 @@ def image_label(task_type: TaskType, index: int) -> str:
 
 @dataclass(frozen=True)
 class NewTask:
-    """What a user asked for, valid: the type, the cleaned prompt, and the number of images that go with it."""
+    """What a user asked for, valid: the type, the cleaned prompt, the number of images that go with it, the names
+    their files had, and the batch it belongs to."""
 
     type: TaskType
     prompt: str | None
     image_count: int
+    filenames: tuple[str | None, ...] = ()
+    batch: str | None = None
 
     @classmethod
-    def build(cls, raw_type: str | None, prompt: str | None, image_count: int, *, max_prompt_chars: int) -> NewTask:
+    def build(cls, raw_type: str | None, prompt: str | None, image_count: int, *, max_prompt_chars: int,
+              filenames: Sequence[str | None] = (), batch: str | None = None) -> NewTask:
         task_type = parse_type(raw_type)
         if prompt:
             # Checked as sent (before trimming), like the form field's maxlength and the schema's maxLength.
@@ -93,4 +129,5 @@ class NewTask:
             raise InvalidInput(f"{task_type.value} takes {WANTED_IMAGES[task_type]}; you sent {image_count}.",
                                field="reference_images", sentence=f"image_count.{task_type.value}",
                                values={"count": image_count})
-        return cls(task_type, prompt, image_count)
+        return cls(task_type, prompt, image_count, tuple(clean_filename(name) for name in filenames),
+                   parse_batch(batch))

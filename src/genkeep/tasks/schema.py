@@ -49,6 +49,11 @@ tasks = Table(
     Column("preview_name", String(64), nullable=True),
     # JSON list of the result's notes (model.ResultNote values); NULL when it has none.
     Column("notes", String(200), nullable=True),
+    # The owner's own id for a batch of tasks made together (a catalog dropped at once); NULL for a lone task.
+    Column("batch", String(64), nullable=True),
+    # When the task began processing (accepted, or its turn came): the timeout counts from here; NULL while it waits
+    # in line (pending) behind the owner's running tasks.
+    Column("processing_since", BigInteger, nullable=True),
     UniqueConstraint("owner_id", "idempotency_key", name="uq_tasks_owner_idempotency_key"),
 )
 
@@ -58,7 +63,8 @@ Index("ix_tasks_owner_type_created", tasks.c.owner_id, tasks.c.type, tasks.c.cre
 # The owner's tasks across types (home page), newest first.
 Index("ix_tasks_owner_created", tasks.c.owner_id, tasks.c.created_at, tasks.c.id)
 # The sweeper and claiming only ever look at unfinished tasks: partial indexes stay small at any history size.
-Index("ix_tasks_unfinished_created", tasks.c.created_at,
+# Claiming takes the longest processing first; the sweeper fails what has processed too long.
+Index("ix_tasks_unfinished_since", tasks.c.processing_since,
       sqlite_where=text(UNFINISHED_SQL), postgresql_where=text(UNFINISHED_SQL))
 # Claiming: unclaimed tasks have lease 0, so "claimable" is one range scan, in claim order.
 Index("ix_tasks_unfinished_lease", tasks.c.lease_expires_at, tasks.c.created_at,
@@ -66,6 +72,10 @@ Index("ix_tasks_unfinished_lease", tasks.c.lease_expires_at, tasks.c.created_at,
 # Recovery and the per-owner cap: an owner's unfinished tasks stay a handful of entries, whatever the history.
 Index("ix_tasks_unfinished_owner_type_created", tasks.c.owner_id, tasks.c.type, tasks.c.created_at, tasks.c.id,
       sqlite_where=text(UNFINISHED_SQL), postgresql_where=text(UNFINISHED_SQL))
+
+# A batch's tasks (its card, its download), only for tasks that have one.
+Index("ix_tasks_owner_batch", tasks.c.owner_id, tasks.c.batch, tasks.c.created_at, tasks.c.id,
+      sqlite_where=text("batch IS NOT NULL"), postgresql_where=text("batch IS NOT NULL"))
 
 # A task's images still to be removed from the image storage: written in the transaction that deletes the task's
 # row (by its owner or by retention), removed once the storage has removed them. A storage fault at that moment

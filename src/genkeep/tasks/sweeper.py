@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from genkeep.tasks.errors import Unavailable
+from genkeep.errors import Unavailable
 from genkeep.tasks.manager import TaskManager
 
 log = logging.getLogger(__name__)

@@ -281,6 +281,9 @@ REFERENCE_IMAGE_KEYS = (
     Key("width", EntryValue("width"), int, Field(ge=1, description="Width in pixels.")),
     Key("height", EntryValue("height"), int, Field(ge=1, description="Height in pixels.")),
     Key("thumbnails", EntryThumbnails("name", REFERENCE_THUMBNAIL_SIDES), ThumbnailList, Field()),
+    Key("filename", EntryValue("filename"), str | None,
+        Field(description="The name the uploaded file had (without folders); null for images uploaded before names "
+                          "were kept.", examples=["bottle-01.jpg"])),
 )
 ReferenceImage: Any = model("ReferenceImage", "One uploaded reference image as stored (re-encoded, without metadata).",
                             REFERENCE_IMAGE_KEYS)
@@ -315,6 +318,12 @@ TASK_KEYS = (
         Field(description="What the engine said about the result besides the picture, for the page to tell the "
                           "seller: `cut_by_frame`, the product runs off the photo's edge, so part of it may be "
                           "missing. Empty for most tasks; new values may be added.")),
+    Key("batch", Column("batch"), str | None,
+        Field(description="The `batch` it was sent with (a catalog's photos share one); null for a task sent alone.",
+              examples=["spring-catalog-2f9c"])),
+    Key("processing_since", Time("processing_since"), datetime | None,
+        Field(description="RFC 3339, UTC: when it began processing (its timeout counts from here); null while it "
+                          "waits in line (pending).")),
     Key("created_at", Time("created_at"), datetime, Field(description="RFC 3339, UTC.")),
     Key("updated_at", Time("updated_at"), datetime, Field(description="RFC 3339, UTC.")),
     Key("finished_at", Time("finished_at"), datetime | None,

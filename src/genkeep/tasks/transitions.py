@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 class Step(enum.StrEnum):
     ACCEPTED = "accepted"
+    # A task waiting in line (pending) began processing: one of its owner's tasks finished.
+    PROMOTED = "promoted"
     STARTED = "started"
     COMPLETED = "completed"
     FAILED = "failed"

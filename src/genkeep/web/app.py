@@ -14,7 +14,7 @@ from genkeep import __version__, logs
 from genkeep.config import Settings, check_owner_header, keep_files_private
 from genkeep.engines import check_engines, load_engines
 from genkeep.studio import Studio
-from genkeep.web import api, api_docs, api_document, operations, problems
+from genkeep.web import docs_page, openapi, operations, problems, task_routes
 from genkeep.web.client_rate import ClientRate
 from genkeep.web.hosts import HostGuard
 from genkeep.web.owner import OwnerMiddleware
@@ -68,19 +68,19 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     app = FastAPI(
         title="genkeep",
         version=__version__,
-        description=api_document.DESCRIPTION,
-        license_info=api_document.LICENSE,
+        description=openapi.DESCRIPTION,
+        license_info=openapi.LICENSE,
         lifespan=lifespan,
-        # /docs is served by api_docs from installed files, not from a CDN; /redoc, a second viewer, is off.
+        # /docs is served by docs_page from installed files, not from a CDN; /redoc, a second viewer, is off.
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.studio = studio
     problems.install(app)
-    app.include_router(api.router)
-    api_docs.install(app)
-    api_document.install(app, settings)
+    app.include_router(task_routes.router)
+    docs_page.install(app)
+    openapi.install(app, settings)
     try:
         from genkeep.web import pages
     except ImportError:  # the pages are optional for an API-only deployment
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool = True) ->
     # tasks goes out in ~2.5 KB instead of 11 KB, the page in ~3.5 instead of 14 (bench/page_weight.py). Below one
     # packet (a status poll) nothing would be saved, so nothing is done.
     app.add_middleware(GZipMiddleware, minimum_size=1400, compresslevel=6)
-    app.add_middleware(SecurityHeaders, docs_path=api_docs.DOCS_PATH)
+    app.add_middleware(SecurityHeaders, docs_path=docs_page.DOCS_PATH)
     # Last, so that its request timing is outermost and covers every middleware above.
     operations.install(app, studio)
     return app

@@ -2,7 +2,7 @@
 
 The OpenAPI document (/openapi.json, and from it /docs, docs/api.md and generated clients) is built from these
 models and from the domain's own rules (image counts per type, the prompt's characters), never written a second
-time. Two routes parse by hand for speed and one before its body is read (see api.py); the tests hold them to
+time. Two routes parse by hand for speed and one before its body is read (see task_routes.py); the tests hold them to
 these models: every answer of a live server is checked against them by schemathesis, and task_json against Task.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -20,9 +20,11 @@ from genkeep.tasks import model as domain
 from genkeep.tasks.manager import CURSOR_PATTERN, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from genkeep.tasks.model import IMAGE_COUNTS, TaskStatus, TaskType
 from genkeep.tasks.new_task import (
+    BATCH_PATTERN,
     NOT_BLANK_PATTERN,
     PROMPT_PATTERN,
     PROMPT_REQUIRED,
+    TASK_ID_PATTERN,
     WANTED_IMAGES,
 )
 from genkeep.tasks.task_fields import TASK_KEYS, model
@@ -32,6 +34,8 @@ from genkeep.tasks.view import task_json
 REF_TEMPLATE = "#/components/schemas/{model}"
 IDEMPOTENCY_KEY_MAX_CHARS = 255
 IMAGE_MEDIA_TYPES = tuple(media_type for media_type, _ in ACCEPTED_FORMATS.values())
+# The most tasks one download (GET /api/results.zip) may name by id: a history page's selection is far fewer.
+DOWNLOAD_IDS_MAX = 200
 # Fields (and, separately, files) Starlette's parser reads before it gives up on a form: far beyond ours.
 MAX_FORM_FIELDS = 16
 
@@ -44,9 +48,10 @@ def _millis(moment: str) -> int:
 EXAMPLE_TASK = domain.Task(
     id="9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f", owner_id="example", type=TaskType.WHITE_BACKGROUND,
     status=TaskStatus.PROCESSING, prompt="soft shadow under the bottle",
-    reference_images=(domain.ReferenceImage("reference-1.jpg", 1024, 768, "image/jpeg"),),
+    reference_images=(domain.ReferenceImage("reference-1.jpg", 1024, 768, "image/jpeg", "bottle-01.jpg"),),
     progress=0.4, preview_name="preview-3.webp", engine="local", attempts=1,
-    created_at=_millis("2025-05-04T08:15:30.120Z"), updated_at=_millis("2025-05-04T08:15:33.871Z"),
+    created_at=_millis("2025-05-04T08:15:30.120Z"), processing_since=_millis("2025-05-04T08:15:30.120Z"),
+    updated_at=_millis("2025-05-04T08:15:33.871Z"),
 )
 TASK_EXAMPLE = task_json(EXAMPLE_TASK)
 COMPLETED_EXAMPLE = task_json(replace(
@@ -110,8 +115,13 @@ class TaskForm(BaseModel):
         "Required for " + " and ".join(sorted(PROMPT_REQUIRED)) + " (not blank), optional otherwise. Plain "
         "text: line breaks and tabs are fine, other control characters are refused."))
     reference_images: list[bytes] = Field(default_factory=list, description=(
-        "Image files (PNG, JPEG or WebP), in order; repeat the part for several. "
+        "Image files (PNG, JPEG or WebP), in order; repeat the part for several. Each part's file name is kept "
+        "(without folders) as the image's `filename`. "
         + "; ".join(f"{task_type.value}: {WANTED_IMAGES[task_type]}" for task_type in TaskType) + "."))
+    batch: str | None = Field(None, pattern=BATCH_PATTERN, examples=["spring-catalog-2f9c"], description=(
+        "Your own id for tasks made together (one per photo of a catalog dropped at once): the tasks carry it, "
+        "`GET /api/tasks?batch=` lists them and `GET /api/results.zip?batch=` downloads their results. Photos "
+        "beyond what you may have processing at once wait in line, in order (status pending)."))
 
 
 # The form's fields, from the model: anything else is refused.
@@ -124,12 +134,24 @@ class TaskListQuery(BaseModel):
     type: TaskType | None = Field(None, description="Only tasks of this type.", examples=["WHITE_BACKGROUND"])
     status: list[TaskStatus] = Field(default_factory=list, examples=[["pending", "processing"]], description=(
         "Only tasks in these statuses; repeat the parameter for several (status=pending&status=processing)."))
+    batch: str | None = Field(None, pattern=BATCH_PATTERN, examples=["spring-catalog-2f9c"],
+                              description="Only the tasks made with this `batch`.")
     limit: int = Field(PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX, description="How many tasks per page.",
                        examples=[20])
     cursor: str | None = Field(None, pattern=CURSOR_PATTERN,
                                examples=["1767225600000-9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f"],
                                description="The previous page's `next_cursor`: the page after its last task "
                                            "(`<created_at in epoch milliseconds>-<task id>`).")
+
+
+class DownloadQuery(BaseModel):
+    """GET /api/results.zip's query parameters: a batch, or task ids."""
+
+    batch: str | None = Field(None, pattern=BATCH_PATTERN, examples=["spring-catalog-2f9c"],
+                              description="The results of this batch's completed tasks.")
+    id: list[Annotated[str, Field(pattern=TASK_ID_PATTERN)]] = Field(
+        default_factory=list, max_length=DOWNLOAD_IDS_MAX, examples=[["9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f"]],
+        description=f"And the results of these tasks (repeat the parameter, up to {DOWNLOAD_IDS_MAX}).")
 
 
 def absent_not_null(schema: dict[str, Any]) -> dict[str, Any]:

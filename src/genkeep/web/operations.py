@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genkeep.engines.notes import GUIDE, EngineNote, engine_notes
 from genkeep.studio import Studio
-from genkeep.web.api_document import answer
+from genkeep.web.openapi import answer
 from genkeep.web.problems import problem
 
 router = APIRouter()

@@ -24,6 +24,7 @@ from genkeep.config import Settings
 from genkeep.engines.notes import stand_in_engines
 from genkeep.reference_images import ACCEPTED_FORMATS
 from genkeep.tasks.model import IMAGE_COUNTS, TaskType
+from genkeep.web.contract import DOWNLOAD_IDS_MAX
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -172,6 +173,45 @@ STRINGS: dict[str, dict[str, str]] = {
                                 "each side.",
         "form.error.too_many_pixels": "{name} has more than {max} megapixels; make it smaller first.",
         "status.waiting": "Waiting for a free worker",
+        "status.queued": "Waiting its turn",
+        "card.select": "Select {name}",
+        "form.product_hint_many": "One product photo, or many at once (a whole folder too) · PNG, JPEG or WebP",
+        "form.variations": "Variations",
+        "form.variations_hint": "How many images to make from this prompt and these references, as one batch.",
+        "form.submit_many": "Generate {count}",
+        "batch.picked_label": "Photos for one batch",
+        "batch.picked": "{count} photos · {size} MB",
+        "batch.remove_all": "Remove all",
+        "batch.too_many": "Up to {max} photos at a time: the first {max} are kept.",
+        "batch.skipped": "{count} file(s) skipped: not PNG, JPEG or WebP images.",
+        "batch.title": "Batch of {count}",
+        "batch.counts": "{done} done · {failed} failed · {waiting} waiting · {running} running",
+        "batch.uploading": "Uploading {sent} of {total} · {mb} of {total_mb} MB",
+        "batch.upload_paused": "Upload paused while the studio is busy; trying again in {time}.",
+        "batch.refused": "{count} not accepted",
+        "batch.took": "Took {time}",
+        "batch.progress": "Batch progress",
+        "batch.show": "Show the photos",
+        "batch.download": "Download all (ZIP)",
+        "batch.stop": "Stop uploading",
+        "batch.row_unsent": "Waiting to upload",
+        "batch.row_refused": "Not accepted: {detail}",
+        "select.toolbar": "Selected images",
+        "select.count": "{count} selected",
+        "select.download": "Download",
+        "select.delete": "Delete",
+        "select.clear": "Clear",
+        "select.zip_limit": "A ZIP holds up to {max} images: select fewer to download them.",
+        "confirm.delete_many_title": "Delete {count} images?",
+        "confirm.delete_many_body": "They are removed from your history, with their reference images. This cannot "
+                                    "be undone.",
+        "announce.deleting": "Deleting {n} of {count}…",
+        "announce.deleted_many": "{count} deleted.",
+        "announce.delete_some_failed": "{count} could not be deleted: {detail}",
+        "announce.batch_started": "{count} photos queued; uploading.",
+        "announce.batch_done": "Batch finished: {done} ready, {failed} failed.",
+        "announce.uploads_resumed": "Resuming {count} upload(s).",
+        "announce.photo_refused": "{name} was not accepted: {detail}",
         "status.restarted": "Restarted after an interruption",
         "status.canceled": "Canceled",
         "card.waited": "Waiting for {time}",
@@ -324,6 +364,44 @@ STRINGS: dict[str, dict[str, str]] = {
         "form.error.too_small": "{name} 只有 {width}×{height} 像素，请使用每边至少 {min} 像素的图片。",
         "form.error.too_many_pixels": "{name} 超过 {max} 百万像素，请先缩小。",
         "status.waiting": "排队中，等待空闲的生成进程",
+        "status.queued": "排队等候中",
+        "card.select": "选择 {name}",
+        "form.product_hint_many": "一张商品照片，或一次多张（也可以拖入整个文件夹） · PNG、JPEG 或 WebP",
+        "form.variations": "变体数量",
+        "form.variations_hint": "用这段提示词和参考图生成几张，作为一批。",
+        "form.submit_many": "生成 {count} 张",
+        "batch.picked_label": "本批照片",
+        "batch.picked": "{count} 张照片 · {size} MB",
+        "batch.remove_all": "全部移除",
+        "batch.too_many": "一次最多 {max} 张照片：已保留前 {max} 张。",
+        "batch.skipped": "已跳过 {count} 个文件：不是 PNG、JPEG 或 WebP 图片。",
+        "batch.title": "一批 {count} 张",
+        "batch.counts": "已完成 {done} · 失败 {failed} · 排队 {waiting} · 生成中 {running}",
+        "batch.uploading": "正在上传 {sent}/{total} 张 · {mb}/{total_mb} MB",
+        "batch.upload_paused": "工作室繁忙，上传已暂停；{time} 后重试。",
+        "batch.refused": "{count} 张未被接受",
+        "batch.took": "用时 {time}",
+        "batch.progress": "批次进度",
+        "batch.show": "查看这批照片",
+        "batch.download": "全部下载（ZIP）",
+        "batch.stop": "停止上传",
+        "batch.row_unsent": "等待上传",
+        "batch.row_refused": "未被接受：{detail}",
+        "select.toolbar": "已选图片",
+        "select.count": "已选 {count} 项",
+        "select.download": "下载",
+        "select.delete": "删除",
+        "select.clear": "清除选择",
+        "select.zip_limit": "一个 ZIP 最多 {max} 张图片：请少选一些再下载。",
+        "confirm.delete_many_title": "删除 {count} 张图片？",
+        "confirm.delete_many_body": "它们和各自的参考图会从历史记录中移除，且无法恢复。",
+        "announce.deleting": "正在删除 {n}/{count}…",
+        "announce.deleted_many": "已删除 {count} 张。",
+        "announce.delete_some_failed": "{count} 张无法删除：{detail}",
+        "announce.batch_started": "已加入 {count} 张照片，正在上传。",
+        "announce.batch_done": "这批已完成：{done} 张成功，{failed} 张失败。",
+        "announce.uploads_resumed": "继续上传 {count} 张照片。",
+        "announce.photo_refused": "{name} 未被接受：{detail}",
         "status.restarted": "中断后已重新开始",
         "status.canceled": "已取消",
         "card.waited": "已等待 {time}",
@@ -410,6 +488,18 @@ def _limits(request: Request) -> dict[str, int]:
             "minImageSide": settings.min_image_side, "taskTimeoutSeconds": round(settings.task_timeout)}
 
 
+# Tasks one CREATE makes from the same prompt and references ("Variations").
+MAX_VARIATIONS = 4
+
+
+def _batch_limits(request: Request) -> dict[str, int]:
+    """The most photos one drop may hold (the owner's running limit plus their line: more would only wait for a 429
+    in the upload queue) and the most tasks one download may name."""
+    settings = getattr(getattr(request.app.state, "studio", None), "settings", None) or Settings()
+    return {"maxBatchFiles": settings.max_unfinished_per_owner + settings.max_waiting_per_owner,
+            "maxZipIds": DOWNLOAD_IDS_MAX, "maxVariations": MAX_VARIATIONS}
+
+
 def megabytes(count: int) -> str:
     """15 for 15 MiB, 0.5 for half of one: as the size limit is written beside a photo's slot."""
     return f"{count / (1024 * 1024):.3g}"
@@ -432,6 +522,7 @@ def _render(request: Request, template: str, *, title: str, page: TypePage | Non
         "typePaths": {p.type.value: p.path for p in TYPE_PAGES},
         "langCookie": LANG_COOKIE,
         **limits,
+        **_batch_limits(request),
         "standIns": stand_in_engines(),
     }
     notes = getattr(request.app.state, "engine_notes", None) or {}
@@ -448,6 +539,7 @@ def _render(request: Request, template: str, *, title: str, page: TypePage | Non
         "type_pages": TYPE_PAGES,
         "accepted_types": ",".join(ACCEPTED_IMAGE_TYPES),
         "max_prompt_chars": config["maxPromptChars"],
+        "max_variations": config["maxVariations"],
         "strings_json": _script_json(strings),
         "config_json": _script_json(config),
         **extra,

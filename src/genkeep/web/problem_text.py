@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from genkeep.tasks.errors import TaskManagerError
+from genkeep.errors import TaskManagerError
 
 ZH = "zh-CN"
 
@@ -25,6 +25,7 @@ SENTENCES_ZH: dict[str, str] = {
     "image_undecodable": "{image}无法解码（文件已损坏或不完整），请重新导出。",
     "jpeg_scans": "{image}是分段过多的 JPEG，请另存为标准 JPEG 或 PNG 后再上传。",
     "owner_busy": "你已有 {cap} 个生成任务在进行中，请等其中一个完成，或取消一个。",
+    "owner_line_full": "你已有 {running} 个生成任务在进行中，另有 {waiting} 个在排队，请等一些完成，或取消一些。",
     "studio_busy": "工作室正忙，暂时接不下更多生成任务，请过一分钟再试。",
     "prompt_too_long": "提示词有 {length} 个字符，请缩短到 {max} 个以内。",
     "prompt_control_characters": "提示词含有控制字符（例如 NUL），请删除后以纯文本发送。",
@@ -37,6 +38,7 @@ SENTENCES_ZH: dict[str, str] = {
     "retry_not_failed": "只有失败的任务才能重试。",
     "retry_images_gone": "这个任务的参考图已不存在，请重新开始一次生成。",
     "delete_unfinished": "任务仍在进行中：请先取消，再删除。",
+    "nothing_to_download": "还没有可以下载的结果：这些任务都还没有完成。",
 }
 
 # A code's general sentence, for problems without a sentence of their own (mostly what only API clients meet).

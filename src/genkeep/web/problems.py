@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
-from genkeep.tasks.errors import (
+from genkeep.errors import (
     InvalidInput,
     TaskManagerError,
     TaskNotFound,

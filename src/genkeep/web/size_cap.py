@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from genkeep.tasks.errors import TooLarge
+from genkeep.errors import TooLarge
 
 
 class RequestSizeCap:

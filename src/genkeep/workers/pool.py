@@ -20,8 +20,9 @@ from collections.abc import Callable
 
 from genkeep.config import Settings
 from genkeep.engines.base import Engine
-from genkeep.tasks.errors import Unavailable
-from genkeep.tasks.manager import EVENT_ACCEPTED, EVENT_FINISHED, EVENT_SWEPT, TaskManager
+from genkeep.errors import Unavailable
+from genkeep.tasks.events import EVENT_ACCEPTED, EVENT_FINISHED, EVENT_SWEPT
+from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.model import TaskType
 from genkeep.workers.heap import give_back_freed_memory
 from genkeep.workers.runner import PROGRESS_WRITE_INTERVAL, Runner, StopReason, TaskRun, write_reports

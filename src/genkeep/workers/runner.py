@@ -27,7 +27,7 @@ from genkeep.engines.base import (
     RunToCompletionEngine,
     SubmitPollEngine,
 )
-from genkeep.tasks.errors import StorageUnavailable, Unavailable
+from genkeep.errors import StorageUnavailable, Unavailable
 from genkeep.tasks.manager import TaskManager
 from genkeep.tasks.model import Task
 

@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from genkeep.tasks.events import CHANNEL, EVENT_ACCEPTED
 from genkeep.tasks.model import ResultNote, Task, TaskStatus, TaskType, now_millis
 from genkeep.tasks.schema import tasks
-from genkeep.tasks.task_fields import task_view_sql
+from genkeep.tasks.task_fields import TASK_KEYS, Key, task_view_sql
 from genkeep.tasks.view import TaskView
 
 COLUMNS = [column.name for column in tasks.c]
@@ -34,7 +35,7 @@ class DuplicateIdempotencyKey(Exception):
 
 
 class CapReached(Exception):
-    """Accepting would pass a cap on unfinished tasks; `scope` is "owner" or "studio"."""
+    """Accepting would pass a cap on unfinished tasks; `scope` is "owner" (running and waiting) or "studio"."""
 
     def __init__(self, scope: str, cap: int) -> None:
         super().__init__(scope)
@@ -49,6 +50,7 @@ class ListQuery:
     owner_id: str
     type: TaskType | None = None
     statuses: tuple[TaskStatus, ...] = ()
+    batch: str | None = None
     limit: int = 50
     after: tuple[int, str] | None = None
 
@@ -65,14 +67,29 @@ class UnfinishedCount:
 
 @dataclass(frozen=True)
 class Caps:
-    """Unfinished tasks allowed for one owner and for the whole studio."""
+    """Tasks one owner may have processing at once (`per_owner`) and waiting in line behind those (`waiting`), and
+    unfinished tasks the whole studio may have."""
 
     per_owner: int
     studio: int
+    waiting: int = 0
+
+    @property
+    def owner_unfinished(self) -> int:
+        """Unfinished tasks one owner may have, running and waiting."""
+        return self.per_owner + self.waiting
 
 
-def read_statements(dialect: str) -> dict[str, str]:
-    """The named bodies of queries.sql for one dialect ("sqlite" or "postgresql"), fragments included, as written."""
+class Inserted(NamedTuple):
+    """A new row: the backend's moment it was created at, and whether it is processing or waiting in line."""
+
+    created_at: int
+    status: TaskStatus
+
+
+def load_statements(dialect: str, keys: Sequence[Key] = TASK_KEYS) -> dict[str, str]:
+    """The named statements of queries.sql for one dialect ("sqlite" or "postgresql"); `keys` are the task JSON's
+    (tests add some)."""
     text = QUERIES_FILE.read_text()
     headers = list(_HEADER.finditer(text))
     statements: dict[str, str] = {}
@@ -87,21 +104,24 @@ def read_statements(dialect: str) -> dict[str, str]:
         elif only == dialect:
             overrides[name] = body
     statements.update(overrides)
-    return statements
-
-
-def load_statements(dialect: str) -> dict[str, str]:
-    """The named statements of queries.sql for one dialect, their fragments filled in."""
-    statements = read_statements(dialect)
     columns = ", ".join(COLUMNS)
-    # Fragments, not statements: the task's JSON (see task_fields) and the clock.
-    task_view = task_view_sql(statements)
+    # The task's JSON (see task_fields), written from fragments that are no statements themselves.
+    task_view = task_view_sql(statements, keys)
     for name in [name for name in statements if name == "task_view" or name.startswith("shown_")]:
         del statements[name]
-    now = statements.pop("now")
-    return {name: body.replace("{now}", now).replace("{columns}", columns)
+    # Fragments, innermost last: a fragment may use the ones substituted after it.
+    fragments = [(f"{{{name}}}", statements.pop(name)) for name in ("owned", "finished", "unfinished", "now")]
+
+    def substituted(body: str) -> str:
+        for placeholder, fragment in fragments:
+            body = body.replace(placeholder, fragment)
+        return body
+
+    task_view = substituted(task_view)
+    return {name: substituted(body).replace("{columns}", columns)
             .replace("{tasks_columns}", ", ".join(f"tasks.{column}" for column in COLUMNS))
             .replace("{task_view}", task_view)
+            .replace("{channel}", CHANNEL)
             for name, body in statements.items()}
 
 
@@ -127,10 +147,21 @@ class TaskBackend(abc.ABC):
     # ---- the user's side ------------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def insert(self, task: Task, caps: Caps, *, now: int | None = None) -> int:
+    def insert(self, task: Task, caps: Caps, *, now: int | None = None) -> Inserted:
         """Insert a new task (accepted or retried), atomically with both caps, the owner's and the studio's,
         whatever other processes insert meanwhile; raises CapReached or DuplicateIdempotencyKey. The row is created
-        at the backend's now (the task's own created_at and updated_at are not stored), which is returned."""
+        at the backend's now (the task's own created_at, updated_at and status are not stored): processing, or
+        pending when the owner has `caps.per_owner` processing (or, for a batch's task, others already waiting)."""
+
+    @abc.abstractmethod
+    def promote(self, owner_id: str | None, per_owner: int, *, now: int | None = None) -> list[str]:
+        """Begin processing the owner's next tasks in line (every owner's, with None), as many as leave at most
+        `per_owner` processing: lone tasks first, then by arrival. The ids promoted."""
+
+    @abc.abstractmethod
+    def results(self, owner_id: str, *, batch: str | None = None, task_ids: Sequence[str] = (),
+                limit: int = 1000) -> list[Task]:
+        """The owner's completed tasks of a batch, or with these ids, oldest first."""
 
     @abc.abstractmethod
     def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
@@ -234,6 +265,10 @@ class TaskBackend(abc.ABC):
     @abc.abstractmethod
     def sweep_exhausted(self, max_attempts: int, message: str, *, now: int | None = None) -> list[str]: ...
 
+    @abc.abstractmethod
+    def sweep_waited_too_long(self, wait_ms: int, message: str, *, now: int | None = None) -> list[str]:
+        """Fail (as timed out) the tasks waiting in line for more than `wait_ms` since they were created."""
+
     # ---- health and events ----------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -299,7 +334,7 @@ class SqlBackend(TaskBackend):
 
     # ---- the interface --------------------------------------------------------------------------------------
 
-    def insert(self, task: Task, caps: Caps, *, now: int | None = None) -> int:
+    def insert(self, task: Task, caps: Caps, *, now: int | None = None) -> Inserted:
         # The owner's lock, the insert that checks the cap and the key itself, and the notification, sent
         # together: on PostgreSQL an accept's transaction takes 4 round trips (the pool's check, BEGIN, these,
         # COMMIT) instead of 7, and the server's CPU per accept went from 5.7 to 5.2 ms (bench/accept_cost.py,
@@ -311,20 +346,21 @@ class SqlBackend(TaskBackend):
             statements.append((self.sql["lock_accepts"], {}))
         inserting = len(statements)
         statements.append((self.sql["insert"], {**task.insert_params(), "per_owner": caps.per_owner,
-                                                "studio": caps.studio, "now": self.at(now)}))
+                                                "owner_cap": caps.owner_unfinished, "studio": caps.studio,
+                                                "now": self.at(now)}))
         if "notify" in self.sql:
             # Delivered only if the transaction commits, so it goes along even when nothing is inserted.
-            statements.append((self.sql["notify"], {"event": "accepted"}))
+            statements.append((self.sql["notify"], {"event": EVENT_ACCEPTED}))
         with self.transaction(write=True) as conn:
             inserted = conn.batch(statements)[inserting]
             if inserted:
-                return int(inserted[0][0])
+                return Inserted(int(inserted[0][0]), TaskStatus(inserted[0][1]))
             if task.idempotency_key is not None and conn.rows(
                     self.sql["get_by_idempotency_key"], {"owner_id": task.owner_id, "key": task.idempotency_key}):
                 raise DuplicateIdempotencyKey(task.idempotency_key)
             owned = conn.rows(self.sql["count_unfinished_of_owner"], {"owner_id": task.owner_id})[0][0]
-            if owned >= caps.per_owner:
-                raise CapReached("owner", caps.per_owner)
+            if owned >= caps.owner_unfinished:
+                raise CapReached("owner", caps.owner_unfinished)
             raise CapReached("studio", caps.studio)
 
     def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
@@ -360,6 +396,9 @@ class SqlBackend(TaskBackend):
         if query.type is not None:
             filters.append(self.sql["list_filter_type"])
             params["type"] = query.type.value
+        if query.batch is not None:
+            filters.append(self.sql["list_filter_batch"])
+            params["batch"] = query.batch
         if query.statuses:
             if all(not status.is_final for status in query.statuses):
                 filters.append(self.sql["list_filter_unfinished"])
@@ -470,6 +509,25 @@ class SqlBackend(TaskBackend):
     def sweep_exhausted(self, max_attempts: int, message: str, *, now: int | None = None) -> list[str]:
         return [row[0] for row in self.rows("sweep_exhausted", {"max_attempts": max_attempts, "message": message,
                                                                 "now": self.at(now)}, write=True)]
+
+    def sweep_waited_too_long(self, wait_ms: int, message: str, *, now: int | None = None) -> list[str]:
+        return [row[0] for row in self.rows("sweep_waited_too_long", {"wait_ms": wait_ms, "message": message,
+                                                                      "now": self.at(now)}, write=True)]
+
+    def promote(self, owner_id: str | None, per_owner: int, *, now: int | None = None) -> list[str]:
+        if owner_id is None:
+            return [row[0] for row in self.rows("promote_all", {"per_owner": per_owner, "now": self.at(now)},
+                                                write=True)]
+        return [row[0] for row in self.rows("promote", {"owner_id": owner_id, "per_owner": per_owner,
+                                                        "now": self.at(now)}, write=True)]
+
+    def results(self, owner_id: str, *, batch: str | None = None, task_ids: Sequence[str] = (),
+                limit: int = 1000) -> list[Task]:
+        if batch is not None:
+            rows = self.rows("results_of_batch", {"owner_id": owner_id, "batch": batch, "limit": limit})
+        else:
+            rows = self.rows("results_of_ids", {"owner_id": owner_id, "ids": list(task_ids)[:limit]})
+        return [Task.from_row(row) for row in rows]
 
     async def aping(self) -> None:
         await self.arows(self.sql["ping"], {})

@@ -11,15 +11,16 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from genkeep.errors import DatabaseUnavailable
 from genkeep.tasks.backends.base import (
     CapReached,
     Caps,
     DuplicateIdempotencyKey,
+    Inserted,
     ListQuery,
     TaskBackend,
     UnfinishedCount,
 )
-from genkeep.tasks.errors import DatabaseUnavailable
 from genkeep.tasks.model import ResultNote, Task, TaskError, TaskStatus, TaskType, now_millis
 from genkeep.tasks.view import TaskView
 
@@ -52,18 +53,46 @@ class MemoryBackend(TaskBackend):
 
     # ---- the user's side ------------------------------------------------------------------------------------
 
-    def insert(self, task: Task, caps: Caps, *, now: int | None = None) -> int:
+    def insert(self, task: Task, caps: Caps, *, now: int | None = None) -> Inserted:
         moment = _at(now)
         with self._locked():
             if task.idempotency_key is not None and self.get_by_idempotency_key(task.owner_id, task.idempotency_key):
                 raise DuplicateIdempotencyKey(task.idempotency_key)
-            if sum(1 for t in self._unfinished() if t.owner_id == task.owner_id) >= caps.per_owner:
-                raise CapReached("owner", caps.per_owner)
+            owned = [t.status for t in self._unfinished() if t.owner_id == task.owner_id]
+            if len(owned) >= caps.owner_unfinished:
+                raise CapReached("owner", caps.owner_unfinished)
             if sum(1 for _ in self._unfinished()) >= caps.studio:
                 raise CapReached("studio", caps.studio)
-            self.tasks[task.id] = dataclasses.replace(task, attempts=0, lease_expires_at=0, created_at=moment,
-                                                      updated_at=moment)
-            return moment
+            ready = owned.count(TaskStatus.PROCESSING) < caps.per_owner and (
+                task.batch is None or TaskStatus.PENDING not in owned)
+            status = TaskStatus.PROCESSING if ready else TaskStatus.PENDING
+            self.tasks[task.id] = dataclasses.replace(task, status=status, attempts=0, lease_expires_at=0,
+                                                      created_at=moment, updated_at=moment,
+                                                      processing_since=moment if ready else None)
+            return Inserted(moment, status)
+
+    def promote(self, owner_id: str | None, per_owner: int, *, now: int | None = None) -> list[str]:
+        moment = _at(now)
+        with self._locked():
+            promoted = []
+            owners = {t.owner_id for t in self._unfinished() if owner_id in (None, t.owner_id)}
+            for owner in sorted(owners):
+                mine = [t for t in self._unfinished() if t.owner_id == owner]
+                room = per_owner - sum(1 for t in mine if t.status is TaskStatus.PROCESSING)
+                waiting = sorted((t for t in mine if t.status is TaskStatus.PENDING),
+                                 key=lambda t: (t.batch is not None, t.created_at, t.id))
+                for task in waiting[:max(0, room)]:
+                    self._replace(task, status=TaskStatus.PROCESSING, processing_since=moment, updated_at=moment)
+                    promoted.append(task.id)
+            return promoted
+
+    def results(self, owner_id: str, *, batch: str | None = None, task_ids: Sequence[str] = (),
+                limit: int = 1000) -> list[Task]:
+        with self._locked():
+            wanted = set(task_ids)
+            found = [t for t in self.tasks.values() if t.owner_id == owner_id and t.status is TaskStatus.COMPLETED
+                     and (t.batch == batch if batch is not None else t.id in wanted)]
+        return sorted(found, key=lambda t: (t.created_at, t.id))[:limit]
 
     def get(self, task_id: str, owner_id: str | None = None) -> Task | None:
         with self._locked():
@@ -99,6 +128,7 @@ class MemoryBackend(TaskBackend):
         with self._locked():
             found = [t for t in self.tasks.values() if t.owner_id == query.owner_id
                      and (query.type is None or t.type is query.type)
+                     and (query.batch is None or t.batch == query.batch)
                      and (not query.statuses or t.status in query.statuses)
                      and (query.after is None or (t.created_at, t.id) < query.after)]
         found.sort(key=lambda t: (t.created_at, t.id), reverse=True)
@@ -151,9 +181,9 @@ class MemoryBackend(TaskBackend):
         start_after, lease_until = now - max_age_ms, now + lease_ms
         with self._locked():
             claimable = sorted((t for t in self._unfinished() if t.status is TaskStatus.PROCESSING
-                                and t.created_at > start_after and (t.lease_expires_at or 0) < now
+                                and (t.processing_since or 0) > start_after and (t.lease_expires_at or 0) < now
                                 and t.attempts < max_attempts and t.type in types),
-                               key=lambda t: t.created_at)[:limit]
+                               key=lambda t: t.processing_since or 0)[:limit]
             return [self._replace(t, worker_id=worker_id, lease_expires_at=lease_until, attempts=t.attempts + 1,
                                   engine=engine, updated_at=now) for t in claimable]
 
@@ -239,9 +269,10 @@ class MemoryBackend(TaskBackend):
     def sweep_timed_out(self, timeout_ms: int, message: str, task_id: str | None = None, *,
                         now: int | None = None) -> list[str]:
         now = _at(now)
-        created_before = now - timeout_ms
+        started_before = now - timeout_ms
         with self._locked():
-            due = [t for t in self._unfinished() if t.created_at < created_before and task_id in (None, t.id)]
+            due = [t for t in self._unfinished() if t.status is TaskStatus.PROCESSING
+                   and (t.processing_since or 0) < started_before and task_id in (None, t.id)]
             for task in due:
                 self._finish_failed(task, "timeout", message, now)
             return [task.id for task in due]
@@ -252,6 +283,14 @@ class MemoryBackend(TaskBackend):
             due = [t for t in self._unfinished() if t.attempts >= max_attempts and (t.lease_expires_at or 0) < now]
             for task in due:
                 self._finish_failed(task, "interrupted", message, now)
+            return [task.id for task in due]
+
+    def sweep_waited_too_long(self, wait_ms: int, message: str, *, now: int | None = None) -> list[str]:
+        now = _at(now)
+        with self._locked():
+            due = [t for t in self._unfinished() if t.status is TaskStatus.PENDING and t.created_at < now - wait_ms]
+            for task in due:
+                self._finish_failed(task, "timeout", message, now)
             return [task.id for task in due]
 
     async def aping(self) -> None:

@@ -26,15 +26,15 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from sqlalchemy.engine import make_url
 
+from genkeep.errors import DatabaseUnavailable
 from genkeep.tasks.backends.base import ListQuery, SqlBackend
 from genkeep.tasks.backends.shared_reads import SharedReads
-from genkeep.tasks.errors import DatabaseUnavailable
+from genkeep.tasks.events import CHANNEL, EVENT_ACCEPTED
 from genkeep.tasks.model import TaskStatus
 from genkeep.tasks.view import TaskView
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "genkeep_tasks"
 # The budgets below keep every database route's answer (an error included) well within 5 s when the database
 # stops answering: a read gives up after READ_TIMEOUT_S, a write transaction's statement after STATEMENT_TIMEOUT_S,
 # waiting for a pooled connection after POOL_WAIT_S, opening one after CONNECT_TIMEOUT_S.
@@ -53,7 +53,8 @@ _PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)")
 
 def _is_first_page_of_a_type(query: ListQuery) -> bool:
     """The lists pages open with: one type's history, or its unfinished tasks (recovery), the first page."""
-    return query.type is not None and query.after is None and not any(status.is_final for status in query.statuses)
+    return (query.type is not None and query.after is None and query.batch is None
+            and not any(status.is_final for status in query.statuses))
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -300,9 +301,9 @@ class PostgresBackend(SqlBackend):
         while not stopped():
             try:
                 with psycopg.connect(self.conninfo, **connection_kwargs()) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    conn.execute(f"LISTEN {CHANNEL}")
                     # A wake-up in case a notification was missed while reconnecting.
-                    on_event("accepted")
+                    on_event(EVENT_ACCEPTED)
                     while not stopped():
                         for notification in conn.notifies(timeout=1.0):
                             on_event(notification.payload)

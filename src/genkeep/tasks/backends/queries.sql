@@ -2,8 +2,9 @@
 -- Parameters are :name (psycopg's %(name)s is derived from them). `{columns}` is the tasks table's columns.
 -- `{now}` is the clock that decides a task's fate (see the `now` fragment); times are integer milliseconds.
 -- A statement named `name@sqlite` or `name@postgresql` replaces `name` on that database only.
--- The unfinished predicate is written out word for word as the partial indexes declare it: SQLite only uses a
--- partial index whose WHERE terms appear in the query itself.
+-- `{unfinished}` is the unfinished predicate, word for word as the partial indexes declare it (SQLite only uses a
+-- partial index whose WHERE terms appear in the query itself: the fragment is substituted before SQLite sees the
+-- text); `{finished}` is what every finishing write sets besides the outcome.
 
 -- now --
 -- Not a statement: the moment a statement acts at. On SQLite the process passes its clock (one machine, one
@@ -16,6 +17,14 @@
 -- row it compares and stamps), and not now(): a transaction that waited for the owner's lock stamps when its
 -- insert ran, not when it began.
 COALESCE(CAST(:now AS BIGINT), floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint)
+
+-- unfinished --
+-- Not a statement: the unfinished predicate (schema.UNFINISHED_SQL, the partial indexes' WHERE).
+status IN ('pending', 'processing')
+
+-- finished --
+-- Not a statement: what finishing a task sets besides its outcome (the worker, lease and preview go).
+finished_at = {now}, updated_at = {now}, worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
 
 -- clock --
 -- The database's now, read once a sweep: the process learns how far its own clock is off (an estimate that only
@@ -44,7 +53,7 @@ SELECT wanted.owner_id, wanted.type, listed.*
 FROM unnest(CAST(:owners AS text[]), CAST(:types AS text[])) WITH ORDINALITY AS wanted(owner_id, type, place)
 CROSS JOIN LATERAL (
     SELECT {task_view} FROM tasks
-    WHERE tasks.owner_id = wanted.owner_id AND tasks.type = wanted.type AND status IN ('pending', 'processing')
+    WHERE tasks.owner_id = wanted.owner_id AND tasks.type = wanted.type AND {unfinished}
       AND status = ANY(:statuses)
     ORDER BY created_at DESC, id DESC LIMIT :limit) AS listed
 ORDER BY wanted.place, listed.created_at DESC, listed.id DESC
@@ -103,7 +112,7 @@ CASE WHEN {column} <> '' THEN {value} END
 
 -- shown_if_named_while_unfinished --
 -- The same, and only while the task is unfinished (its preview).
-CASE WHEN {column} <> '' AND status IN ('pending', 'processing') THEN {value} END
+CASE WHEN {column} <> '' AND {unfinished} THEN {value} END
 
 -- shown_thumbnails --
 -- A picture's thumbnails (task_fields.thumbnails_json): {thumbnails} is one `shown_thumbnail` per side.
@@ -159,16 +168,16 @@ json_extract(entry.value, '$.{key}')
 SELECT {columns} FROM tasks WHERE owner_id = :owner_id AND idempotency_key = :key
 
 -- count_unfinished_of_owner --
-SELECT count(*) FROM tasks WHERE owner_id = :owner_id AND status IN ('pending', 'processing')
+SELECT count(*) FROM tasks WHERE owner_id = :owner_id AND {unfinished}
 
 -- count_unfinished_of_owner@sqlite --
 -- Without statistics SQLite's planner would walk the owner's whole history instead of the partial index.
 SELECT count(*) FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created
-WHERE owner_id = :owner_id AND status IN ('pending', 'processing')
+WHERE owner_id = :owner_id AND {unfinished}
 
 -- count_unfinished_upto --
 -- The studio's unfinished tasks, counted no further than the cap: the cost is bounded by the cap, not the backlog.
-SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status IN ('pending', 'processing') LIMIT :upto) AS capped
+SELECT count(*) FROM (SELECT 1 FROM tasks WHERE {unfinished} LIMIT :upto) AS capped
 
 -- lock_accepts@postgresql --
 -- Serialises every accept (a new task, a retry) for the length of its transaction, on every process, so that both
@@ -176,32 +185,77 @@ SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status IN ('pending', 'processin
 SELECT pg_advisory_xact_lock(7412)
 
 -- insert --
--- Inserts nothing when the owner already has :per_owner unfinished tasks, the studio :studio, or the owner already
--- used this idempotency key (a NULL key matches no row): the checks and the insert in one statement, one round
--- trip. The studio's count stops at the cap, so its cost is bounded by the cap, not the backlog. The casts give the
--- parameters used twice one type on PostgreSQL (text in the select list, varchar in the comparisons otherwise).
-INSERT INTO tasks (id, owner_id, type, status, prompt, reference_images, attempts, idempotency_key, created_at,
-                   updated_at, lease_expires_at)
-SELECT :id, CAST(:owner_id AS VARCHAR), :type, :status, :prompt, :reference_images, 0,
-       CAST(:idempotency_key AS VARCHAR), {now}, {now}, 0
-WHERE (SELECT count(*) FROM tasks WHERE owner_id = :owner_id AND status IN ('pending', 'processing')) < :per_owner
+-- Inserts nothing when the owner already has :owner_cap unfinished tasks (running and waiting in line), the studio
+-- :studio, or the owner already used this idempotency key (a NULL key matches no row): the checks and the insert in
+-- one statement, one round trip. The new task processes at once while the owner has fewer than :per_owner
+-- processing and, for a batch's task, nobody waiting in line (so a batch keeps its order); else it waits in line
+-- (pending; its timeout has not started). The studio's count stops at the cap, so its cost is bounded by the cap,
+-- not the backlog. The casts give the parameters used twice one type on PostgreSQL (text in the select list,
+-- varchar in the comparisons otherwise).
+INSERT INTO tasks (id, owner_id, type, status, prompt, reference_images, attempts, idempotency_key, batch,
+                   created_at, updated_at, lease_expires_at, processing_since)
+SELECT :id, CAST(:owner_id AS VARCHAR), :type, CASE WHEN owned.ready THEN 'processing' ELSE 'pending' END, :prompt,
+       :reference_images, 0, CAST(:idempotency_key AS VARCHAR), CAST(:batch AS VARCHAR), {now}, {now}, 0,
+       CASE WHEN owned.ready THEN {now} END
+FROM ({owned}) AS owned
+WHERE owned.unfinished < :owner_cap
   AND NOT EXISTS (SELECT 1 FROM tasks WHERE owner_id = :owner_id AND idempotency_key = :idempotency_key)
-  AND (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status IN ('pending', 'processing') LIMIT :studio)
-       AS capped) < :studio
-RETURNING created_at
+  AND (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE {unfinished} LIMIT :studio) AS capped) < :studio
+RETURNING created_at, status
 
--- insert@sqlite --
+-- owned --
+-- Not a statement: the owner's unfinished tasks, and whether a new one may begin processing at once.
+SELECT count(*) AS unfinished,
+       count(CASE WHEN status = 'processing' THEN 1 END) < :per_owner
+       AND (CAST(:batch AS VARCHAR) IS NULL OR count(CASE WHEN status = 'pending' THEN 1 END) = 0) AS ready
+FROM tasks WHERE owner_id = :owner_id AND {unfinished}
+
+-- owned@sqlite --
 -- The planner hint of count_unfinished_of_owner@sqlite.
-INSERT INTO tasks (id, owner_id, type, status, prompt, reference_images, attempts, idempotency_key, created_at,
-                   updated_at, lease_expires_at)
-SELECT :id, CAST(:owner_id AS VARCHAR), :type, :status, :prompt, :reference_images, 0,
-       CAST(:idempotency_key AS VARCHAR), {now}, {now}, 0
-WHERE (SELECT count(*) FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created
-       WHERE owner_id = :owner_id AND status IN ('pending', 'processing')) < :per_owner
-  AND NOT EXISTS (SELECT 1 FROM tasks WHERE owner_id = :owner_id AND idempotency_key = :idempotency_key)
-  AND (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status IN ('pending', 'processing') LIMIT :studio)
-       AS capped) < :studio
-RETURNING created_at
+SELECT count(*) AS unfinished,
+       count(CASE WHEN status = 'processing' THEN 1 END) < :per_owner
+       AND (CAST(:batch AS VARCHAR) IS NULL OR count(CASE WHEN status = 'pending' THEN 1 END) = 0) AS ready
+FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created WHERE owner_id = :owner_id AND {unfinished}
+
+-- promote --
+-- The owner's next tasks in line begin processing, as many as the owner has room to run: lone tasks first (a
+-- single generation goes ahead of a catalog's waiting photos), then in order of arrival. max(0, …): SQLite reads
+-- a negative LIMIT as none.
+UPDATE tasks SET status = 'processing', processing_since = {now}, updated_at = {now}
+WHERE status = 'pending' AND id IN (
+    SELECT id FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created
+    WHERE owner_id = :owner_id AND {unfinished} AND status = 'pending'
+    ORDER BY batch IS NOT NULL, created_at, id
+    LIMIT max(0, :per_owner - (SELECT count(*) FROM tasks INDEXED BY ix_tasks_unfinished_owner_type_created
+                               WHERE owner_id = :owner_id AND {unfinished} AND status = 'processing')))
+RETURNING id
+
+-- promote@postgresql --
+-- SKIP LOCKED: two tasks of one owner finishing at once each promote their own next task, not the same one.
+WITH room AS (
+    SELECT GREATEST(0, :per_owner - count(*)) AS free FROM tasks
+    WHERE owner_id = :owner_id AND {unfinished} AND status = 'processing'),
+next AS (
+    SELECT id FROM tasks WHERE owner_id = :owner_id AND {unfinished} AND status = 'pending'
+    ORDER BY batch IS NOT NULL, created_at, id LIMIT (SELECT free FROM room)
+    FOR UPDATE SKIP LOCKED)
+UPDATE tasks SET status = 'processing', processing_since = {now}, updated_at = {now}
+FROM next WHERE tasks.id = next.id AND tasks.status = 'pending'
+RETURNING tasks.id
+
+-- promote_all --
+-- The sweep's catch-up for every owner: tasks left waiting though their owner has room (a crash, or a fault right
+-- after a task finished, skipped its owner's promote).
+UPDATE tasks SET status = 'processing', processing_since = {now}, updated_at = {now}
+WHERE status = 'pending' AND id IN (
+    SELECT waiting.id FROM (
+        SELECT id, owner_id,
+               row_number() OVER (PARTITION BY owner_id ORDER BY batch IS NOT NULL, created_at, id) AS place
+        FROM tasks WHERE {unfinished} AND status = 'pending') AS waiting
+    LEFT JOIN (SELECT owner_id, count(*) AS running FROM tasks WHERE {unfinished} AND status = 'processing'
+               GROUP BY owner_id) AS busy ON busy.owner_id = waiting.owner_id
+    WHERE waiting.place <= :per_owner - COALESCE(busy.running, 0))
+RETURNING id
 
 -- delete_finished --
 DELETE FROM tasks WHERE id = :id AND owner_id = :owner_id AND status IN ('completed', 'failed')
@@ -217,25 +271,25 @@ SELECT task_id FROM removals ORDER BY recorded_at LIMIT :limit
 DELETE FROM removals WHERE task_id = :id
 
 -- claim --
--- Oldest first among the claimable (never claimed: lease 0; abandoned: lease run out), so a task whose worker
--- died is taken over before newer tasks, and only while enough of its time is left to be worth starting
--- (created less than :max_age_ms ago).
+-- Longest processing first among the claimable (never claimed: lease 0; abandoned: lease run out), so a task whose
+-- worker died is taken over before newer tasks, and only while enough of its time is left to be worth starting
+-- (processing for less than :max_age_ms). Tasks waiting in line (pending) are not claimable.
 UPDATE tasks
 SET worker_id = :worker_id, lease_expires_at = {now} + :lease_ms, attempts = attempts + 1, engine = :engine,
     updated_at = {now}
 WHERE id IN (
-    SELECT id FROM tasks INDEXED BY ix_tasks_unfinished_created
-    WHERE status IN ('pending', 'processing') AND created_at > {now} - :max_age_ms AND lease_expires_at < {now}
-      AND attempts < :max_attempts AND type IN (SELECT value FROM json_each(:types))
-    ORDER BY created_at LIMIT :limit)
+    SELECT id FROM tasks INDEXED BY ix_tasks_unfinished_since
+    WHERE {unfinished} AND status = 'processing' AND processing_since > {now} - :max_age_ms
+      AND lease_expires_at < {now} AND attempts < :max_attempts AND type IN (SELECT value FROM json_each(:types))
+    ORDER BY processing_since LIMIT :limit)
 RETURNING {columns}
 
 -- claim@postgresql --
 WITH candidates AS (
     SELECT id FROM tasks
-    WHERE status IN ('pending', 'processing') AND created_at > {now} - :max_age_ms AND lease_expires_at < {now}
-      AND attempts < :max_attempts AND type = ANY(:types)
-    ORDER BY created_at LIMIT :limit
+    WHERE {unfinished} AND status = 'processing' AND processing_since > {now} - :max_age_ms
+      AND lease_expires_at < {now} AND attempts < :max_attempts AND type = ANY(:types)
+    ORDER BY processing_since LIMIT :limit
     FOR UPDATE SKIP LOCKED)
 UPDATE tasks
 SET worker_id = :worker_id, lease_expires_at = {now} + :lease_ms, attempts = tasks.attempts + 1, engine = :engine,
@@ -269,44 +323,45 @@ WHERE id = :id AND worker_id = :worker_id AND status = 'processing'
 -- complete --
 -- Compare-and-set: a late result after a timeout, a cancel or a takeover changes nothing.
 UPDATE tasks
-SET status = 'completed', result_name = :result_name, progress = 1.0, finished_at = {now}, updated_at = {now},
-    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL, notes = :notes
-WHERE id = :id AND worker_id = :worker_id AND status IN ('pending', 'processing')
+SET status = 'completed', result_name = :result_name, progress = 1.0, {finished}, notes = :notes
+WHERE id = :id AND worker_id = :worker_id AND {unfinished}
 RETURNING updated_at
 
 -- fail_held --
 UPDATE tasks
-SET status = 'failed', error_code = :code, error_message = :message, finished_at = {now}, updated_at = {now},
-    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
-WHERE id = :id AND worker_id = :worker_id AND status IN ('pending', 'processing')
+SET status = 'failed', error_code = :code, error_message = :message, {finished}
+WHERE id = :id AND worker_id = :worker_id AND {unfinished}
 RETURNING updated_at
 
 -- fail_owned --
 UPDATE tasks
-SET status = 'failed', error_code = :code, error_message = :message, finished_at = {now}, updated_at = {now},
-    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
-WHERE id = :id AND owner_id = :owner_id AND status IN ('pending', 'processing')
+SET status = 'failed', error_code = :code, error_message = :message, {finished}
+WHERE id = :id AND owner_id = :owner_id AND {unfinished}
 RETURNING updated_at
 
 -- sweep_timed_out --
 UPDATE tasks
-SET status = 'failed', error_code = 'timeout', error_message = :message, finished_at = {now}, updated_at = {now},
-    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
-WHERE status IN ('pending', 'processing') AND created_at < {now} - :timeout_ms
+SET status = 'failed', error_code = 'timeout', error_message = :message, {finished}
+WHERE {unfinished} AND status = 'processing' AND processing_since < {now} - :timeout_ms
+RETURNING id
+
+-- sweep_waited_too_long --
+-- Tasks that waited in line longer than :wait_ms (their owner's running tasks never finished: no worker runs).
+UPDATE tasks
+SET status = 'failed', error_code = 'timeout', error_message = :message, {finished}
+WHERE {unfinished} AND status = 'pending' AND processing_since IS NULL AND created_at < {now} - :wait_ms
 RETURNING id
 
 -- sweep_one_timed_out --
 UPDATE tasks
-SET status = 'failed', error_code = 'timeout', error_message = :message, finished_at = {now}, updated_at = {now},
-    worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
-WHERE id = :id AND status IN ('pending', 'processing') AND created_at < {now} - :timeout_ms
+SET status = 'failed', error_code = 'timeout', error_message = :message, {finished}
+WHERE id = :id AND {unfinished} AND status = 'processing' AND processing_since < {now} - :timeout_ms
 RETURNING id
 
 -- sweep_exhausted --
 UPDATE tasks
-SET status = 'failed', error_code = 'interrupted', error_message = :message, finished_at = {now},
-    updated_at = {now}, worker_id = NULL, lease_expires_at = NULL, preview_name = NULL
-WHERE status IN ('pending', 'processing') AND attempts >= :max_attempts AND lease_expires_at < {now}
+SET status = 'failed', error_code = 'interrupted', error_message = :message, {finished}
+WHERE {unfinished} AND attempts >= :max_attempts AND lease_expires_at < {now}
 RETURNING id
 
 -- expired_finished --
@@ -329,8 +384,11 @@ SELECT {task_view} FROM tasks WHERE owner_id = :owner_id{filters} ORDER BY creat
 -- list_filter_type --
  AND type = :type
 
+-- list_filter_batch --
+ AND batch = :batch
+
 -- list_filter_unfinished --
- AND status IN ('pending', 'processing')
+ AND {unfinished}
 
 -- list_filter_statuses --
  AND status IN (SELECT value FROM json_each(:statuses))
@@ -341,9 +399,24 @@ SELECT {task_view} FROM tasks WHERE owner_id = :owner_id{filters} ORDER BY creat
 -- list_filter_cursor --
  AND (created_at < :cursor_created OR (created_at = :cursor_created AND id < :cursor_id))
 
+-- results_of_batch --
+-- A batch's completed tasks, oldest first: what its download holds.
+SELECT {columns} FROM tasks WHERE owner_id = :owner_id AND batch = :batch AND status = 'completed'
+ORDER BY created_at, id LIMIT :limit
+
+-- results_of_ids --
+SELECT {columns} FROM tasks
+WHERE owner_id = :owner_id AND id IN (SELECT value FROM json_each(:ids)) AND status = 'completed'
+ORDER BY created_at, id
+
+-- results_of_ids@postgresql --
+SELECT {columns} FROM tasks WHERE owner_id = :owner_id AND id = ANY(:ids) AND status = 'completed'
+ORDER BY created_at, id
+
 -- notify@postgresql --
 -- Delivered on commit: idle workers on every machine wake at once, running engines of finished tasks stop.
-SELECT pg_notify('genkeep_tasks', :event)
+-- `{channel}` is tasks/events.py's CHANNEL, the one LISTEN names too.
+SELECT pg_notify('{channel}', :event)
 
 -- get_many --
 -- The tasks a sweep just finished, read back in one statement for the metrics and the transition log.
@@ -355,12 +428,12 @@ SELECT {columns} FROM tasks WHERE id = ANY(:ids)
 -- unfinished_counts --
 -- Metrics, read at scrape time: unfinished tasks by type, status and whether a worker holds a live lease.
 SELECT type, status, lease_expires_at >= {now}, count(*) FROM tasks
-WHERE status IN ('pending', 'processing')
+WHERE {unfinished}
 GROUP BY type, status, lease_expires_at >= {now}
 
 -- unfinished_counts@sqlite --
 SELECT type, status, lease_expires_at >= {now}, count(*) FROM tasks INDEXED BY ix_tasks_unfinished_lease
-WHERE status IN ('pending', 'processing')
+WHERE {unfinished}
 GROUP BY type, status, lease_expires_at >= {now}
 
 -- ping --

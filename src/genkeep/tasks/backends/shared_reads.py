@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Generic, TypeVar
 
-from genkeep.tasks.errors import DatabaseUnavailable
+from genkeep.errors import DatabaseUnavailable
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from genkeep.errors import DatabaseUnavailable
 from genkeep.tasks.backends.base import SqlBackend
-from genkeep.tasks.errors import DatabaseUnavailable
 
 WRITE_BUSY_TIMEOUT_MS = 10_000
 READ_BUSY_TIMEOUT_MS = 2_000

@@ -33,13 +33,17 @@ export function icon(name, size = 18) {
 
 export const isBusy = (task) => task.status === "pending" || task.status === "processing";
 
-/** Where an unfinished task is: waiting for a free worker, running, or running again after an interruption. */
+/** Where an unfinished task is: in line behind the owner's running limit (pending: its time has not started),
+ * waiting for a free worker, running, or running again after an interruption. */
 export function phase(task) {
+  if (task.status === "pending") return "queued";
   if (task.attempts === 0) return "waiting";
   return task.attempts > 1 ? "restarted" : "running";
 }
 
-const PHASE_TEXT = {waiting: "status.waiting", running: "status.processing", restarted: "status.restarted"};
+const PHASE_TEXT = {queued: "status.queued", waiting: "status.waiting", running: "status.processing",
+  restarted: "status.restarted"};
+const isWaiting = (name) => name === "queued" || name === "waiting";
 const phaseText = (name) => t(PHASE_TEXT[name]);
 
 // What a card that already showed its task running says next. A worker that stops gracefully hands the task back
@@ -49,7 +53,7 @@ const phaseText = (name) => t(PHASE_TEXT[name]);
 // answer overtaken by a newer one.)
 function nextPhase(card, task) {
   const next = phase(task);
-  if (card.dataset.ran !== "true") return next;
+  if (card.dataset.ran !== "true" || next === "queued") return next;
   if (next === "waiting" || card.dataset.phase === "restarted") return "restarted";
   const shown = Number(card.querySelector(".progress")?.getAttribute("aria-valuenow") ?? -1);
   if (typeof task.progress === "number" && Math.round(task.progress * 100) < shown) return "restarted";
@@ -195,7 +199,7 @@ function media(task) {
 
 function meta(task, now) {
   if (isBusy(task)) {
-    const key = phase(task) === "waiting" ? "card.waited" : "card.elapsed";
+    const key = isWaiting(phase(task)) ? "card.waited" : "card.elapsed";
     return h("p", {class: "card-meta"}, icon("clock", 14),
       h("span", {"data-elapsed": task.created_at, "data-elapsed-key": key,
         text: t(key, {time: formatElapsed(now - Date.parse(task.created_at))})}));
@@ -238,16 +242,23 @@ function metaRow(task, now) {
   return h("div", {class: "card-meta-row"}, meta(task, now));
 }
 
+/** What names a card: its prompt; in a batch without one, the photo's own file name (forty "No prompt" cards
+ * could not be told apart). */
+export function cardTitle(task) {
+  return task.prompt || (task.batch ? task.reference_images?.[0]?.filename : null) || null;
+}
+
 /** A new card element for a task. `withType` (home page) labels the type and links to its page instead. */
 export function createCard(task, {now = Date.now(), withType = false, typePath = null} = {}) {
   const titleId = `card-${task.id}-prompt`;
+  const title = cardTitle(task);
   const card = h("li", {class: "card", dataset: {id: task.id}, "aria-labelledby": titleId});
   card.append(
     h("div", {class: "card-media"}),
     h("div", {class: "card-body"},
       withType ? h("a", {class: "card-type", href: typePath, text: typeLabel(task.type)}) : null,
-      h("p", {class: `card-prompt${task.prompt ? "" : " is-empty"}`, id: titleId, title: task.prompt ?? "",
-        text: task.prompt || t("card.no_prompt")}),
+      h("p", {class: `card-prompt${title ? "" : " is-empty"}`, id: titleId, title: title ?? "",
+        text: title || t("card.no_prompt")}),
       thumbnails(task),
       h("div", {class: "card-foot"})),
   );
@@ -265,7 +276,7 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
   if (card.dataset.status === status) {
     const busyPhase = busy ? nextPhase(card, task) : null;
     const restarted = busyPhase !== null && card.dataset.phase !== busyPhase;
-    if (busyPhase !== null && busyPhase !== "waiting") card.dataset.ran = "true";
+    if (busyPhase !== null && !isWaiting(busyPhase)) card.dataset.ran = "true";
     if (restarted) {
       // Waiting became running, or a worker took it over after an interruption: the words say so, and only
       // then may the bar start again from where the new attempt is.
@@ -273,7 +284,7 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
       card.querySelector("[data-status-text]").textContent = phaseText(busyPhase);
       card.querySelector(".progress")?.setAttribute("aria-label", phaseText(busyPhase));
       const elapsed = card.querySelector("[data-elapsed]");
-      if (elapsed) elapsed.dataset.elapsedKey = busyPhase === "waiting" ? "card.waited" : "card.elapsed";
+      if (elapsed) elapsed.dataset.elapsedKey = isWaiting(busyPhase) ? "card.waited" : "card.elapsed";
     }
     const bar = card.querySelector(".progress");
     if (bar && typeof task.progress === "number") {
@@ -290,7 +301,7 @@ export function renderCard(card, task, {now = Date.now(), withType = false} = {}
   const hadFocus = card.contains(document.activeElement);
   card.dataset.status = status;
   card.dataset.phase = busy ? phase(task) : "";
-  if (busy && phase(task) !== "waiting") card.dataset.ran = "true";
+  if (busy && !isWaiting(phase(task))) card.dataset.ran = "true";
   card.dataset.outcome = isCanceled(task) ? "canceled" : isStandIn(task) ? "stand-in" : status;
   card.querySelector(".card-media").replaceChildren(media(task));
   card.querySelector(".card-foot").replaceChildren(metaRow(task, now), ...resultNotes(task), actions(task, {withType}));

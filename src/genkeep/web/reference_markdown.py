@@ -22,7 +22,7 @@ REF = "#/components/schemas/"
 HEADER = """\
 # genkeep HTTP API
 
-<!-- Generated from the OpenAPI document by `make api-docs` (genkeep.web.api_reference); a test checks it is
+<!-- Generated from the OpenAPI document by `make api-docs` (genkeep.web.reference_markdown); a test checks it is
 current. Edit the routes and web/contract.py, not this file. -->
 
 The same document is served at `/openapi.json` and shown at `/docs`. The examples use curl against `make run`'s
@@ -213,7 +213,7 @@ def _cell(text: str) -> str:
 
 
 def main() -> None:
-    """`python -m genkeep.web.api_reference [path]`: write the page (to stdout without a path)."""
+    """`python -m genkeep.web.reference_markdown [path]`: write the page (to stdout without a path)."""
     text = render(published_document())
     if len(sys.argv) > 1:
         Path(sys.argv[1]).write_text(text)

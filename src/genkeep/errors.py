@@ -1,4 +1,5 @@
-"""What can go wrong when a user asks something of the task manager; the web layer turns these into HTTP."""
+"""What can go wrong when a user asks something of genkeep (the task manager, storage, image intake); the web
+layer turns these into HTTP. At the package root: every layer raises them, so none imports them upward."""
 
 from __future__ import annotations
 

@@ -14,16 +14,17 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from genkeep.downloads import results_zip
+from genkeep.errors import InvalidInput, TaskNotFound, TooLarge, Unavailable
 from genkeep.reference_images import CleanImage, clean_image, read_capped
 from genkeep.storage import content_type_of
 from genkeep.studio import Studio
-from genkeep.tasks.errors import InvalidInput, TaskNotFound, TooLarge, Unavailable
 from genkeep.tasks.manager import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Accepted
 from genkeep.tasks.model import TaskStatus
-from genkeep.tasks.new_task import NewTask, image_label, parse_type
+from genkeep.tasks.new_task import NewTask, image_label, parse_batch, parse_type
 from genkeep.tasks.view import task_json
 from genkeep.web import contract
-from genkeep.web.api_document import answer, answers
+from genkeep.web.openapi import answer, answers
 from genkeep.web.owner import CurrentOwner, owner_of
 from genkeep.web.problems import problem, problem_body
 
@@ -157,6 +158,7 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
         _only_known_fields(form)
         raw_type = _text(form.get("type"))
         prompt = _text(form.get("prompt"))
+        batch = _text(form.get("batch"))
         uploads = [part for part in form.getlist("reference_images") if isinstance(part, UploadFile)]
         strays = [part for part in form.getlist("reference_images") if not isinstance(part, UploadFile)]
         if strays:
@@ -165,7 +167,7 @@ async def create_task(request: Request, owner: CurrentOwner, studio: StudioDep) 
         if key is not None and len(key) > contract.IDEMPOTENCY_KEY_MAX_CHARS:
             raise InvalidInput(f"The Idempotency-Key header must be at most {contract.IDEMPOTENCY_KEY_MAX_CHARS} "
                                "characters.")
-        accepted = await run_in_threadpool(_accept, studio, owner, raw_type, prompt, uploads, key)
+        accepted = await run_in_threadpool(_accept, studio, owner, raw_type, prompt, uploads, key, batch)
     finally:
         await form.close()
     return JSONResponse(task_json(accepted.task), status_code=201 if accepted.created else 200)
@@ -177,7 +179,7 @@ def _only_known_fields(form: FormData) -> None:
         named = ", ".join(repr(name[:40]) for name in unknown[:3])
         raise InvalidInput(f"The form has fields genkeep does not know ({named}); send only type, prompt and "
                            "reference_images.")
-    for name in ("type", "prompt"):
+    for name in ("type", "prompt", "batch"):
         if len(form.getlist(name)) > 1:
             raise InvalidInput(f"Send {name} once.", field=name)
 
@@ -186,16 +188,17 @@ def _text(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidInput("type and prompt must be text fields, not files.")
+        raise InvalidInput("type, prompt and batch must be text fields, not files.")
     return value
 
 
 def _accept(studio: Studio, owner: str, raw_type: str | None, prompt: str | None, uploads: list[UploadFile],
-            key: str | None) -> Accepted:
+            key: str | None, batch: str | None) -> Accepted:
     settings = studio.settings
     # Type, prompt and counts first: nothing is decoded for a request that is wrong anyway, and a wrong request
     # is refused even with a key already used.
-    new = NewTask.build(raw_type, prompt, len(uploads), max_prompt_chars=settings.max_prompt_chars)
+    new = NewTask.build(raw_type, prompt, len(uploads), max_prompt_chars=settings.max_prompt_chars,
+                        filenames=[upload.filename for upload in uploads], batch=batch)
     if key is not None and (existing := studio.manager.existing_for_key(owner, key, new)) is not None:
         return existing
     images: list[CleanImage] = []
@@ -254,6 +257,7 @@ async def list_tasks(request: Request) -> Response:
         owner_of(request),
         task_type=parse_type(raw_type) if raw_type is not None else None,
         statuses=_statuses(query.getlist("status")),
+        batch=parse_batch(query.get("batch")),
         limit=limit,
         cursor=query.get("cursor"),
     )
@@ -406,6 +410,42 @@ def task_file(task_id: str, name: str, request: Request, studio: StudioDep,
     # 'self' only), the owner check above stays the only way in, and the URL it caches never changes.
     headers["Content-Length"] = str(found.size)
     return StreamingResponse(found.chunks, media_type=media_type, headers=headers)
+
+
+@router.get(
+    "/api/results.zip", summary="Download many results as one ZIP", tags=["tasks"], response_class=Response,
+    description="The result images of a batch's completed tasks (`batch`) and of the tasks named by `id` (repeat "
+                "it, up to 200), as one ZIP archive, streamed as it is made. Each entry is named after the "
+                "photo's original file (`shoe-01.jpg` gives `shoe-01.png`; a task made from words alone is named "
+                "after when it was made), a second of the same name gets \" (2)\". Tasks not completed (or not "
+                "yours) are left out.",
+    responses={200: {"description": "The archive.", "headers": {"Content-Disposition": {
+                         "description": "attachment, with a file name.", "schema": {"type": "string"}}},
+                     "content": {"application/zip": IMAGE_BYTES}},
+               **answers(401, 503),
+               404: answer(404, "None of them has a result yet (or neither a batch nor an id was named).",
+                           example=("not_found", "Nothing to download yet: none of these tasks has completed.",
+                                    None)),
+               422: answer(422, "A batch id that is not one, or more than 200 ids.", example=(
+                   "invalid_input", "Download at most 200 tasks at once; you named 250.", "id"))},
+    openapi_extra={"parameters": contract.query_parameters(contract.DownloadQuery)},
+)
+def download_results(request: Request, owner: CurrentOwner, studio: StudioDep) -> Response:
+    # A plain function: the database read runs in a worker thread, and the archive (storage reads) streams from
+    # a sync iterator, which Starlette also runs off the event loop.
+    batch = parse_batch(request.query_params.get("batch"))
+    task_ids = request.query_params.getlist("id")
+    if len(task_ids) > contract.DOWNLOAD_IDS_MAX:
+        raise InvalidInput(f"Download at most {contract.DOWNLOAD_IDS_MAX} tasks at once; you named "
+                           f"{len(task_ids)}.", field="id")
+    results = studio.manager.results(owner, batch=batch, task_ids=task_ids)
+    if not results:
+        raise TaskNotFound("Nothing to download yet: none of these tasks has completed (name them with "
+                           "batch=<your batch id> or id=<task id>).", sentence="nothing_to_download")
+    name = f"genkeep-{batch}.zip" if batch is not None else "genkeep-results.zip"
+    return StreamingResponse(results_zip(studio.storage, results), media_type="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                      "Cache-Control": "private, no-store"})
 
 
 HEALTHY: dict[int | str, dict[str, Any]] = {
