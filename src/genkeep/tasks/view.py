@@ -42,7 +42,8 @@ def task_json(task: Task) -> dict[str, Any]:
         "prompt": task.prompt,
         "reference_images": [
             {"url": file_url(task.id, image.name), "width": image.width, "height": image.height,
-             "thumbnails": thumbnails_json(task.id, image.name, REFERENCE_THUMBNAIL_SIDES)}
+             "thumbnails": thumbnails_json(task.id, image.name, REFERENCE_THUMBNAIL_SIDES),
+             "filename": image.filename}
             for image in task.reference_images
         ],
         "image_url": file_url(task.id, task.result_name) if task.result_name else None,
@@ -53,6 +54,8 @@ def task_json(task: Task) -> dict[str, Any]:
         "engine": task.engine,
         "attempts": task.attempts,
         "notes": [note.value for note in task.notes],
+        "batch": task.batch,
+        "processing_since": rfc3339(task.processing_since),
         "created_at": rfc3339(task.created_at),
         "updated_at": rfc3339(task.updated_at),
         "finished_at": rfc3339(task.finished_at),

@@ -59,6 +59,8 @@ class ReferenceImage(BaseModel):
     width: int = Field(ge=1, description="Width in pixels.")
     height: int = Field(ge=1, description="Height in pixels.")
     thumbnails: Thumbnails
+    filename: str | None = Field(description="The name the uploaded file had (without folders); null for images "
+                                             "uploaded before names were kept.", examples=["bottle-01.jpg"])
 
 
 class TaskError(BaseModel):
@@ -82,7 +84,8 @@ TASK_EXAMPLE: dict[str, Any] = {
     "prompt": "soft shadow under the bottle",
     "reference_images": [{"url": "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg", "width": 1024,
                           "height": 768, "thumbnails": _thumbnails_example(
-                              "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg", REFERENCE_THUMBNAIL_SIDES)}],
+                              "/files/9f0c2d6e4b1a4c7e8d3f5a6b7c8d9e0f/reference-1.jpg", REFERENCE_THUMBNAIL_SIDES),
+                          "filename": "bottle-01.jpg"}],
     "image_url": None,
     "image_thumbnails": None,
     "error": None,
@@ -91,6 +94,8 @@ TASK_EXAMPLE: dict[str, Any] = {
     "engine": "local",
     "attempts": 1,
     "notes": [],
+    "batch": None,
+    "processing_since": "2025-05-04T08:15:30.120Z",
     "created_at": "2025-05-04T08:15:30.120Z",
     "updated_at": "2025-05-04T08:15:33.871Z",
     "finished_at": None,
@@ -134,6 +139,11 @@ class Task(BaseModel):
                                                 "the page to tell the seller: `cut_by_frame`, the product runs off "
                                                 "the photo's edge, so part of it may be missing. Empty for most "
                                                 "tasks; new values may be added.")
+    batch: str | None = Field(description="The `batch` it was sent with (a catalog's photos share one); null for "
+                                          "a task sent alone.", examples=["spring-catalog-2f9c"])
+    processing_since: datetime | None = Field(description="RFC 3339, UTC: when it began processing (its timeout "
+                                                          "counts from here); null while it waits in line "
+                                                          "(pending).")
     created_at: datetime = Field(description="RFC 3339, UTC.")
     updated_at: datetime = Field(description="RFC 3339, UTC.")
     finished_at: datetime | None = Field(description="RFC 3339, UTC; set when completed or failed.")

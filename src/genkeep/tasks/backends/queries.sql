@@ -90,7 +90,8 @@ id, status, created_at, json_object(
         json_object('url', '{files}' || tasks.id || '/' || json_extract(image.value, '$.name'),
                     'width', json_extract(image.value, '$.width'), 'height', json_extract(image.value, '$.height'),
                     'thumbnails', json_array(
-                        {reference thumbnails of '{files}' || tasks.id || '/' || json_extract(image.value, '$.name')})))
+                        {reference thumbnails of '{files}' || tasks.id || '/' || json_extract(image.value, '$.name')}),
+                    'filename', json_extract(image.value, '$.filename')))
         FROM json_each(tasks.reference_images) AS image)) END,
     'image_url', CASE WHEN result_name <> '' THEN '{files}' || id || '/' || result_name END,
     'image_thumbnails', CASE WHEN result_name <> ''
@@ -100,7 +101,8 @@ id, status, created_at, json_object(
     'progress', progress,
     'preview_url', CASE WHEN preview_name <> '' AND {unfinished}
                         THEN '{files}' || id || '/' || preview_name END,
-    'engine', engine, 'attempts', attempts, 'notes', json(COALESCE(notes, '[]')),
+    'engine', engine, 'attempts', attempts, 'notes', json(COALESCE(notes, '[]')), 'batch', batch,
+    'processing_since', strftime('%Y-%m-%dT%H:%M:%fZ', processing_since / 1000.0, 'unixepoch'),
     'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1000.0, 'unixepoch'),
     'updated_at', strftime('%Y-%m-%dT%H:%M:%fZ', updated_at / 1000.0, 'unixepoch'),
     'finished_at', strftime('%Y-%m-%dT%H:%M:%fZ', finished_at / 1000.0, 'unixepoch'))
@@ -113,8 +115,8 @@ id, status, created_at, json_build_object(
     'reference_images', CASE WHEN reference_images = '[]' THEN '[]'::json ELSE (SELECT json_agg(json_build_object(
         'url', '{files}' || tasks.id || '/' || (image ->> 'name'), 'width', image -> 'width',
         'height', image -> 'height',
-        'thumbnails', json_build_array({reference thumbnails of '{files}' || tasks.id || '/' || (image ->> 'name')})
-        ) ORDER BY place)
+        'thumbnails', json_build_array({reference thumbnails of '{files}' || tasks.id || '/' || (image ->> 'name')}),
+        'filename', image -> 'filename') ORDER BY place)
         FROM json_array_elements(tasks.reference_images::json) WITH ORDINALITY AS images(image, place)) END,
     'image_url', CASE WHEN result_name <> '' THEN '{files}' || id || '/' || result_name END,
     'image_thumbnails', CASE WHEN result_name <> ''
@@ -124,7 +126,9 @@ id, status, created_at, json_build_object(
     'progress', progress,
     'preview_url', CASE WHEN preview_name <> '' AND {unfinished}
                         THEN '{files}' || id || '/' || preview_name END,
-    'engine', engine, 'attempts', attempts, 'notes', COALESCE(notes, '[]')::json,
+    'engine', engine, 'attempts', attempts, 'notes', COALESCE(notes, '[]')::json, 'batch', batch,
+    'processing_since', to_char(TIMESTAMP 'epoch' + processing_since * INTERVAL '1 millisecond',
+                                'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
     -- Integer milliseconds onto the epoch as a timestamp without time zone: exact, and UTC whatever the session.
     'created_at', to_char(TIMESTAMP 'epoch' + created_at * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
     'updated_at', to_char(TIMESTAMP 'epoch' + updated_at * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
