@@ -165,7 +165,9 @@ def test_the_database_shows_every_task_exactly_as_task_json_does(backend: TaskBa
     shapes = [
         dataclasses.replace(new(created=T0 + 1), prompt=odd_prompt),
         dataclasses.replace(new(task_type=TaskType.WHITE_BACKGROUND, created=T0 + 999), prompt=None,
-                            reference_images=(photo("reference-1.jpg"),)),
+                            reference_images=(dataclasses.replace(photo("reference-1.jpg"),
+                                                                  filename='商品 "01".jpg'),),
+                            batch="catalog-1"),
         dataclasses.replace(new(task_type=TaskType.CLOTHING_CHANGE, created=T0 + 123_456_789), prompt="",
                             reference_images=(photo("reference-1.png"), photo("reference-2.webp"))),
         new(created=T0 + 86_400_000 * 400 + 7),

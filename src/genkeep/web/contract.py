@@ -28,7 +28,7 @@ from genkeep.tasks.new_task import (
     WANTED_IMAGES,
 )
 from genkeep.tasks.task_fields import TASK_KEYS, model
-from genkeep.tasks.task_fields import TaskId as TaskId  # published as the path parameter (api.py)
+from genkeep.tasks.task_fields import TaskId as TaskId  # published as the path parameter (task_routes.py)
 from genkeep.tasks.view import task_json
 
 REF_TEMPLATE = "#/components/schemas/{model}"
