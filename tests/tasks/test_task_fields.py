@@ -110,7 +110,7 @@ def test_a_key_added_to_the_declaration_shows_in_the_database_the_python_json_an
             conn.execute(text(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})"),
                          row)
         statement = text(load_statements(dialect, keys)["view_owned"])
-        shown = {task.id: conn.execute(statement, {"id": task.id, "owner_id": "o"}).one()[3] for task in _tasks()}
+        shown = {task.id: conn.execute(statement, {"id": task.id, "owner_id": "o"}).one()[-1] for task in _tasks()}
         transaction.rollback()
     engine.dispose()
     for task in _tasks():

@@ -4,6 +4,8 @@ the backend contract's to show on every database (tests/tasks/test_backends.py).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from genkeep.config import Settings
@@ -12,7 +14,8 @@ from genkeep.tasks.model import TaskStatus, TaskType
 from genkeep.tasks.new_task import NewTask
 from genkeep.tasks.transitions import Step, Transition
 from tests.support.engines import ScriptedEngine
-from tests.support.tasks import pool_of, row
+from tests.support.loop import run
+from tests.support.tasks import age, pool_of, row
 
 
 @pytest.fixture
@@ -74,3 +77,16 @@ def test_a_retried_photo_stays_in_its_batch(studio: Studio) -> None:
     studio.manager.cancel("owner-a", task_id)
     again = studio.manager.retry("owner-a", task_id)
     assert again.batch == "catalog-1"
+
+
+def test_a_photo_waiting_longer_than_the_timeout_is_not_timed_out_and_its_turn_restarts_the_clock(
+        studio: Studio) -> None:
+    first, second, waiting = drop(studio, 3)
+    for task_id in (first, second, waiting):
+        age(studio, task_id, 30)
+    studio.manager.sweep()
+    assert [status_of(studio, task_id) for task_id in (first, second, waiting)] == \
+        [TaskStatus.FAILED, TaskStatus.FAILED, TaskStatus.PROCESSING], "the two that ran out of time made room"
+    # Created half an hour ago, processing since just now: a poll reads it as running, not timed out.
+    polled = run(studio.manager.get("owner-a", waiting))
+    assert polled.status == "processing" and json.loads(polled.json)["processing_since"] is not None

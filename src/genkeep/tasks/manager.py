@@ -144,7 +144,7 @@ class TaskManager:
         task = await self.backend.aview(task_id, owner_id) if is_task_id(task_id) else None
         if task is None:
             raise self._not_found(task_id)
-        if not task.is_final and self._past_deadline(task.created_at):
+        if task.processing_since is not None and not task.is_final and self._past_deadline(task.processing_since):
             # A write: off the event loop.
             swept = await anyio.to_thread.run_sync(self.sweep_one, task.id)
             if swept:
@@ -195,9 +195,10 @@ class TaskManager:
         return TooManyUnfinished("The studio is busy with as many generations as it can take; try again in a "
                                  "minute.", sentence="studio_busy")
 
-    def _past_deadline(self, created_at: int) -> bool:
-        """Whether it is worth asking the backend to sweep this task (the backend judges by its own clock)."""
-        return self.clock_now() - created_at > self.settings.task_timeout * 1000
+    def _past_deadline(self, processing_since: int) -> bool:
+        """Whether it is worth asking the backend to sweep this task (the backend judges by its own clock); a task
+        waiting in line has no deadline yet."""
+        return self.clock_now() - processing_since > self.settings.task_timeout * 1000
 
     def clock_now(self) -> int:
         """The backend's now as this process estimates it: its own clock corrected by the offset learned at the last

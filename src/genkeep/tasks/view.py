@@ -30,18 +30,19 @@ def encode_task(task: Task) -> str:
 
 class TaskView(NamedTuple):
     """What a read route needs of a task: its JSON, already encoded, and what the manager decides by (its status
-    and age for the late sweep, its id and creation time for the list's cursor). A tuple, made straight from a
-    row of the `task_view` columns of queries.sql (id, status, created_at, the JSON): a frozen dataclass cost
-    ~1.5 µs a task more, 75 µs of a history page."""
+    and when it began processing, for the late sweep; its id and creation time for the list's cursor). A tuple,
+    made straight from a row of the `task_view` columns of queries.sql (id, status, created_at, processing_since,
+    the JSON): a frozen dataclass cost ~1.5 µs a task more, 75 µs of a history page."""
 
     id: str
     status: str
     created_at: int
+    processing_since: int | None
     json: str
 
     @classmethod
     def of(cls, task: Task) -> TaskView:
-        return cls(task.id, task.status.value, task.created_at, encode_task(task))
+        return cls(task.id, task.status.value, task.created_at, task.processing_since, encode_task(task))
 
     @property
     def is_final(self) -> bool:

@@ -69,15 +69,16 @@ CROSS JOIN LATERAL (
 ORDER BY wanted.place, listed.created_at DESC, listed.id DESC
 
 -- task_view --
--- Not a statement: the columns of a TaskView (tasks/view.py), i.e. id, status, created_at and the task's JSON
+-- Not a statement: the columns of a TaskView (tasks/view.py), i.e. id, status, created_at, processing_since and the
+-- task's JSON
 -- exactly as view.task_json builds it (the contract suite compares the two for tasks in every state), made by the
 -- database so that the hot reads cost the server no Python work per task. {task} is the `shown_object` of the
 -- task's keys, each written by the `shown_` fragment of how tasks/task_fields.py declares it is shown (a plain
 -- column by its name); {files} is task_fields.FILES_PATH.
-id, status, created_at, {task}
+id, status, created_at, processing_since, {task}
 
 -- task_view@postgresql --
-id, status, created_at, {task}::text
+id, status, created_at, processing_since, {task}::text
 
 -- shown_object --
 -- Not a statement, nor is any `shown_` fragment: how task_view writes the task's JSON. An object: {keys} are its
