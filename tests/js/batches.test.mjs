@@ -5,6 +5,7 @@ import {describe, test} from "node:test";
 
 import {BatchBook, batchSummary, newBatchId, zipUrl} from "../../src/genkeep/web/static/batches.js";
 import {TaskMonitor} from "../../src/genkeep/web/static/recovery.js";
+import {FakeClock} from "./fake-clock.mjs";
 
 const base = Date.UTC(2025, 0, 1, 12, 0, 0);
 const iso = (ms) => new Date(ms).toISOString();
@@ -109,44 +110,6 @@ describe("BatchBook", () => {
 // ---------------------------------------------------------------------------------------------------------
 // What a running batch costs: the recovery client's one list per tick carries every unfinished task.
 
-class FakeClock {
-  constructor() {
-    this.time = base;
-    this.timers = new Map();
-    this.nextId = 1;
-  }
-
-  now() {
-    return this.time;
-  }
-
-  setTimeout(fn, delay) {
-    const id = this.nextId++;
-    this.timers.set(id, {due: this.time + delay, fn});
-    return id;
-  }
-
-  clearTimeout(id) {
-    this.timers.delete(id);
-  }
-
-  async advance(ms) {
-    const end = this.time + ms;
-    for (;;) {
-      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
-      let nextId = null;
-      let next = null;
-      for (const [id, timer] of this.timers) {
-        if (timer.due <= end && (next === null || timer.due < next.due)) [nextId, next] = [id, timer];
-      }
-      if (next === null) break;
-      this.timers.delete(nextId);
-      this.time = next.due;
-      next.fn();
-    }
-    this.time = end;
-  }
-}
 
 // A server running an owner's batch: `running` at a time, each for `runMs`; the rest wait in line (pending).
 class BatchServer {
@@ -194,7 +157,7 @@ class BatchServer {
 
 describe("a running batch, polled by the recovery client", () => {
   test("a 40-photo batch costs one list per 2 s tick plus one fetch per finished task", async () => {
-    const clock = new FakeClock();
+    const clock = new FakeClock(base);
     const server = new BatchServer(clock, 40);
     const book = new BatchBook({fetch: server.fetch});
     const monitor = new TaskMonitor({type: "WHITE_BACKGROUND", clock, fetch: server.fetch, openChannel: null,
@@ -213,7 +176,7 @@ describe("a running batch, polled by the recovery client", () => {
   });
 
   test("a batch of 200 waiting photos is tracked whole, paging the list", async () => {
-    const clock = new FakeClock();
+    const clock = new FakeClock(base);
     const server = new BatchServer(clock, 200, {running: 0});
     const book = new BatchBook({fetch: server.fetch});
     const monitor = new TaskMonitor({type: "WHITE_BACKGROUND", clock, fetch: server.fetch, openChannel: null,

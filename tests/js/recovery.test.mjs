@@ -3,65 +3,11 @@ import assert from "node:assert/strict";
 import {beforeEach, describe, test} from "node:test";
 
 import {CHANNEL_NAME, SERVER_CLOCK_HEADER, TaskMonitor} from "../../src/genkeep/web/static/recovery.js";
+import {FakeClock, settle} from "./fake-clock.mjs";
 
 const INTERVAL = 2000;
 
 // Time moves only when a test says so; every timer the monitor asks for is recorded.
-class FakeClock {
-  constructor() {
-    this.time = 0;
-    this.timers = new Map();
-    this.nextId = 1;
-    this.scheduled = []; // {at, delay} for each setTimeout the monitor made
-    this.lateBy = 0; // fire timers this many ms after they are due, like a busy browser does
-  }
-
-  now() {
-    return this.time;
-  }
-
-  setTimeout(fn, delay) {
-    const id = this.nextId++;
-    this.scheduled.push({at: this.time, delay});
-    this.timers.set(id, {due: this.time + delay, fn});
-    return id;
-  }
-
-  clearTimeout(id) {
-    this.timers.delete(id);
-  }
-
-  // The fake server's own delays: not the monitor's timers, so kept out of `scheduled`.
-  later(delay, fn) {
-    this.timers.set(this.nextId++, {due: this.time + delay, fn, server: true});
-  }
-
-  async advance(ms) {
-    const end = this.time + ms;
-    for (;;) {
-      await settle();
-      let nextId = null;
-      let next = null;
-      for (const [id, timer] of this.timers) {
-        const fires = timer.due + (timer.server ? 0 : this.lateBy);
-        if (fires <= end && (next === null || fires < next.fires)) {
-          nextId = id;
-          next = {...timer, fires};
-        }
-      }
-      if (next === null) break;
-      this.timers.delete(nextId);
-      this.time = Math.max(this.time, next.fires);
-      next.fn();
-    }
-    this.time = end;
-    await settle();
-  }
-}
-
-async function settle() {
-  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
-}
 
 const jsonResponse = (status, body) => ({
   ok: status >= 200 && status < 300,

@@ -3,53 +3,8 @@ import assert from "node:assert/strict";
 import {beforeEach, describe, test} from "node:test";
 
 import {UploadQueue, retryAfterMs} from "../../src/genkeep/web/static/uploads.js";
+import {FakeClock, settle} from "./fake-clock.mjs";
 
-class FakeClock {
-  constructor() {
-    this.time = 0;
-    this.timers = new Map();
-    this.nextId = 1;
-  }
-
-  now() {
-    return this.time;
-  }
-
-  setTimeout(fn, delay) {
-    const id = this.nextId++;
-    this.timers.set(id, {due: this.time + delay, fn});
-    return id;
-  }
-
-  clearTimeout(id) {
-    this.timers.delete(id);
-  }
-
-  async advance(ms) {
-    const end = this.time + ms;
-    for (;;) {
-      await settle();
-      let nextId = null;
-      let next = null;
-      for (const [id, timer] of this.timers) {
-        if (timer.due <= end && (next === null || timer.due < next.due)) {
-          nextId = id;
-          next = timer;
-        }
-      }
-      if (next === null) break;
-      this.timers.delete(nextId);
-      this.time = Math.max(this.time, next.due);
-      next.fn();
-    }
-    this.time = end;
-    await settle();
-  }
-}
-
-async function settle() {
-  for (let i = 0; i < 30; i++) await new Promise((resolve) => setImmediate(resolve));
-}
 
 // IndexedDB as the queue sees it: records survive a "reload" (a new queue over the same store).
 class FakeStore {

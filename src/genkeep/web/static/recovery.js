@@ -50,14 +50,18 @@ export const CHANNEL_NAME = "genkeep.tasks";
 
 export const isFinished = (task) => task.status === "completed" || task.status === "failed";
 
-const realClock = {
+/** The browser's clock, as the modules here take one (tests pass a fake). */
+export const realClock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
   clearTimeout: (handle) => globalThis.clearTimeout(handle),
 };
 
-const openBroadcastChannel = () =>
-  typeof globalThis.BroadcastChannel === "function" ? new globalThis.BroadcastChannel(CHANNEL_NAME) : null;
+/** A BroadcastChannel to the origin's other pages, where the browser has them (else null: nobody to tell). */
+export const broadcastChannel = (name) =>
+  typeof globalThis.BroadcastChannel === "function" ? new globalThis.BroadcastChannel(name) : null;
+
+const openBroadcastChannel = () => broadcastChannel(CHANNEL_NAME);
 
 function report(error) {
   // A rendering callback that throws must not stop the monitor; surface it the way the platform would.

@@ -22,6 +22,7 @@
 //   is not sent again. Tabs tell each other through a channel that the store changed.
 
 import {newIdempotencyKey} from "./api.js";
+import {broadcastChannel, realClock} from "./recovery.js";
 
 /** The BroadcastChannel name the pages' upload queues share news on. */
 export const UPLOAD_CHANNEL = "genkeep.uploads";
@@ -30,14 +31,7 @@ export const UPLOAD_CHANNEL = "genkeep.uploads";
 // upload tally and refused photos; then they are dropped at the next start.
 const KEEP_SETTLED_MS = 24 * 3600 * 1000;
 
-const realClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
-  clearTimeout: (handle) => globalThis.clearTimeout(handle),
-};
-
-const openBroadcastChannel = () =>
-  typeof globalThis.BroadcastChannel === "function" ? new globalThis.BroadcastChannel(UPLOAD_CHANNEL) : null;
+const openBroadcastChannel = () => broadcastChannel(UPLOAD_CHANNEL);
 
 /** Runs `fn` holding the exclusive lock `name` if nobody holds it; resolves false (without running) if someone
  * does. Web Locks where the browser has them; elsewhere there is nothing to share with, so it just runs. */
