@@ -4,7 +4,8 @@ clients' answers; and the verdict every chaos scenario asserts.
 The verdict collects every broken promise before failing, so one run names them all:
 - nothing lost: every accepted task id has a row, and it ends completed or failed;
 - nothing stuck: every task is final within its timeout plus a sweep interval (and a small margin);
-- no run over the attempt limit, and no two runs of one task at once;
+- no task attempted more than the limit (a run handed back for a database fault, its attempt refunded, runs again
+  as the same attempt: a fault is not an attempt), and no two runs of one task at once;
 - no fault recorded as a failure: with the scripted engine, a task whose prompt does not ask to fail may only
   fail with `timeout` (plus the scenario's own allowances, e.g. `interrupted` after max_attempts real kills).
 """
@@ -76,6 +77,9 @@ class Run:
     started: float
     ended: float | None = None
     outcome: str | None = None
+    # The task's attempt this run was (a run handed back for a database fault, refunded, runs again under the
+    # same attempt: a fault is not an attempt).
+    attempt: int | None = None
 
     def end(self, kills: dict[int, float], now: float) -> float:
         """When it stopped: its end line, else when its process was killed, else it is still running."""
@@ -91,11 +95,18 @@ def read_runs(events: Path) -> list[Run]:
     for line in events.read_text().splitlines():
         words = line.split()
         if len(words) >= 5 and words[0] == "start":
-            runs[words[2]] = Run(words[1], words[2], int(words[3]), float(words[4]))
+            runs[words[2]] = Run(words[1], words[2], int(words[3]), float(words[4]),
+                                 attempt=int(words[5]) if len(words) >= 6 else None)
         elif len(words) >= 6 and words[0] == "end" and words[2] in runs:
             runs[words[2]].ended = float(words[4])
             runs[words[2]].outcome = words[5]
     return sorted(runs.values(), key=lambda run: run.started)
+
+
+def _attempts(task_runs: list[Run]) -> int:
+    """How many attempts a task's runs were: its runs, but a run handed back for a database fault (refunded) and
+    run again counts once, as the task's row counts it."""
+    return len({run.attempt if run.attempt is not None else run.run_id for run in task_runs})
 
 
 def runs_by_task(runs: list[Run]) -> dict[str, list[Run]]:
@@ -190,10 +201,11 @@ def judge(scenario: str, *, limits: Limits, accepted: dict[str, str], rows: dict
                         f"timeout + {limits.sweep_interval:g} s sweep interval (+2 s), e.g. "
                         f"{[_describe(rows[task_id], now) for task_id in verdict.stuck[:3]]}")
 
-    over = {task_id: len(task_runs) for task_id, task_runs in per_task.items() if len(task_runs) > limits.max_attempts}
+    over = {task_id: attempts for task_id, task_runs in per_task.items()
+            if (attempts := _attempts(task_runs)) > limits.max_attempts}
     if over:
-        verdict.problem(f"over the attempt limit: {len(over)} tasks ran more than {limits.max_attempts} times "
-                        f"(runs per task: {sorted(over.values(), reverse=True)[:10]})")
+        verdict.problem(f"over the attempt limit: {len(over)} tasks were attempted more than {limits.max_attempts} "
+                        f"times (attempts per task: {sorted(over.values(), reverse=True)[:10]})")
 
     overlapping = _overlapping(per_task, kills, now)
     verdict.double_runs = len(overlapping)

@@ -57,3 +57,19 @@ def test_a_lasting_storage_fault_may_fail_with_its_own_code_in_words_a_user_unde
     verdict = judge("check", limits=LIMITS, accepted={}, rows=rows, runs=[], kills={}, storage_fault=True)
     assert len(verdict.problems) == 1 and "cannot act on" in verdict.problems[0]
     assert "Errno 28" in verdict.problems[0] and "storage_full" not in verdict.problems[0]
+
+
+def test_a_run_handed_back_for_a_fault_is_the_same_attempt_and_a_fourth_attempt_is_over_the_limit(
+        tmp_path: Path) -> None:
+    events = tmp_path / "events.log"
+    lines = ["start refunded r1 10 100.0 1", "end refunded r1 10 101.0 LeaseLost",
+             "start refunded r2 11 102.0 1", "end refunded r2 11 103.0 LeaseLost",
+             "start refunded r3 11 104.0 2", "end refunded r3 11 105.0 ok",
+             "start refunded r4 11 106.0 3", "end refunded r4 11 107.0 ok"]
+    lines += [f"start over r{n} 12 {100.0 + 2 * n} {n}\nend over r{n} 12 {101.0 + 2 * n} ok" for n in range(1, 5)]
+    events.write_text("\n".join(lines) + "\n")
+    verdict = judge("check", limits=LIMITS, accepted={"refunded": "slow:1", "over": "slow:1"},
+                    rows={"refunded": row("refunded", "completed"), "over": row("over", "completed")},
+                    runs=read_runs(events), kills={})
+    assert verdict.problems == ["over the attempt limit: 1 tasks were attempted more than 3 times (attempts per "
+                                "task: [4])"]

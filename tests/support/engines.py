@@ -48,7 +48,7 @@ class ScriptedEngine(RunToCompletionEngine):
             with open(log_path, "a") as log:
                 log.write(job.task_id + "\n")
         run_id = secrets.token_hex(4)
-        _record_event("start", job.task_id, run_id, str(os.getpid()), f"{time.time():.6f}")
+        _record_event("start", job.task_id, run_id, str(os.getpid()), f"{time.time():.6f}", str(job.attempt))
         outcome = "ok"
         try:
             return self._run(job, ctx)
