@@ -103,6 +103,7 @@ def test_a_catalog_of_forty_photos_survives_a_reload_and_a_restart_and_downloads
 
         # A restart while some still wait: the tasks a worker held may begin again, nothing else does.
         finished_before = {task["id"] for task in batch_tasks(page, batch, "completed", "failed")}
+        assert len(finished_before) < PHOTOS
         server.stop()
         server.start()
 
