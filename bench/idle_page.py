@@ -28,6 +28,7 @@ ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(ROOT))
 
+import sections  # noqa: E402
 from server import Server, bench_env  # noqa: E402 - bench/ goes on the path first
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
@@ -133,15 +134,7 @@ def table(counts: list[Count], client: str) -> str:
 
 def kept_section(doc: Path = DOC) -> str:
     """This script's section of `doc`, for `make bench` to keep when it rewrites the rest ("" if none)."""
-    if not doc.exists():
-        return ""
-    text = doc.read_text()
-    start = text.find(SECTION)
-    if start < 0:
-        return ""
-    # The section ends where the next one starts: its heading, or the marker another script's section begins with.
-    ends = [end for end in (text.find("\n## ", start + len(SECTION)), text.find("\n<!-- ", start)) if end >= 0]
-    return "\n" + text[start:min(ends, default=len(text))].rstrip() + "\n"
+    return sections.kept_section(SECTION, doc)
 
 
 def main(argv: list[str] | None = None) -> int:

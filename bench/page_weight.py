@@ -41,6 +41,7 @@ ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(ROOT))
 
+import sections  # noqa: E402
 from PIL import Image  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from server import SECRET_KEY, Server, bench_env  # noqa: E402 - bench/ goes on the path first
@@ -411,15 +412,8 @@ def section(measured: list[Measured], cost: Cost, seconds: float) -> str:
 
 
 def kept_section(doc: Path = DOC) -> str:
-    """This script's section of `doc`, kept when a run could not measure it ("" if none)."""
-    if not doc.exists():
-        return ""
-    text = doc.read_text()
-    start = text.find(SECTION)
-    if start < 0:
-        return ""
-    ends = [end for end in (text.find("\n## ", start + len(SECTION)), text.find("\n<!-- ", start)) if end >= 0]
-    return "\n" + text[start:min(ends, default=len(text))].rstrip() + "\n"
+    """This script's section of `doc`, for `make bench` to keep when it rewrites the rest ("" if none)."""
+    return sections.kept_section(SECTION, doc)
 
 
 def run(before: str | None = BEFORE, pages: list[str] | None = None,
@@ -431,9 +425,7 @@ def run(before: str | None = BEFORE, pages: list[str] | None = None,
 
 
 def replace_section(text: str, doc: Path = DOC) -> None:
-    old = kept_section(doc)
-    current = doc.read_text() if doc.exists() else ""
-    doc.write_text(current.replace(old, text) if old else current.rstrip("\n") + "\n" + text)
+    sections.replace_section(SECTION, text, doc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sections
 from PIL import Image
 
 from genkeep.config import Settings
@@ -39,10 +40,9 @@ CONCURRENCY = 8
 
 
 def kept_section(doc: Path = DOC) -> str:
-    """This script's section of `doc` (from its marker to the end), for `make bench` to keep ("" if none)."""
-    text = doc.read_text() if doc.exists() else ""
-    start = text.find(SECTION)
-    return "\n" + text[start:].rstrip() + "\n" if start >= 0 else ""
+    """This script's section of `doc` (from its marker to the next section), for `make bench` to keep ("" if
+    none)."""
+    return sections.kept_section(SECTION, doc)
 
 
 class MegabyteEngine(RunToCompletionEngine):

@@ -8,7 +8,9 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH_DIR))
 
-import idle_page  # noqa: E402 - bench/ is not a package; it goes on the path first
+import catalog  # noqa: E402 - bench/ is not a package; it goes on the path first
+import idle_page  # noqa: E402
+import page_weight  # noqa: E402
 import storage_serve  # noqa: E402
 from fixed_rate import FixedRate  # noqa: E402
 from report import (  # noqa: E402
@@ -168,3 +170,21 @@ def test_rewriting_the_document_keeps_each_kept_section_once(tmp_path: Path) -> 
     assert text.count(storage_serve.SECTION) == 1
     assert text.count(idle_page.SECTION) == 1
     assert "Requests per minute." in text and "Tables." in text and "Old numbers." not in text
+
+
+def test_each_section_measured_apart_ends_where_the_next_begins(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    idle = f"{idle_page.SECTION}\nRequests per minute.\n"
+    storage = f"{storage_serve.SECTION}\n## Serving a 1 MB image: data folder vs S3\nTables.\n"
+    weight = f"{page_weight.SECTION}\nBytes.\n"
+    photos = f"{catalog.SECTION}\nSeconds.\n"
+    doc.write_text(f"# Benchmarks\n\nOld numbers.\n\n{idle}\n{storage}\n{weight}\n{photos}")
+    for _ in range(3):  # what `make bench` writes, run after run
+        doc.write_text("# Benchmarks\n\nNew numbers.\n" + idle_page.kept_section(doc) + storage_serve.kept_section(doc)
+                       + page_weight.kept_section(doc) + catalog.kept_section(doc))
+    text = doc.read_text()
+    for section in (idle_page.SECTION, storage_serve.SECTION, page_weight.SECTION, catalog.SECTION):
+        assert text.count(section) == 1, section
+    assert text.index("Tables.") < text.index("Bytes.") < text.index("Seconds.")
+    page_weight.replace_section(f"\n{page_weight.SECTION}\nNew bytes.\n", doc)
+    assert "New bytes." in doc.read_text() and "Bytes." not in doc.read_text() and "Seconds." in doc.read_text()

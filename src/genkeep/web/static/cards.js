@@ -4,6 +4,24 @@ import {config, formatElapsed, formatTime, t, taskErrorText, typeLabel} from "./
 import {hashWithTask} from "./viewer-state.js";
 
 const ICONS = "/static/icons/icons.svg";
+// A <use> pointing into the sprite's file makes Chromium revalidate the file (a 304: static files are no-cache) for
+// each one made: 167 requests while a 100-photo batch ran (bench/catalog.py), more than the page's polls. Once the
+// page has inlined the sprite (inlineIcons), the icons made here point into that one copy instead.
+let iconHref = `${ICONS}#`;
+
+/** Fetches the sprite once and keeps its symbols in the page (ids prefixed "icon-", not to meet the page's). */
+export async function inlineIcons() {
+  const response = await fetch(ICONS, {credentials: "same-origin"});
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const sprite = new DOMParser().parseFromString(await response.text(), "image/svg+xml").documentElement;
+  if (sprite.localName !== "svg") throw new Error("the icon sprite could not be read");
+  for (const symbol of sprite.querySelectorAll("symbol[id]")) symbol.id = `icon-${symbol.id}`;
+  const kept = document.importNode(sprite, true);
+  kept.setAttribute("aria-hidden", "true");
+  kept.style.display = "none"; // symbols are drawn where they are used, not here
+  document.body.append(kept);
+  iconHref = "#icon-";
+}
 
 export function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -26,7 +44,7 @@ export function icon(name, size = 18) {
   svg.setAttribute("width", size);
   svg.setAttribute("height", size);
   const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
-  use.setAttribute("href", `${ICONS}#${name}`);
+  use.setAttribute("href", `${iconHref}${name}`);
   svg.append(use);
   return svg;
 }

@@ -2,7 +2,9 @@
 import {ApiError, api, newIdempotencyKey, taskListPath} from "./api.js";
 import {batchTaskList, createBatchCard, renderBatchCard} from "./batch-card.js";
 import {BatchBook, batchSummary, newBatchId, zipUrl} from "./batches.js";
-import {cardTask, cardTitle, createCard, h, icon, isBusy, isCanceled, renderCard, tickElapsed} from "./cards.js";
+import {
+  cardTask, cardTitle, createCard, h, icon, inlineIcons, isBusy, isCanceled, renderCard, tickElapsed,
+} from "./cards.js";
 import {handoffFileName, handoffFromHash, hashWithoutHandoff} from "./handoff.js";
 import {announce, config, formatTime, lang, t, taskErrorText, typeLabel} from "./i18n.js";
 import {followPageLifecycle} from "./page-lifecycle.js";
@@ -1039,6 +1041,9 @@ setInterval(() => {
   // "Trying again in 12s": a paused upload counts down too.
   if (queue && queue.pausedUntil > clock.now()) for (const batch of queue.batches()) scheduleBatch(batch);
 }, 1000);
+// First: the cards made once it is in point into the page's copy of the sprite (cards.js); until then, or if it
+// fails, into the sprite's file.
+inlineIcons().catch(() => {});
 updateCounter();
 renderReferences();
 updateSections();
