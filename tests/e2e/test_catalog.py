@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.browser import PHONE, SCREENSHOTS, Server, make_server, new_context
+from tests.e2e.test_accessibility import AXE, violations
 from tests.support.photos import Photo, catalog_photos
 from tests.support.waiting import wait_for
 
@@ -68,6 +69,11 @@ def shoot(page: Page, card: Any, name: str) -> None:
     card.screenshot(path=str(SCREENSHOTS / f"batch-{name}.png"), animations="disabled")
 
 
+def accessibility_violations(page: Page, state: str) -> list[str]:
+    """axe-core's findings where make test installed it (test_accessibility.py says when it is missing)."""
+    return violations(page, state) if AXE.exists() else []
+
+
 def test_a_catalog_of_forty_photos_survives_a_reload_and_a_restart_and_downloads_as_one_zip(
         browser: Any, server: Server, photos: list[Photo]) -> None:
     context = new_context(browser, server)
@@ -100,6 +106,10 @@ def test_a_catalog_of_forty_photos_survives_a_reload_and_a_restart_and_downloads
         expect(card.locator(".batch-title")).to_have_text(f"Batch of {PHOTOS}")
         assert wait_for(lambda: batch_tasks(page, batch, "pending"), timeout=5, message="photos still in line")
         shoot(page, card, "waiting")
+        # The card and its photos, opened, as a keyboard or screen-reader user meets them (axe-core, as in
+        # tests/e2e/test_accessibility.py).
+        card.locator("summary").click()
+        assert not accessibility_violations(page, "a batch waiting in line, opened")
 
         # A restart while some still wait: the tasks a worker held may begin again, nothing else does.
         finished_before = {task["id"] for task in batch_tasks(page, batch, "completed", "failed")}
@@ -115,6 +125,7 @@ def test_a_catalog_of_forty_photos_survives_a_reload_and_a_restart_and_downloads
         shoot(page, card, "done-desktop")
         page.set_viewport_size(PHONE)
         shoot(page, card, "done-phone")
+        assert not accessibility_violations(page, "a finished batch on a phone")
 
         tasks = batch_tasks(page, batch)
         assert len(tasks) == PHOTOS, "a photo became two tasks, or one was lost"

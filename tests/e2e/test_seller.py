@@ -22,9 +22,10 @@ OWNER_CAP = 3
 
 @pytest.fixture(scope="module")
 def server(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One worker, so a second task waits for it; few unfinished tasks per owner, so the cap is quick to reach."""
+    """One worker, so a second task waits for it; few unfinished tasks per owner and no line behind them, so the
+    cap is quick to reach (a catalog's waiting line is tests/e2e/test_catalog.py's)."""
     shared = make_server(tmp_path_factory.mktemp("seller"), GENKEEP_WORKERS="1", GENKEEP_LOCAL_DELAY="3",
-                         GENKEEP_MAX_UNFINISHED_PER_OWNER=str(OWNER_CAP))
+                         GENKEEP_MAX_UNFINISHED_PER_OWNER=str(OWNER_CAP), GENKEEP_MAX_WAITING_PER_OWNER="0")
     shared.start()
     yield shared
     shared.stop()
