@@ -57,7 +57,7 @@ $(AXE):
 	else echo "SKIPPED axe-core: npm is not installed"; fi
 
 pytest: $(BIN)/genkeep-test-installed $(AXE)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 jstest:
 	@if command -v node >/dev/null 2>&1; then \

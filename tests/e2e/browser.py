@@ -83,8 +83,9 @@ def make_server(tmp: Path, **extra: str) -> Server:
     return Server(data_dir, env)
 
 
-def new_context(browser: Any, server: Server, *, locale: str = "en-US", viewport: dict[str, int] = DESKTOP) -> Any:
-    context = browser.new_context(base_url=server.base, locale=locale, viewport=viewport)
+def new_context(browser: Any, server: Server, *, locale: str = "en-US", viewport: dict[str, int] = DESKTOP,
+                **options: Any) -> Any:
+    context = browser.new_context(base_url=server.base, locale=locale, viewport=viewport, **options)
     context.set_default_timeout(15_000)
     return context
 
