@@ -8,7 +8,7 @@ PORT ?= 8000
 AXE_CORE_VERSION := 4.10.3
 AXE := $(VENV)/axe-core/node_modules/axe-core/axe.min.js
 
-.PHONY: run test lint typecheck pytest jstest redocly chaos hosts bench api-docs lock clean
+.PHONY: run test lint typecheck pytest jstest redocly chaos hosts screenshots bench api-docs lock clean
 
 # Installs come from the lock files in requirements/ (every version and file hash pinned), so a machine set up next
 # year gets what passed today; genkeep itself is then installed without resolving anything (`--no-deps`).
@@ -57,7 +57,7 @@ $(AXE):
 	else echo "SKIPPED axe-core: npm is not installed"; fi
 
 pytest: $(BIN)/genkeep-test-installed $(AXE)
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q --durations=15 -m "not screenshots"
 
 jstest:
 	@if command -v node >/dev/null 2>&1; then \
@@ -89,6 +89,10 @@ chaos: $(BIN)/genkeep-test-installed
 # its short form).
 hosts: $(BIN)/genkeep-test-installed
 	GENKEEP_CHAOS=long $(BIN)/pytest -q -m hosts tests/hosts
+
+# Every page in both languages, desktop and phone, written to tests/e2e/screenshots/ for people to review.
+screenshots: $(BIN)/genkeep-test-installed
+	$(BIN)/pytest -q -m screenshots tests/e2e
 
 bench: $(BIN)/genkeep-test-installed
 	$(BIN)/python bench/run.py

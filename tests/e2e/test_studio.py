@@ -413,6 +413,9 @@ def test_the_page_recovers_a_task_across_a_server_restart(browser: Any, own_serv
         context.close()
 
 
+# The slowest case of make test (132 s of its 23 min on a 2-core machine): it asserts little beyond what the
+# accessibility and studio cases do, and writes pictures for people, so it runs in its own target.
+@pytest.mark.screenshots
 def test_screenshots_of_every_page(browser: Any, server: Server) -> None:
     """Writes what a seller sees, at desktop and phone width, in both languages, to tests/e2e/screenshots/:
     each type page with a finished image, a failure and a generation in progress; the home page."""
