@@ -63,10 +63,23 @@ export const broadcastChannel = (name) =>
 
 const openBroadcastChannel = () => broadcastChannel(CHANNEL_NAME);
 
-function report(error) {
-  // A rendering callback that throws must not stop the monitor; surface it the way the platform would.
+/** A callback that throws must not stop the module calling it: surfaced the way the platform would. */
+export function report(error) {
   if (typeof globalThis.reportError === "function") globalThis.reportError(error);
   else console.error(error);
+}
+
+/** The channel `open` gives (null where there is none), heard by `onMessage`; null if it cannot be opened (no news
+ * from other tabs: a refresh or a tick still finds what they did). */
+export function joinChannel(open, onMessage) {
+  try {
+    const channel = open?.() ?? null;
+    channel?.addEventListener("message", onMessage);
+    return channel;
+  } catch (error) {
+    report(error);
+    return null;
+  }
 }
 
 function moment(task) {
@@ -184,13 +197,7 @@ export class TaskMonitor {
   async start() {
     if (this.#running) return;
     this.#running = true;
-    try {
-      this.#channel = this.#openChannel?.() ?? null;
-      this.#channel?.addEventListener("message", this.#hear);
-    } catch (error) {
-      this.#channel = null; // no news from other tabs: a refresh or a tick still finds their tasks
-      report(error);
-    }
+    this.#channel = joinChannel(this.#openChannel, this.#hear);
     await this.#listNow();
   }
 

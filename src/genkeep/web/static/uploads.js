@@ -22,7 +22,7 @@
 //   is not sent again. Tabs tell each other through a channel that the store changed.
 
 import {newIdempotencyKey} from "./api.js";
-import {broadcastChannel, realClock} from "./recovery.js";
+import {broadcastChannel, joinChannel, realClock, report} from "./recovery.js";
 
 /** The BroadcastChannel name the pages' upload queues share news on. */
 export const UPLOAD_CHANNEL = "genkeep.uploads";
@@ -46,11 +46,6 @@ async function webLock(name, fn) {
     await fn();
     return true;
   });
-}
-
-function report(error) {
-  if (typeof globalThis.reportError === "function") globalThis.reportError(error);
-  else console.error(error);
 }
 
 /** Seconds or an HTTP date, as Retry-After says; null if absent or unreadable. */
@@ -149,13 +144,7 @@ export class UploadQueue {
   async start() {
     if (this.#running) return;
     this.#running = true;
-    try {
-      this.#channel = this.#openChannel?.() ?? null;
-      this.#channel?.addEventListener("message", this.#hear);
-    } catch (error) {
-      this.#channel = null;
-      report(error);
-    }
+    this.#channel = joinChannel(this.#openChannel, this.#hear);
     await this.reload({prune: true});
   }
 
